@@ -1,0 +1,2 @@
+export * from './MessageContract';
+export * from './Transactional';

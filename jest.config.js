@@ -1,0 +1,26 @@
+// Primary lane: TypeORM 1.x with better-sqlite3, pg and mysql2.
+// TypeScript goes through swc with legacy decorators and decorator metadata, so that
+// `design:paramtypes` (used by contracts and consumers) survives the transform exactly as tsc emits it.
+const swc = JSON.parse(require('fs').readFileSync(__dirname + '/.swcrc.jest.json', 'utf8'));
+
+/** Packages shipped as ES modules only (inversify 8); jest's CommonJS runtime needs them transformed. */
+const esmPackages = ['inversify', '@inversifyjs'];
+
+module.exports = {
+  rootDir: __dirname,
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  transform: {
+    '^.+\\.(t|j|mj)s$': ['@swc/jest', { ...swc, swcrc: false }],
+  },
+  transformIgnorePatterns: [`/node_modules/(?!(${esmPackages.join('|')})/)`],
+  moduleNameMapper: {
+    '^tmm$': '<rootDir>/src/index.ts',
+    '^tmm/decorators$': '<rootDir>/decorators/index.ts',
+    '^tmm/testing$': '<rootDir>/src/testing/index.ts',
+  },
+  setupFiles: ['reflect-metadata'],
+  testTimeout: 60000,
+  maxWorkers: 2,
+};

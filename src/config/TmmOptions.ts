@@ -1,0 +1,85 @@
+import { z } from 'zod';
+import type { DataSource } from 'typeorm';
+import { ContextStore } from '../context/ContextStore';
+import { ConfigurationError } from '../errors';
+import { LogLevel, Logger } from '../logging/Logger';
+import { Transport } from '../transport/Transport';
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+const dataSourceSchema = z.custom<DataSource>(
+  (v) => isObject(v) && isObject(v.options) && typeof v.createQueryRunner === 'function',
+  { message: 'must be a TypeORM DataSource' },
+);
+const transportSchema = z.custom<Transport>((v) => isObject(v) && typeof v.publish === 'function' && typeof v.subscribe === 'function', {
+  message: 'must be "memory" or an object implementing Transport',
+});
+const contextSchema = z.custom<ContextStore>((v) => isObject(v) && typeof v.run === 'function' && typeof v.get === 'function', {
+  message: 'must be "async-local-storage", "cls-hooked" or a ContextStore',
+});
+const loggerSchema = z.custom<Logger>((v) => isObject(v) && typeof v.info === 'function' && typeof v.error === 'function', {
+  message: 'must be a log level or a Logger',
+});
+const ms = z.number().int().nonnegative();
+
+const backoffSchema = z.strictObject({
+  initialDelayMs: ms.optional(),
+  maxDelayMs: ms.optional(),
+  factor: z.number().min(1).optional(),
+  jitter: z.number().min(0).max(1).optional(),
+});
+
+const schema = z.strictObject({
+  dataSource: dataSourceSchema,
+  /** Name under which decorators find this instance (`@Transactional({ dataSource: name })`). */
+  name: z.string().min(1).optional(),
+  transport: z.union([z.literal('memory'), transportSchema]).optional(),
+  context: z.union([z.literal('async-local-storage'), z.literal('cls-hooked'), contextSchema]).optional(),
+  /** Run the schema migration on start (default true). */
+  migrate: z.boolean().optional(),
+  instanceId: z.string().min(1).max(64).optional(),
+  logger: z.union([z.enum(['debug', 'info', 'warn', 'error', 'silent']), loggerSchema]).optional(),
+  producer: z
+    .strictObject({
+      defaultExchange: z.string().min(1).max(255).optional(),
+      maxPayloadBytes: z.number().int().positive().optional(),
+      requireTransaction: z.boolean().optional(),
+      leaseMs: ms.min(1000).optional(),
+    })
+    .optional(),
+  dispatcher: z
+    .strictObject({
+      concurrency: z.number().int().min(1).max(10_000).optional(),
+      markBatchSize: z.number().int().min(1).max(5000).optional(),
+      deleteDelivered: z.boolean().optional(),
+      delayHorizonMs: ms.optional(),
+      maxAttempts: z.number().int().min(1).optional(),
+      backoff: backoffSchema.optional(),
+    })
+    .optional(),
+  sqlite: z.strictObject({ busyTimeoutMs: ms.optional() }).optional(),
+});
+
+export type TmmOptions = z.input<typeof schema>;
+export type { LogLevel };
+
+/**
+ * Validates user options. Unknown keys and wrong types throw ConfigurationError naming the full path
+ * (`producer.maxPayloadBytes`); the first problem is in the message, all of them in `details`.
+ */
+export function validateTmmOptions(input: unknown): TmmOptions {
+  if (!isObject(input)) throw new ConfigurationError('', 'options must be an object with at least { dataSource }');
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const issues = result.error.issues.map((issue) => {
+    if (issue.code === 'unrecognized_keys') {
+      const base = issue.path.map(String);
+      return { path: [...base, issue.keys[0]].join('.'), detail: `unknown key${issue.keys.length > 1 ? `s ${issue.keys.join(', ')}` : ''}` };
+    }
+    const path = issue.path.map(String).join('.');
+    const missing = issue.code === 'invalid_type' && (input as Record<string, unknown>)[String(issue.path[0])] === undefined && issue.path.length === 1;
+    return { path, detail: missing ? 'is required' : issue.message };
+  });
+  const first = issues[0];
+  const error = new ConfigurationError(first.path, first.detail + (issues.length > 1 ? ` (and ${issues.length - 1} more problem(s): ${issues.slice(1).map((i) => `${i.path}: ${i.detail}`).join('; ')})` : ''));
+  throw error;
+}

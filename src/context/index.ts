@@ -1,0 +1,3 @@
+export * from './ContextStore';
+export * from './AsyncLocalContextStore';
+export * from './ClsHookedContextStore';

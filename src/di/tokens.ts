@@ -1,0 +1,11 @@
+/** Service identifiers for what createTmmModule binds. Symbols, so they never clash with the app's. */
+export const TMM = {
+  Tmm: Symbol.for('tmm:Tmm'),
+  DataSource: Symbol.for('tmm:DataSource'),
+  ContextStore: Symbol.for('tmm:ContextStore'),
+  TransactionManager: Symbol.for('tmm:TransactionManager'),
+  MessageProducer: Symbol.for('tmm:MessageProducer'),
+  Transport: Symbol.for('tmm:Transport'),
+  OutboxStore: Symbol.for('tmm:OutboxStore'),
+  Dispatcher: Symbol.for('tmm:Dispatcher'),
+} as const;

@@ -1,0 +1,14 @@
+import 'reflect-metadata';
+
+export * from './errors';
+export * from './logging/Logger';
+export * from './metadata';
+export * from './message';
+export * from './context';
+export * from './transaction';
+export * from './transport';
+export * from './outbox';
+export * from './relay';
+export * from './config';
+export * from './runtime';
+export * from './di';

@@ -1,0 +1,2 @@
+export * from './OutboxMessage';
+export * from './MessageContracts';

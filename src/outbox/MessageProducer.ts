@@ -1,0 +1,175 @@
+import { uuidv7 } from 'uuidv7';
+import { ConfigurationError, NoActiveTransactionError, PayloadTooLargeError } from '../errors';
+import { contractOf, serializeContract, validateContract } from '../message/MessageContracts';
+import { OutboxMessage, TmmHeaders } from '../message/OutboxMessage';
+import { Dispatcher, toTransportMessage } from '../relay/Dispatcher';
+import { Propagation } from '../transaction/Propagation';
+import { TransactionScope } from '../transaction/TransactionScope';
+import { TypeOrmTransactionManager } from '../transaction/TypeOrmTransactionManager';
+import { HeaderValue, Headers, Transport } from '../transport/Transport';
+import { OutboxStore } from './OutboxStore';
+
+export interface ProducerOptions {
+  /** Exchange for contracts that name none. */
+  defaultExchange: string;
+  /** Serialized payloads larger than this are refused with PayloadTooLargeError. */
+  maxPayloadBytes: number;
+  /** When true, send() outside a transaction throws NoActiveTransactionError instead of opening its own. */
+  requireTransaction: boolean;
+  /** How long a freshly committed row is reserved for this process's fast path before other relays may take it. */
+  leaseMs: number;
+  /** Identity of this process in leases. */
+  owner: string;
+}
+
+export const defaultProducerOptions: Omit<ProducerOptions, 'owner'> = {
+  defaultExchange: 'tmm.events',
+  maxPayloadBytes: 256 * 1024,
+  requireTransaction: false,
+  leaseMs: 30_000,
+};
+
+export type SendMode = 'transactional' | 'fast';
+
+export interface SendOptions {
+  /** Defaults to the contract's topic. */
+  routingKey?: string;
+  /** Defaults to the contract's exchange, then `defaultExchange`. */
+  exchange?: string;
+  headers?: Record<string, HeaderValue>;
+  /** Publish no earlier than this many ms after commit. */
+  delay?: number;
+  /** Publish no earlier than this time. Not with `delay`. */
+  deliverAt?: Date;
+  /** Messages with the same key are published one at a time, in the order they were sent. */
+  orderingKey?: string;
+  /** `transactional` (default): outbox row, published iff the transaction commits. `fast`: published at once, no row, may be lost. */
+  mode?: SendMode;
+}
+
+const SEND_OPTION_KEYS = new Set(['routingKey', 'exchange', 'headers', 'delay', 'deliverAt', 'orderingKey', 'mode']);
+const COLLECTOR = Symbol('tmm:producer:collector');
+
+interface Collector {
+  messages: OutboxMessage[];
+}
+
+/**
+ * Sends message contracts. In a transaction, messages are collected in the transaction's scope and
+ * appended to tmm_outbox with one multi-row INSERT just before COMMIT; after COMMIT their ids go to the
+ * Dispatcher. Rolled back ⇒ nothing stored, nothing published.
+ */
+export class MessageProducer {
+  private readonly options: ProducerOptions;
+
+  constructor(
+    private readonly transactions: TypeOrmTransactionManager,
+    private readonly store: OutboxStore,
+    private readonly dispatcher: Dispatcher,
+    private readonly transport: Transport,
+    options: Partial<ProducerOptions> & { owner: string },
+  ) {
+    this.options = { ...defaultProducerOptions, ...options };
+  }
+
+  /**
+   * Validates and sends one message; resolves with its id. Throws MessageValidationError (nothing stored),
+   * PayloadTooLargeError, ContractNotRegisteredError, ConfigurationError for bad options, or
+   * NoActiveTransactionError when transactions are required and none is open.
+   */
+  async send(message: object, options: SendOptions = {}): Promise<string> {
+    const [id] = await this.sendAll([message], options);
+    return id;
+  }
+
+  /** Sends several messages with the same options; one INSERT for all of them at commit. */
+  async sendAll(messages: object[], options: SendOptions = {}): Promise<string[]> {
+    checkSendOptions(options);
+    const built: OutboxMessage[] = [];
+    for (const message of messages) built.push(await this.build(message, options));
+    if (options.mode === 'fast') {
+      await Promise.all(built.map((m) => this.transport.publish(toTransportMessage(m))));
+      return built.map((m) => m.id);
+    }
+    const scope = this.transactions.current();
+    if (scope) {
+      this.collect(scope, built);
+    } else if (this.options.requireTransaction) {
+      throw new NoActiveTransactionError(built[0]?.topic ?? '?');
+    } else {
+      // Reliable send outside a transaction: a small transaction of its own, same path as any other.
+      await this.transactions.run(() => this.collect(this.transactions.current()!, built), {
+        propagation: Propagation.RequiresNew,
+        name: 'tmm.send',
+      });
+    }
+    return built.map((m) => m.id);
+  }
+
+  private collect(scope: TransactionScope, messages: OutboxMessage[]): void {
+    let collector = scope.resources.get(COLLECTOR) as Collector | undefined;
+    if (!collector) {
+      const c: Collector = { messages: [] };
+      collector = c;
+      scope.resources.set(COLLECTOR, c);
+      scope.beforeCommit(() =>
+        c.messages.length === 0
+          ? undefined
+          : this.store.append(scope.manager, c.messages, { owner: this.options.owner, until: Date.now() + this.options.leaseMs }),
+      );
+      scope.afterCommit(() => this.dispatcher.dispatch(c.messages));
+    }
+    collector.messages.push(...messages);
+  }
+
+  private async build(message: object, options: SendOptions): Promise<OutboxMessage> {
+    const { type, meta } = contractOf(message);
+    await validateContract(message, type.name);
+    const payload = serializeContract(message);
+    const size = Buffer.byteLength(payload, 'utf8');
+    if (size > this.options.maxPayloadBytes) throw new PayloadTooLargeError(meta.topic, size, this.options.maxPayloadBytes);
+    const now = Date.now();
+    const availableAt = options.deliverAt ? options.deliverAt.getTime() : now + (options.delay ?? 0);
+    const headers: Headers = { ...(options.headers ?? {}), [TmmHeaders.contractVersion]: meta.version };
+    return {
+      id: uuidv7(),
+      topic: meta.topic,
+      exchange: options.exchange ?? meta.exchange ?? this.options.defaultExchange,
+      routingKey: options.routingKey ?? meta.topic,
+      payload,
+      headers,
+      availableAt,
+      orderingKey: options.orderingKey ?? null,
+      createdAt: now,
+    };
+  }
+}
+
+function checkSendOptions(o: SendOptions): void {
+  if (o === null || typeof o !== 'object') throw new ConfigurationError('send', 'options must be an object');
+  for (const key of Object.keys(o)) if (!SEND_OPTION_KEYS.has(key)) throw new ConfigurationError(`send.${key}`, 'unknown option');
+  if (o.delay !== undefined && (typeof o.delay !== 'number' || !Number.isFinite(o.delay) || o.delay < 0)) {
+    throw new ConfigurationError('send.delay', `must be a non-negative number of milliseconds, got ${String(o.delay)}`);
+  }
+  if (o.deliverAt !== undefined && (!(o.deliverAt instanceof Date) || Number.isNaN(o.deliverAt.getTime()))) {
+    throw new ConfigurationError('send.deliverAt', 'must be a valid Date');
+  }
+  if (o.delay !== undefined && o.deliverAt !== undefined) throw new ConfigurationError('send.delay', 'give delay or deliverAt, not both');
+  if (o.mode !== undefined && o.mode !== 'transactional' && o.mode !== 'fast') {
+    throw new ConfigurationError('send.mode', `must be "transactional" or "fast", got ${JSON.stringify(o.mode)}`);
+  }
+  if (o.mode === 'fast' && (o.delay !== undefined || o.deliverAt !== undefined || o.orderingKey !== undefined)) {
+    throw new ConfigurationError('send.mode', 'fast messages are not stored, so they cannot be delayed or ordered');
+  }
+  for (const k of ['routingKey', 'exchange', 'orderingKey'] as const) {
+    const v = o[k];
+    if (v !== undefined && (typeof v !== 'string' || v.length === 0 || v.length > 255)) {
+      throw new ConfigurationError(`send.${k}`, 'must be a non-empty string of at most 255 characters');
+    }
+  }
+  for (const [k, v] of Object.entries(o.headers ?? {})) {
+    if (v !== null && !['string', 'number', 'boolean'].includes(typeof v)) {
+      throw new ConfigurationError(`send.headers.${k}`, `header values must be string, number, boolean or null, got ${typeof v}`);
+    }
+  }
+}

@@ -1,0 +1,40 @@
+import type { EntityManager } from 'typeorm';
+import { OutboxMessage, OutboxStatus } from '../message/OutboxMessage';
+
+/** A row of tmm_outbox as read back, with its delivery state. */
+export interface OutboxRecord extends OutboxMessage {
+  status: OutboxStatus;
+  attempts: number;
+  leaseOwner: string | null;
+  leaseUntil: number | null;
+  deliveredAt: number | null;
+  lastError: string | null;
+}
+
+/** A lease taken on rows: only `owner` may mark them until `until` (epoch ms) has passed. */
+export interface Lease {
+  owner: string;
+  until: number;
+}
+
+/**
+ * Storage of outgoing messages.
+ *
+ * Contract:
+ * - append() writes all messages with the given EntityManager, so they commit or roll back with the
+ *   caller's transaction; it issues one multi-row INSERT per chunk of rows (never one per message), and
+ *   takes `lease` on them when given (so other relays leave freshly committed rows to this process).
+ * - markDelivered() sets DELIVERED (or deletes, with `deleteRows`) only rows that are PENDING and either
+ *   leased by `owner` or not leased by anyone live (fencing: a process never marks another's row); it
+ *   returns how many rows it changed. One statement per call.
+ * - recordFailure() counts an attempt, stores the error, releases the lease and makes the row due again
+ *   at `retryAt`, or DEAD when `dead` is true; same fencing as markDelivered.
+ * - Reads (get, countByStatus) see committed data only.
+ */
+export interface OutboxStore {
+  append(manager: EntityManager, messages: OutboxMessage[], lease?: Lease): Promise<void>;
+  markDelivered(ids: string[], owner: string, options?: { deleteRows?: boolean; now?: number }): Promise<number>;
+  recordFailure(id: string, owner: string, failure: { error: string; retryAt: number; dead: boolean; now?: number }): Promise<boolean>;
+  get(id: string): Promise<OutboxRecord | undefined>;
+  countByStatus(): Promise<Record<OutboxStatus, number>>;
+}

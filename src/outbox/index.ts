@@ -1,0 +1,4 @@
+export * from './OutboxStore';
+export * from './TypeOrmOutboxStore';
+export * from './MessageProducer';
+export * from './schema';

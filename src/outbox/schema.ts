@@ -1,0 +1,135 @@
+import type { DataSource } from 'typeorm';
+import { Dialect, dialectOf } from '../transaction/dialect';
+
+/**
+ * The tables tmm owns, per dialect. Times are epoch milliseconds in BIGINT columns: portable, exact,
+ * and compared with the relay's clock without time-zone conversions.
+ *
+ * Indexes serve the relay's queries: `tmm_outbox_due` (status, available_at) for claiming due rows,
+ * `tmm_outbox_ordering` (ordering_key, id) for finding the head of each ordered key.
+ */
+const OUTBOX_V1: Record<Dialect, string[]> = {
+  sqlite: [
+    `CREATE TABLE IF NOT EXISTS tmm_outbox (
+      id TEXT PRIMARY KEY NOT NULL,
+      topic TEXT NOT NULL,
+      exchange TEXT NOT NULL,
+      routing_key TEXT NOT NULL,
+      payload TEXT NOT NULL,
+      headers TEXT NOT NULL,
+      status TEXT NOT NULL DEFAULT 'PENDING',
+      attempts INTEGER NOT NULL DEFAULT 0,
+      available_at INTEGER NOT NULL,
+      lease_owner TEXT NULL,
+      lease_until INTEGER NULL,
+      ordering_key TEXT NULL,
+      created_at INTEGER NOT NULL,
+      delivered_at INTEGER NULL,
+      last_error TEXT NULL
+    )`,
+    `CREATE INDEX IF NOT EXISTS tmm_outbox_due ON tmm_outbox (status, available_at)`,
+    `CREATE INDEX IF NOT EXISTS tmm_outbox_ordering ON tmm_outbox (ordering_key, id) WHERE ordering_key IS NOT NULL`,
+  ],
+  postgres: [
+    `CREATE TABLE IF NOT EXISTS tmm_outbox (
+      id UUID PRIMARY KEY,
+      topic VARCHAR(255) NOT NULL,
+      exchange VARCHAR(255) NOT NULL,
+      routing_key VARCHAR(255) NOT NULL,
+      payload TEXT NOT NULL,
+      headers TEXT NOT NULL,
+      status VARCHAR(16) NOT NULL DEFAULT 'PENDING',
+      attempts INTEGER NOT NULL DEFAULT 0,
+      available_at BIGINT NOT NULL,
+      lease_owner VARCHAR(64) NULL,
+      lease_until BIGINT NULL,
+      ordering_key VARCHAR(255) NULL,
+      created_at BIGINT NOT NULL,
+      delivered_at BIGINT NULL,
+      last_error TEXT NULL
+    )`,
+    `CREATE INDEX IF NOT EXISTS tmm_outbox_due ON tmm_outbox (available_at) WHERE status = 'PENDING'`,
+    `CREATE INDEX IF NOT EXISTS tmm_outbox_status ON tmm_outbox (status, created_at)`,
+    `CREATE INDEX IF NOT EXISTS tmm_outbox_ordering ON tmm_outbox (ordering_key, id) WHERE ordering_key IS NOT NULL`,
+  ],
+  // MySQL 8 has no CREATE INDEX IF NOT EXISTS, so indexes are declared inside CREATE TABLE IF NOT EXISTS.
+  mysql: [
+    `CREATE TABLE IF NOT EXISTS tmm_outbox (
+      id CHAR(36) CHARACTER SET ascii NOT NULL PRIMARY KEY,
+      topic VARCHAR(255) NOT NULL,
+      exchange VARCHAR(255) NOT NULL,
+      routing_key VARCHAR(255) NOT NULL,
+      payload LONGTEXT NOT NULL,
+      headers TEXT NOT NULL,
+      status VARCHAR(16) NOT NULL DEFAULT 'PENDING',
+      attempts INT NOT NULL DEFAULT 0,
+      available_at BIGINT NOT NULL,
+      lease_owner VARCHAR(64) NULL,
+      lease_until BIGINT NULL,
+      ordering_key VARCHAR(255) NULL,
+      created_at BIGINT NOT NULL,
+      delivered_at BIGINT NULL,
+      last_error TEXT NULL,
+      INDEX tmm_outbox_due (status, available_at),
+      INDEX tmm_outbox_ordering (ordering_key, id)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+  ],
+};
+
+const SCHEMA_TABLE: Record<Dialect, string> = {
+  sqlite: `CREATE TABLE IF NOT EXISTS tmm_schema (component TEXT PRIMARY KEY NOT NULL, version INTEGER NOT NULL, applied_at INTEGER NOT NULL)`,
+  postgres: `CREATE TABLE IF NOT EXISTS tmm_schema (component VARCHAR(64) PRIMARY KEY, version INTEGER NOT NULL, applied_at BIGINT NOT NULL)`,
+  mysql: `CREATE TABLE IF NOT EXISTS tmm_schema (component VARCHAR(64) NOT NULL PRIMARY KEY, version INT NOT NULL, applied_at BIGINT NOT NULL) ENGINE=InnoDB`,
+};
+
+/** Ordered migrations per component; each statement is idempotent on its own. */
+export const MIGRATIONS: { component: string; version: number; statements: Record<Dialect, string[]> }[] = [
+  { component: 'outbox', version: 1, statements: OUTBOX_V1 },
+];
+
+export interface MigrationResult {
+  dialect: Dialect;
+  applied: { component: string; version: number }[];
+}
+
+/**
+ * Creates or upgrades tmm's tables. Explicit (never TypeORM `synchronize`), idempotent, and safe to run
+ * from several processes at once (every statement is IF NOT EXISTS; the version row is an upsert).
+ * On SQLite it also switches the database to WAL and sets a busy timeout.
+ */
+export async function migrate(dataSource: DataSource, options: { sqliteBusyTimeoutMs?: number } = {}): Promise<MigrationResult> {
+  const dialect = dialectOf(dataSource);
+  if (dialect === 'sqlite') await prepareSqlite(dataSource, options.sqliteBusyTimeoutMs ?? 5000);
+  await dataSource.query(SCHEMA_TABLE[dialect]);
+  const rows: { component: string; version: number | string }[] = await dataSource.query(`SELECT component, version FROM tmm_schema`);
+  const current = new Map(rows.map((r) => [r.component, Number(r.version)]));
+  const applied: MigrationResult['applied'] = [];
+  for (const m of MIGRATIONS) {
+    if ((current.get(m.component) ?? 0) >= m.version) continue;
+    for (const sql of m.statements[dialect]) await dataSource.query(sql);
+    await dataSource.query(upsertVersion(dialect), [m.component, m.version, Date.now()]);
+    applied.push({ component: m.component, version: m.version });
+  }
+  return { dialect, applied };
+}
+
+function upsertVersion(dialect: Dialect): string {
+  switch (dialect) {
+    case 'postgres':
+      return `INSERT INTO tmm_schema (component, version, applied_at) VALUES ($1, $2, $3)
+              ON CONFLICT (component) DO UPDATE SET version = GREATEST(tmm_schema.version, EXCLUDED.version), applied_at = EXCLUDED.applied_at`;
+    case 'mysql':
+      return `INSERT INTO tmm_schema (component, version, applied_at) VALUES (?, ?, ?)
+              ON DUPLICATE KEY UPDATE version = GREATEST(version, VALUES(version)), applied_at = VALUES(applied_at)`;
+    case 'sqlite':
+      return `INSERT INTO tmm_schema (component, version, applied_at) VALUES (?, ?, ?)
+              ON CONFLICT (component) DO UPDATE SET version = MAX(version, excluded.version), applied_at = excluded.applied_at`;
+  }
+}
+
+/** WAL lets readers proceed while the single writer commits; the busy timeout absorbs short lock waits. */
+export async function prepareSqlite(dataSource: DataSource, busyTimeoutMs: number): Promise<void> {
+  const db = String((dataSource.options as { database?: unknown }).database ?? '');
+  if (db !== ':memory:' && db !== '') await dataSource.query(`PRAGMA journal_mode = WAL`);
+  await dataSource.query(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
+}

@@ -1,0 +1,194 @@
+import { OutboxMessage, TmmHeaders } from '../message/OutboxMessage';
+import { Logger, silentLogger } from '../logging/Logger';
+import { OutboxStore } from '../outbox/OutboxStore';
+import { Transport, TransportMessage } from '../transport/Transport';
+import { BackoffOptions, backoffDelay, defaultBackoffOptions } from './backoff';
+
+export interface DispatcherOptions {
+  /** Identity of this process in leases (lease_owner). */
+  owner: string;
+  /** Publishes in flight at once. */
+  concurrency: number;
+  /** Delivered ids are marked in batches of at most this many (one statement per batch). */
+  markBatchSize: number;
+  /** Delete rows once delivered instead of keeping them as DELIVERED. */
+  deleteDelivered: boolean;
+  /** Delayed messages due within this horizon get an in-process timer; later ones are left to the sweeper. */
+  delayHorizonMs: number;
+  maxAttempts: number;
+  backoff: BackoffOptions;
+  logger: Logger;
+}
+
+export const defaultDispatcherOptions: Omit<DispatcherOptions, 'owner'> = {
+  concurrency: 32,
+  markBatchSize: 200,
+  deleteDelivered: false,
+  delayHorizonMs: 60_000,
+  maxAttempts: 10,
+  backoff: defaultBackoffOptions,
+  logger: silentLogger,
+};
+
+export interface DispatcherStats {
+  published: number;
+  failed: number;
+  marked: number;
+}
+
+/** Turns an outbox message into what goes on the wire. */
+export function toTransportMessage(m: OutboxMessage, attempt = 1): TransportMessage {
+  return {
+    id: m.id,
+    exchange: m.exchange,
+    routingKey: m.routingKey,
+    body: Buffer.from(m.payload, 'utf8'),
+    headers: { ...m.headers, [TmmHeaders.topic]: m.topic, [TmmHeaders.attempt]: attempt, ...(m.orderingKey ? { [TmmHeaders.orderingKey]: m.orderingKey } : {}) },
+    contentType: 'application/json',
+    timestamp: m.createdAt,
+  };
+}
+
+/**
+ * The fast path: publishes messages right after their transaction committed, without waiting for a poll.
+ * dispatch() only enqueues (the committing caller never waits for the broker). Up to `concurrency`
+ * publishes run at once; messages with the same orderingKey go one at a time, in order. Confirmed ids are
+ * marked delivered in batches; a failed publish is recorded on its row (attempts, last error, next due
+ * time) and its lease released, so the sweeper retries it later.
+ */
+export class Dispatcher {
+  private readonly options: DispatcherOptions;
+  private readonly queue: OutboxMessage[] = [];
+  private inFlight = 0;
+  private readonly keyChains = new Map<string, Promise<void>>();
+  private readonly toMark: string[] = [];
+  private marking: Promise<void> | undefined;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private idleWaiters: (() => void)[] = [];
+  private stopped = false;
+  readonly stats: DispatcherStats = { published: 0, failed: 0, marked: 0 };
+
+  constructor(
+    private readonly transport: Transport,
+    private readonly store: OutboxStore,
+    options: Partial<DispatcherOptions> & { owner: string },
+  ) {
+    this.options = { ...defaultDispatcherOptions, ...options };
+  }
+
+  /** Hands committed messages to the fast path. Never throws, never waits for the broker. */
+  dispatch(messages: OutboxMessage[]): void {
+    if (this.stopped) return; // the rows are committed; the sweeper will publish them
+    const now = Date.now();
+    for (const m of messages) {
+      const wait = m.availableAt - now;
+      if (wait <= 0) {
+        this.queue.push(m);
+      } else if (wait <= this.options.delayHorizonMs) {
+        const t = setTimeout(() => {
+          this.timers.delete(t);
+          if (!this.stopped) {
+            this.queue.push(m);
+            this.pump();
+          }
+        }, wait);
+        t.unref();
+        this.timers.add(t);
+      }
+    }
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.options.concurrency && this.queue.length > 0) {
+      const m = this.queue.shift()!;
+      this.inFlight++;
+      const run = m.orderingKey ? this.chain(m.orderingKey, () => this.publishOne(m)) : this.publishOne(m);
+      void run.finally(() => {
+        this.inFlight--;
+        this.pump();
+        this.checkIdle();
+      });
+    }
+  }
+
+  private chain(key: string, fn: () => Promise<void>): Promise<void> {
+    const previous = this.keyChains.get(key) ?? Promise.resolve();
+    const next = previous.then(fn);
+    this.keyChains.set(key, next);
+    void next.finally(() => {
+      if (this.keyChains.get(key) === next) this.keyChains.delete(key);
+    });
+    return next;
+  }
+
+  private async publishOne(m: OutboxMessage): Promise<void> {
+    try {
+      await this.transport.publish(toTransportMessage(m));
+      this.stats.published++;
+      this.toMark.push(m.id);
+      this.scheduleMark();
+    } catch (e) {
+      this.stats.failed++;
+      const error = e instanceof Error ? `${(e as { code?: string }).code ?? e.name}: ${e.message}` : String(e);
+      this.options.logger.warn('publish failed; left for the sweeper', { id: m.id, topic: m.topic, error });
+      try {
+        await this.store.recordFailure(m.id, this.options.owner, {
+          error,
+          retryAt: Date.now() + backoffDelay(1, this.options.backoff),
+          dead: this.options.maxAttempts <= 1,
+        });
+      } catch (storeError) {
+        // The row keeps its lease until lease_until; the sweeper takes it after that.
+        this.options.logger.error('could not record publish failure', { id: m.id, error: storeError });
+      }
+    }
+  }
+
+  private scheduleMark(): void {
+    if (this.marking) return;
+    this.marking = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flushMarks());
+  }
+
+  private async flushMarks(): Promise<void> {
+    try {
+      while (this.toMark.length > 0) {
+        const batch = this.toMark.splice(0, this.options.markBatchSize);
+        try {
+          this.stats.marked += await this.store.markDelivered(batch, this.options.owner, { deleteRows: this.options.deleteDelivered });
+        } catch (e) {
+          // Published but not marked: the sweeper will publish these again after the lease (a duplicate, never a loss).
+          this.options.logger.error('could not mark messages delivered', { count: batch.length, error: e });
+        }
+      }
+    } finally {
+      this.marking = undefined;
+      this.checkIdle();
+    }
+  }
+
+  private get busy(): boolean {
+    return this.inFlight > 0 || this.queue.length > 0 || this.toMark.length > 0 || this.marking !== undefined;
+  }
+
+  private checkIdle(): void {
+    if (this.busy) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Resolves when nothing is queued, in flight or waiting to be marked (delayed timers not counted). */
+  idle(): Promise<void> {
+    if (!this.busy) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Stops taking work, drops delayed timers (the sweeper owns those rows) and waits for in-flight work. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    await this.idle();
+  }
+}

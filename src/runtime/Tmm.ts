@@ -1,0 +1,84 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { DataSource } from 'typeorm';
+import { TmmOptions, validateTmmOptions } from '../config/TmmOptions';
+import { AsyncLocalContextStore, ClsHookedContextStore, ContextStore } from '../context';
+import { ConsoleLogger, Logger } from '../logging/Logger';
+import { MessageProducer } from '../outbox/MessageProducer';
+import { TypeOrmOutboxStore } from '../outbox/TypeOrmOutboxStore';
+import { MigrationResult, migrate } from '../outbox/schema';
+import { Dispatcher } from '../relay/Dispatcher';
+import { defaultBackoffOptions } from '../relay/backoff';
+import { TypeOrmTransactionManager } from '../transaction/TypeOrmTransactionManager';
+import { MemoryTransport } from '../transport/memory/MemoryTransport';
+import { Transport } from '../transport/Transport';
+import { TmmRegistry } from './TmmRegistry';
+
+/**
+ * One configured tmm instance: the components wired for one DataSource. Build it with `new Tmm(options)`
+ * (or through the inversify module), `await start()` before use, `await stop()` on shutdown.
+ */
+export class Tmm {
+  readonly name: string;
+  readonly instanceId: string;
+  readonly dataSource: DataSource;
+  readonly contextStore: ContextStore;
+  readonly transactions: TypeOrmTransactionManager;
+  readonly outbox: TypeOrmOutboxStore;
+  readonly transport: Transport;
+  readonly dispatcher: Dispatcher;
+  readonly producer: MessageProducer;
+  readonly logger: Logger;
+  private readonly options: TmmOptions;
+  private started = false;
+
+  constructor(options: TmmOptions) {
+    this.options = validateTmmOptions(options);
+    const o = this.options;
+    this.name = o.name ?? 'default';
+    this.instanceId = o.instanceId ?? `${hostname().slice(0, 40)}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    this.logger = typeof o.logger === 'object' ? o.logger : new ConsoleLogger(o.logger ?? 'warn');
+    this.dataSource = o.dataSource;
+    this.contextStore =
+      o.context === undefined || o.context === 'async-local-storage'
+        ? new AsyncLocalContextStore()
+        : o.context === 'cls-hooked'
+          ? new ClsHookedContextStore()
+          : o.context;
+    this.transactions = new TypeOrmTransactionManager(this.dataSource, { contextStore: this.contextStore, logger: this.logger });
+    this.outbox = new TypeOrmOutboxStore(this.transactions);
+    this.transport = o.transport === undefined || o.transport === 'memory' ? new MemoryTransport() : o.transport;
+    this.dispatcher = new Dispatcher(this.transport, this.outbox, {
+      ...o.dispatcher,
+      backoff: { ...defaultBackoffOptions, ...o.dispatcher?.backoff },
+      owner: this.instanceId,
+      logger: this.logger,
+    } as ConstructorParameters<typeof Dispatcher>[2]);
+    this.producer = new MessageProducer(this.transactions, this.outbox, this.dispatcher, this.transport, {
+      ...o.producer,
+      owner: this.instanceId,
+    });
+  }
+
+  /** Initializes the DataSource if needed, migrates tmm's tables (unless `migrate: false`) and registers for decorators. */
+  async start(): Promise<MigrationResult | undefined> {
+    if (!this.dataSource.isInitialized) await this.dataSource.initialize();
+    const result = this.options.migrate === false ? undefined : await migrate(this.dataSource, { sqliteBusyTimeoutMs: this.options.sqlite?.busyTimeoutMs });
+    TmmRegistry.register(this);
+    this.started = true;
+    return result;
+  }
+
+  get isStarted(): boolean {
+    return this.started;
+  }
+
+  /** Stops the fast path (in-flight publishes finish and are marked), unregisters, closes the transport. */
+  async stop(options: { closeTransport?: boolean } = {}): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    TmmRegistry.unregister(this);
+    await this.dispatcher.stop();
+    if (options.closeTransport ?? true) await this.transport.close();
+  }
+}

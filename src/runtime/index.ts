@@ -1,0 +1,3 @@
+export * from './Tmm';
+export * from './TmmRegistry';
+export * from './wrapInTransaction';

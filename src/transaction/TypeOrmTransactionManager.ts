@@ -1,0 +1,207 @@
+import type { DataSource, EntityManager, EntityTarget, ObjectLiteral, QueryRunner, Repository } from 'typeorm';
+import { AsyncLocalContextStore, ContextStore, TmmContext, newContext } from '../context';
+import { IllegalTransactionStateError, UnexpectedRollbackError } from '../errors';
+import { Logger, silentLogger } from '../logging/Logger';
+import { Dialect, dialectOf } from './dialect';
+import { IsolationLevel, Propagation, TransactionOptions } from './Propagation';
+import { Hook, TransactionScope } from './TransactionScope';
+import { TransactionManager } from './TransactionManager';
+import { WriterLock } from './WriterLock';
+
+/** Marker stored in the context while a transaction is suspended (REQUIRES_NEW / NOT_SUPPORTED). */
+interface Suspended {
+  suspended: TransactionScope;
+}
+type Slot = TransactionScope | Suspended | undefined;
+
+export interface TypeOrmTransactionManagerOptions {
+  contextStore?: ContextStore;
+  logger?: Logger;
+}
+
+let nextScopeId = 1;
+
+/** One writer lock per SQLite DataSource, shared by every manager built on it. */
+const sqliteLocks = new WeakMap<DataSource, WriterLock>();
+function lockFor(ds: DataSource): WriterLock {
+  let lock = sqliteLocks.get(ds);
+  if (!lock) sqliteLocks.set(ds, (lock = new WriterLock()));
+  return lock;
+}
+
+/**
+ * TransactionManager over a TypeORM DataSource. Each physical transaction gets its own QueryRunner
+ * (a pooled connection on PostgreSQL/MariaDB; the single shared connection on SQLite, hence the writer lock);
+ * NESTED uses the query runner's savepoints.
+ */
+export class TypeOrmTransactionManager implements TransactionManager {
+  readonly dialect: Dialect;
+  private readonly store: ContextStore;
+  private readonly logger: Logger;
+  /** Each manager owns a slot in the context, so several DataSources can be used side by side. */
+  private readonly slot = Symbol('tmm:transaction');
+  private readonly writerLock: WriterLock | undefined;
+
+  constructor(
+    readonly dataSource: DataSource,
+    options: TypeOrmTransactionManagerOptions = {},
+  ) {
+    this.dialect = dialectOf(dataSource);
+    this.store = options.contextStore ?? new AsyncLocalContextStore();
+    this.logger = options.logger ?? silentLogger;
+    this.writerLock = this.dialect === 'sqlite' ? lockFor(dataSource) : undefined;
+  }
+
+  get contextStore(): ContextStore {
+    return this.store;
+  }
+
+  current(): TransactionScope | undefined {
+    const slot = this.store.get()?.slots.get(this.slot) as Slot;
+    return slot instanceof TransactionScope ? slot : undefined;
+  }
+
+  get manager(): EntityManager {
+    return this.current()?.manager ?? this.dataSource.manager;
+  }
+
+  getRepository<E extends ObjectLiteral>(target: EntityTarget<E>): Repository<E> {
+    return this.manager.getRepository(target);
+  }
+
+  async run<T>(fn: () => Promise<T> | T, options: TransactionOptions = {}): Promise<T> {
+    const propagation = options.propagation ?? Propagation.Required;
+    const slot = this.store.get()?.slots.get(this.slot) as Slot;
+    const current = slot instanceof TransactionScope ? slot : undefined;
+    const label = options.name ? ` in ${options.name}` : '';
+    switch (propagation) {
+      case Propagation.Required:
+        return current ? this.participate(current, fn) : this.startPhysical(fn, options, slot);
+      case Propagation.Supports:
+        return current ? this.participate(current, fn) : fn();
+      case Propagation.Mandatory:
+        if (!current) throw new IllegalTransactionStateError(`propagation MANDATORY${label}: no transaction is open`);
+        return this.participate(current, fn);
+      case Propagation.RequiresNew:
+        return this.startPhysical(fn, options, current ? { suspended: current } : slot);
+      case Propagation.Nested:
+        return current ? this.savepoint(current, fn, options) : this.startPhysical(fn, options, slot);
+      case Propagation.Never:
+        if (current) throw new IllegalTransactionStateError(`propagation NEVER${label}: a transaction is open (${current.name ?? current.id})`);
+        return fn();
+      case Propagation.NotSupported:
+        return current ? this.withSlot({ suspended: current }, fn) : fn();
+      default:
+        throw new IllegalTransactionStateError(`unknown propagation "${String(propagation)}"${label}`);
+    }
+  }
+
+  private withSlot<T>(slot: Slot, fn: () => T): T {
+    const ctx: TmmContext = newContext(this.store.get());
+    ctx.slots.set(this.slot, slot);
+    return this.store.run(ctx, fn);
+  }
+
+  private async participate<T>(scope: TransactionScope, fn: () => Promise<T> | T): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      scope.setRollbackOnly(e);
+      throw e;
+    }
+  }
+
+  private async startPhysical<T>(fn: () => Promise<T> | T, options: TransactionOptions, outer: Slot): Promise<T> {
+    let release: (() => void) | undefined;
+    if (this.writerLock) {
+      if (outer !== undefined && 'suspended' in outer) {
+        throw new IllegalTransactionStateError(
+          `cannot start a new transaction${options.name ? ` in ${options.name}` : ''} while transaction ` +
+            `${outer.suspended.name ?? outer.suspended.id} is open: SQLite has a single writer connection, ` +
+            'so REQUIRES_NEW (or a transaction under NOT_SUPPORTED) inside a transaction would deadlock',
+        );
+      }
+      release = await this.writerLock.acquire();
+    }
+    let queryRunner: QueryRunner | undefined;
+    let scope: TransactionScope | undefined;
+    try {
+      queryRunner = this.dataSource.createQueryRunner();
+      await queryRunner.connect();
+      await queryRunner.startTransaction(options.isolation as IsolationLevel | undefined);
+      scope = new TransactionScope(`tx${nextScopeId++}`, queryRunner, undefined, options.name);
+      const active = scope;
+      let result: T;
+      try {
+        result = await this.withSlot(active, fn);
+        if (active.rollbackOnly) throw new UnexpectedRollbackError(active.rollbackCause);
+        await this.withSlot(active, () => runAll(active.beforeCommitHooks));
+      } catch (e) {
+        await this.rollback(queryRunner, active);
+        throw e;
+      }
+      await queryRunner.commitTransaction();
+      await this.releaseRunner(queryRunner);
+      queryRunner = undefined;
+      release?.();
+      release = undefined;
+      // After-commit work runs outside the transaction (a hook that writes starts its own).
+      await this.withSlot(undefined, () => this.runLogged(active.afterCommitHooks, 'afterCommit', active));
+      return result;
+    } finally {
+      if (queryRunner) await this.releaseRunner(queryRunner);
+      release?.();
+    }
+  }
+
+  private async savepoint<T>(parent: TransactionScope, fn: () => Promise<T> | T, options: TransactionOptions): Promise<T> {
+    const qr = parent.queryRunner;
+    await qr.startTransaction();
+    const scope = new TransactionScope(`${parent.id}.sp${nextScopeId++}`, qr, parent, options.name);
+    let result: T;
+    try {
+      result = await this.withSlot(scope, fn);
+      if (scope.rollbackOnly) throw new UnexpectedRollbackError(scope.rollbackCause);
+    } catch (e) {
+      await this.rollback(qr, scope);
+      throw e;
+    }
+    await qr.commitTransaction(); // RELEASE SAVEPOINT
+    parent.beforeCommitHooks.push(...scope.beforeCommitHooks);
+    parent.afterCommitHooks.push(...scope.afterCommitHooks);
+    parent.afterRollbackHooks.push(...scope.afterRollbackHooks);
+    return result;
+  }
+
+  private async rollback(qr: QueryRunner, scope: TransactionScope): Promise<void> {
+    try {
+      if (qr.isTransactionActive) await qr.rollbackTransaction();
+    } catch (e) {
+      this.logger.error('rollback failed', { transaction: scope.name ?? scope.id, error: e });
+    }
+    await this.withSlot(undefined, () => this.runLogged(scope.afterRollbackHooks, 'afterRollback', scope));
+  }
+
+  private async releaseRunner(qr: QueryRunner): Promise<void> {
+    try {
+      await qr.release();
+    } catch (e) {
+      this.logger.warn('query runner release failed', { error: e });
+    }
+  }
+
+  private async runLogged(hooks: Hook[], phase: string, scope: TransactionScope): Promise<void> {
+    for (const hook of hooks) {
+      try {
+        await hook();
+      } catch (e) {
+        this.logger.error(`${phase} hook failed`, { transaction: scope.name ?? scope.id, error: e });
+      }
+    }
+  }
+}
+
+async function runAll(hooks: Hook[]): Promise<void> {
+  // A hook may register more hooks (e.g. a message sent from a beforeCommit hook): index, do not iterate.
+  for (let i = 0; i < hooks.length; i++) await hooks[i]();
+}

@@ -1,0 +1,2 @@
+export * from './Transport';
+export * from './memory';

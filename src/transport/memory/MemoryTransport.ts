@@ -1,0 +1,232 @@
+import { PublishError, TopologyError, TransportClosedError } from '../../errors';
+import {
+  Delivery,
+  DeliveryHandler,
+  ExchangeSpec,
+  QueueSpec,
+  SubscribeOptions,
+  Subscription,
+  Topology,
+  Transport,
+  TransportFeatures,
+  TransportMessage,
+  topicMatches,
+} from '../Transport';
+
+interface QueuedMessage {
+  message: TransportMessage;
+  redelivered: boolean;
+  enqueuedAt: number;
+}
+
+interface Consumer {
+  prefetch: number;
+  unsettled: number;
+  handler: DeliveryHandler;
+  active: boolean;
+}
+
+class MemoryQueue {
+  readonly ready: QueuedMessage[] = [];
+  readonly consumers: Consumer[] = [];
+  next = 0;
+  constructor(readonly spec: QueueSpec) {}
+}
+
+/**
+ * An in-process broker with AMQP semantics (topic exchanges, queues, bindings, prefetch, ack/nack,
+ * dead-lettering, TTL), for users' own tests and the zero-setup demo. Not durable: everything is lost
+ * with the process. Publishes are "confirmed" once routed to every matching queue.
+ */
+export class MemoryTransport implements Transport {
+  readonly features: TransportFeatures = { durable: false, confirms: false };
+  private readonly exchanges = new Map<string, ExchangeSpec>();
+  private readonly queues = new Map<string, MemoryQueue>();
+  private closed = false;
+  private ttlTimer: NodeJS.Timeout | undefined;
+
+  async declare(topology: Topology): Promise<void> {
+    this.assertOpen('declare');
+    for (const ex of topology.exchanges ?? []) {
+      const existing = this.exchanges.get(ex.name);
+      if (existing && (existing.type ?? 'topic') !== (ex.type ?? 'topic')) {
+        throw new TopologyError(`exchange "${ex.name}" already exists with type ${existing.type ?? 'topic'}, not ${ex.type ?? 'topic'}`);
+      }
+      this.exchanges.set(ex.name, ex);
+    }
+    for (const q of topology.queues ?? []) this.declareQueue(q);
+  }
+
+  private declareQueue(spec: QueueSpec): MemoryQueue {
+    const existing = this.queues.get(spec.name);
+    if (existing) {
+      const a = existing.spec;
+      const diffs = (['type', 'deadLetterExchange', 'deadLetterRoutingKey', 'messageTtl', 'singleActiveConsumer'] as const).filter(
+        (k) => (a[k] ?? undefined) !== (spec[k] ?? undefined) && !(k === 'type' && (a.type ?? 'classic') === (spec.type ?? 'classic')),
+      );
+      if (diffs.length > 0) {
+        throw new TopologyError(`queue "${spec.name}" already exists with different ${diffs.join(', ')}`);
+      }
+      for (const b of spec.bindings ?? []) {
+        if (!a.bindings?.some((x) => x.exchange === b.exchange && x.routingKey === b.routingKey)) {
+          a.bindings = [...(a.bindings ?? []), b];
+        }
+      }
+      return existing;
+    }
+    const queue = new MemoryQueue({ ...spec, bindings: [...(spec.bindings ?? [])] });
+    this.queues.set(spec.name, queue);
+    for (const b of spec.bindings ?? []) if (b.exchange && !this.exchanges.has(b.exchange)) this.exchanges.set(b.exchange, { name: b.exchange });
+    if (spec.messageTtl !== undefined) this.ensureTtlTimer();
+    return queue;
+  }
+
+  async publish(message: TransportMessage): Promise<void> {
+    this.assertOpen(`publish ${message.id}`);
+    const targets = this.route(message.exchange, message.routingKey);
+    if (targets.length === 0) {
+      throw new PublishError(
+        'TMM_PUBLISH_UNROUTABLE',
+        `message ${message.id} to exchange "${message.exchange}" with routing key "${message.routingKey}" was not routed to any queue`,
+      );
+    }
+    for (const q of targets) this.enqueue(q, { message: cloneMessage(message), redelivered: false, enqueuedAt: Date.now() });
+  }
+
+  private route(exchange: string, routingKey: string): MemoryQueue[] {
+    if (exchange === '') {
+      const q = this.queues.get(routingKey);
+      return q ? [q] : [];
+    }
+    const type = this.exchanges.get(exchange)?.type ?? 'topic';
+    const out: MemoryQueue[] = [];
+    for (const q of this.queues.values()) {
+      const hit = q.spec.bindings?.some(
+        (b) =>
+          b.exchange === exchange &&
+          (type === 'fanout' || (type === 'direct' ? b.routingKey === routingKey : topicMatches(b.routingKey, routingKey))),
+      );
+      if (hit) out.push(q);
+    }
+    return out;
+  }
+
+  private enqueue(queue: MemoryQueue, item: QueuedMessage): void {
+    queue.ready.push(item);
+    this.pump(queue);
+  }
+
+  private deadLetter(queue: MemoryQueue, item: QueuedMessage, reason: 'rejected' | 'expired'): void {
+    const dlx = queue.spec.deadLetterExchange;
+    if (dlx === undefined) return;
+    const routingKey = queue.spec.deadLetterRoutingKey ?? item.message.routingKey;
+    const headers = { ...item.message.headers, 'x-first-death-queue': queue.spec.name, 'x-first-death-reason': reason };
+    for (const q of this.route(dlx, routingKey)) {
+      this.enqueue(q, { message: { ...item.message, headers }, redelivered: false, enqueuedAt: Date.now() });
+    }
+  }
+
+  /** Hands ready messages to consumers with free prefetch slots, round robin (single active: the first). */
+  private pump(queue: MemoryQueue): void {
+    queueMicrotask(() => {
+      while (queue.ready.length > 0) {
+        const live = queue.consumers.filter((c) => c.active);
+        const candidates = queue.spec.singleActiveConsumer ? live.slice(0, 1) : live;
+        let consumer: Consumer | undefined;
+        for (let i = 0; i < candidates.length; i++) {
+          const c = candidates[(queue.next + i) % candidates.length];
+          if (c.unsettled < c.prefetch) {
+            consumer = c;
+            queue.next = (queue.next + i + 1) % candidates.length;
+            break;
+          }
+        }
+        if (!consumer) return;
+        const item = queue.ready.shift()!;
+        this.deliver(queue, consumer, item);
+      }
+    });
+  }
+
+  private deliver(queue: MemoryQueue, consumer: Consumer, item: QueuedMessage): void {
+    consumer.unsettled++;
+    let settled = false;
+    const settle = (fn: () => void): Promise<void> => {
+      if (settled) return Promise.resolve();
+      settled = true;
+      consumer.unsettled--;
+      fn();
+      this.pump(queue);
+      return Promise.resolve();
+    };
+    const delivery: Delivery = {
+      message: cloneMessage(item.message),
+      queue: queue.spec.name,
+      redelivered: item.redelivered,
+      ack: () => settle(() => undefined),
+      nack: ({ requeue }) =>
+        settle(() => {
+          if (requeue) {
+            queue.ready.unshift({ ...item, redelivered: true });
+          } else {
+            this.deadLetter(queue, item, 'rejected');
+          }
+        }),
+    };
+    Promise.resolve()
+      .then(() => consumer.handler(delivery))
+      .catch(() => delivery.nack({ requeue: true }));
+  }
+
+  async subscribe(options: SubscribeOptions, handler: DeliveryHandler): Promise<Subscription> {
+    this.assertOpen(`subscribe ${options.queue.name}`);
+    if (!Number.isInteger(options.prefetch) || options.prefetch < 1) {
+      throw new TopologyError(`subscription to queue "${options.queue.name}": prefetch must be an integer ≥ 1, got ${options.prefetch}`);
+    }
+    const queue = this.declareQueue(options.queue);
+    const consumer: Consumer = { prefetch: options.prefetch, unsettled: 0, handler, active: true };
+    queue.consumers.push(consumer);
+    this.pump(queue);
+    return {
+      cancel: async () => {
+        consumer.active = false;
+        const i = queue.consumers.indexOf(consumer);
+        if (i >= 0) queue.consumers.splice(i, 1);
+        this.pump(queue);
+      },
+    };
+  }
+
+  /** Number of messages waiting in a queue (not counting unsettled ones); for tests. */
+  depth(queue: string): number {
+    return this.queues.get(queue)?.ready.length ?? 0;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.ttlTimer) clearInterval(this.ttlTimer);
+    for (const q of this.queues.values()) for (const c of q.consumers) c.active = false;
+  }
+
+  private ensureTtlTimer(): void {
+    if (this.ttlTimer) return;
+    this.ttlTimer = setInterval(() => {
+      const now = Date.now();
+      for (const q of this.queues.values()) {
+        const ttl = q.spec.messageTtl;
+        if (ttl === undefined) continue;
+        // Like RabbitMQ, only messages at the head of the queue expire.
+        while (q.ready.length > 0 && now - q.ready[0].enqueuedAt >= ttl) this.deadLetter(q, q.ready.shift()!, 'expired');
+      }
+    }, 10);
+    this.ttlTimer.unref();
+  }
+
+  private assertOpen(what: string): void {
+    if (this.closed) throw new TransportClosedError(what);
+  }
+}
+
+function cloneMessage(m: TransportMessage): TransportMessage {
+  return { ...m, body: Buffer.from(m.body), headers: { ...m.headers } };
+}
