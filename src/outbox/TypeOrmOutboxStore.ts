@@ -71,7 +71,8 @@ export class TypeOrmOutboxStore implements OutboxStore {
     params.push(owner, now, OutboxStatus.Pending);
     const fence = `(lease_owner = ${this.p(params.length - 2)} OR lease_owner IS NULL OR lease_until < ${this.p(params.length - 1)}) AND status = ${this.p(params.length)}`;
     const idList = ids.map((id) => (params.push(id), this.p(params.length))).join(', ');
-    return this.write(`${head} WHERE id IN (${idList}) AND ${fence}`, params);
+    // Placeholders are positional on MySQL/SQLite: the SQL text keeps the order in which params were pushed.
+    return this.write(`${head} WHERE ${fence} AND id IN (${idList})`, params);
   }
 
   async recordFailure(id: string, owner: string, failure: { error: string; retryAt: number; dead: boolean; now?: number }): Promise<boolean> {

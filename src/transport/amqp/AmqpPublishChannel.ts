@@ -1,0 +1,262 @@
+import type * as amqp from 'amqplib';
+import { PublishError } from '../../errors';
+import type { Logger } from '../../logging/Logger';
+import type { TransportMessage } from '../Transport';
+import { errorText, isClosedChannelError, missingExchange, replyCode } from './amqpErrors';
+
+/** Thrown by send() when the channel was already closed, i.e. nothing was written: retrying is safe. */
+export class ChannelGoneSignal extends Error {
+  constructor() {
+    super('publish channel is closed');
+  }
+}
+
+interface PendingPublish {
+  readonly message: TransportMessage;
+  /** Set by a basic.return; the broker sends it before the ack of the same message. */
+  returned?: string;
+  settled: boolean;
+  settle(err?: Error): void;
+}
+
+export interface AmqpPublishChannelOptions {
+  confirmTimeoutMs: number;
+  logger: Logger;
+  /** Called when the broker closed the channel because an exchange does not exist (404). */
+  onMissingExchange(exchange: string): void;
+}
+
+/**
+ * One confirm channel and the publishes awaiting its confirms. Every publish settles exactly once: on its
+ * ack (or the return that precedes it), its nack, its confirm timeout, or the channel closing.
+ * Returns are matched to publishes by messageId, exchange and routing key (the earliest unconfirmed one
+ * wins), because AMQP gives a return no delivery tag.
+ */
+export class AmqpPublishChannel {
+  private open = true;
+  private closeError: unknown;
+  private writable = true;
+  private drainWaiters: Array<() => void> = [];
+  private readonly pending = new Set<PendingPublish>();
+  private readonly byMessageId = new Map<string, PendingPublish[]>();
+
+  static async open(model: amqp.ChannelModel, options: AmqpPublishChannelOptions): Promise<AmqpPublishChannel> {
+    const channel = await model.createConfirmChannel();
+    return new AmqpPublishChannel(channel, model, options);
+  }
+
+  private constructor(
+    private readonly channel: amqp.ConfirmChannel,
+    /** The connection this channel lives on; a channel of an older connection is never reused. */
+    readonly model: amqp.ChannelModel,
+    private readonly options: AmqpPublishChannelOptions,
+  ) {
+    // amqplib emits 'error' (with the reply code) before 'close' when the broker closes the channel;
+    // without a listener the error would be thrown inside amqplib and take the connection down.
+    channel.on('error', (err: Error) => {
+      this.closeError = err;
+      const exchange = replyCode(err) === 404 ? missingExchange(err) : undefined;
+      if (exchange !== undefined) options.onMissingExchange(exchange);
+      options.logger.warn('amqp publish channel closed by the broker; a new one is opened for the next publish', {
+        error: errorText(err),
+      });
+    });
+    channel.on('close', () => this.onClose());
+    channel.on('return', (msg: amqp.Message) => this.onReturn(msg));
+    channel.on('drain', () => {
+      this.writable = true;
+      this.releaseDrainWaiters();
+    });
+  }
+
+  get isOpen(): boolean {
+    return this.open;
+  }
+
+  get isWritable(): boolean {
+    return this.writable;
+  }
+
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /**
+   * Resolves once the channel's write buffer drained (after a publish returned false) or the channel
+   * closed; rejects with onTimeout() at the deadline.
+   */
+  whenWritable(deadline: number, onTimeout: () => Error): Promise<void> {
+    if (this.writable || !this.open) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.drainWaiters = this.drainWaiters.filter((w) => w !== done);
+        reject(onTimeout());
+      }, Math.max(0, deadline - Date.now()));
+      this.drainWaiters.push(done);
+    });
+  }
+
+  /**
+   * Publishes persistent and mandatory; resolves on the broker's ack. Throws ChannelGoneSignal when the
+   * channel is already closed (nothing was sent), otherwise settles with a PublishError.
+   */
+  send(message: TransportMessage): Promise<void> {
+    if (!this.open) return Promise.reject(new ChannelGoneSignal());
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        p.settle(
+          new PublishError(
+            'TMM_PUBLISH_TIMEOUT',
+            `message ${message.id} to exchange "${message.exchange}" was not confirmed by the broker within ${this.options.confirmTimeoutMs}ms (it may still be delivered)`,
+          ),
+        );
+      }, this.options.confirmTimeoutMs);
+      const p: PendingPublish = {
+        message,
+        settled: false,
+        settle: (err) => {
+          if (p.settled) return;
+          p.settled = true;
+          clearTimeout(timer);
+          this.untrack(p);
+          if (err) reject(err);
+          else resolve();
+        },
+      };
+      this.track(p);
+      try {
+        const ok = this.channel.publish(
+          message.exchange,
+          message.routingKey,
+          message.body,
+          {
+            persistent: true,
+            mandatory: true,
+            messageId: message.id,
+            contentType: message.contentType,
+            // AMQP timestamps are POSIX seconds; consumers see the time truncated to the second.
+            timestamp: Math.floor(message.timestamp / 1000),
+            headers: message.headers,
+          },
+          (err: unknown) => this.onConfirm(p, err),
+        );
+        if (!ok) this.writable = false;
+      } catch (err) {
+        if (isClosedChannelError(err)) {
+          p.settled = true;
+          clearTimeout(timer);
+          this.untrack(p);
+          reject(new ChannelGoneSignal());
+        } else {
+          p.settle(new PublishError('TMM_PUBLISH_FAILED', `message ${message.id} could not be published: ${errorText(err)}`, { cause: err }));
+        }
+      }
+    });
+  }
+
+  /** Settles every unconfirmed publish with the given error (close() uses TMM_PUBLISH_CLOSED). */
+  failAll(error: (message: TransportMessage) => Error): void {
+    for (const p of [...this.pending]) p.settle(error(p.message));
+  }
+
+  /** Closes the channel, waiting at most timeoutMs for the broker's close-ok. Never throws. */
+  async close(timeoutMs: number): Promise<void> {
+    if (!this.open) return;
+    this.open = false;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.channel.close().catch(() => undefined),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  private onConfirm(p: PendingPublish, err: unknown): void {
+    if (p.settled) return;
+    const m = p.message;
+    if (err === null || err === undefined) {
+      if (p.returned !== undefined) {
+        p.settle(
+          new PublishError(
+            'TMM_PUBLISH_UNROUTABLE',
+            `message ${m.id} to exchange "${m.exchange}" with routing key "${m.routingKey}" was not routed to any queue (${p.returned})`,
+          ),
+        );
+      } else {
+        p.settle();
+      }
+    } else if (/nack/i.test(errorText(err))) {
+      p.settle(new PublishError('TMM_PUBLISH_NACKED', `message ${m.id} to exchange "${m.exchange}" was nacked by the broker`, { cause: err }));
+    } else {
+      p.settle(this.lostError(m));
+    }
+  }
+
+  /** Why an unconfirmed publish failed when the channel closed under it. */
+  private lostError(m: TransportMessage): PublishError {
+    const cause = this.closeError;
+    if (cause !== undefined && replyCode(cause) === 404 && missingExchange(cause) === m.exchange) {
+      return new PublishError(
+        'TMM_PUBLISH_UNROUTABLE',
+        `message ${m.id} was not published: exchange "${m.exchange}" does not exist (${errorText(cause)})`,
+        { cause },
+      );
+    }
+    if (cause !== undefined) {
+      return new PublishError(
+        'TMM_PUBLISH_CONNECTION_LOST',
+        `message ${m.id} to exchange "${m.exchange}" was not confirmed: the broker closed the publish channel (${errorText(cause)}); it may still be delivered`,
+        { cause },
+      );
+    }
+    return new PublishError(
+      'TMM_PUBLISH_CONNECTION_LOST',
+      `message ${m.id} to exchange "${m.exchange}" was not confirmed: the connection to the broker was lost; it may still be delivered`,
+    );
+  }
+
+  private onClose(): void {
+    this.open = false;
+    this.releaseDrainWaiters();
+    // amqplib has already called back every unconfirmed publish with 'channel closed'; this catches any
+    // publish it did not know about, so nothing waits for its timeout on a dead channel.
+    for (const p of [...this.pending]) p.settle(this.lostError(p.message));
+  }
+
+  private onReturn(msg: amqp.Message): void {
+    const id: unknown = msg.properties.messageId;
+    const candidates = typeof id === 'string' ? this.byMessageId.get(id) : undefined;
+    const p = candidates?.find(
+      (c) => c.returned === undefined && c.message.exchange === msg.fields.exchange && c.message.routingKey === msg.fields.routingKey,
+    );
+    const fields = msg.fields as amqp.MessageFields & { replyCode?: number; replyText?: string };
+    if (p) p.returned = `${fields.replyCode ?? ''} ${fields.replyText ?? 'returned'}`.trim();
+    else this.options.logger.debug('amqp return for a message no longer awaiting its confirm', { messageId: id });
+  }
+
+  private track(p: PendingPublish): void {
+    this.pending.add(p);
+    const list = this.byMessageId.get(p.message.id);
+    if (list) list.push(p);
+    else this.byMessageId.set(p.message.id, [p]);
+  }
+
+  private untrack(p: PendingPublish): void {
+    this.pending.delete(p);
+    const list = this.byMessageId.get(p.message.id);
+    if (!list) return;
+    const i = list.indexOf(p);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.byMessageId.delete(p.message.id);
+  }
+
+  private releaseDrainWaiters(): void {
+    for (const w of this.drainWaiters.splice(0)) w();
+  }
+}
