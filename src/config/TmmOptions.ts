@@ -50,6 +50,7 @@ const schema = z.strictObject({
     .strictObject({
       concurrency: z.number().int().min(1).max(10_000).optional(),
       markBatchSize: z.number().int().min(1).max(5000).optional(),
+      markLingerMs: ms.max(10_000).optional(),
       deleteDelivered: z.boolean().optional(),
       delayHorizonMs: ms.optional(),
       maxAttempts: z.number().int().min(1).optional(),
@@ -76,7 +77,9 @@ export function validateTmmOptions(input: unknown): TmmOptions {
       return { path: [...base, issue.keys[0]].join('.'), detail: `unknown key${issue.keys.length > 1 ? `s ${issue.keys.join(', ')}` : ''}` };
     }
     const path = issue.path.map(String).join('.');
-    const missing = issue.code === 'invalid_type' && (input as Record<string, unknown>)[String(issue.path[0])] === undefined && issue.path.length === 1;
+    let value: unknown = input;
+    for (const key of issue.path) value = isObject(value) ? value[String(key)] : undefined;
+    const missing = value === undefined;
     return { path, detail: missing ? 'is required' : issue.message };
   });
   const first = issues[0];

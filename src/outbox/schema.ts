@@ -5,8 +5,11 @@ import { Dialect, dialectOf } from '../transaction/dialect';
  * The tables tmm owns, per dialect. Times are epoch milliseconds in BIGINT columns: portable, exact,
  * and compared with the relay's clock without time-zone conversions.
  *
- * Indexes serve the relay's queries: `tmm_outbox_due` (status, available_at) for claiming due rows,
- * `tmm_outbox_ordering` (ordering_key, id) for finding the head of each ordered key.
+ * Indexes serve the relay's queries: `tmm_outbox_due` for claiming due rows (partial on PENDING where the
+ * dialect has partial indexes, so delivered rows kept for retention cost nothing there),
+ * `tmm_outbox_ordering` (ordering_key, id) for finding the head of each ordered key. Every index is paid
+ * for on each insert (bench/producer), so there is no other. On SQLite the table is WITHOUT ROWID: the
+ * time-ordered id is the clustering key, one b-tree fewer to write per message.
  */
 const OUTBOX_V1: Record<Dialect, string[]> = {
   sqlite: [
@@ -26,8 +29,8 @@ const OUTBOX_V1: Record<Dialect, string[]> = {
       created_at INTEGER NOT NULL,
       delivered_at INTEGER NULL,
       last_error TEXT NULL
-    )`,
-    `CREATE INDEX IF NOT EXISTS tmm_outbox_due ON tmm_outbox (status, available_at)`,
+    ) WITHOUT ROWID`,
+    `CREATE INDEX IF NOT EXISTS tmm_outbox_due ON tmm_outbox (available_at) WHERE status = 'PENDING'`,
     `CREATE INDEX IF NOT EXISTS tmm_outbox_ordering ON tmm_outbox (ordering_key, id) WHERE ordering_key IS NOT NULL`,
   ],
   postgres: [
@@ -49,7 +52,6 @@ const OUTBOX_V1: Record<Dialect, string[]> = {
       last_error TEXT NULL
     )`,
     `CREATE INDEX IF NOT EXISTS tmm_outbox_due ON tmm_outbox (available_at) WHERE status = 'PENDING'`,
-    `CREATE INDEX IF NOT EXISTS tmm_outbox_status ON tmm_outbox (status, created_at)`,
     `CREATE INDEX IF NOT EXISTS tmm_outbox_ordering ON tmm_outbox (ordering_key, id) WHERE ordering_key IS NOT NULL`,
   ],
   // MySQL 8 has no CREATE INDEX IF NOT EXISTS, so indexes are declared inside CREATE TABLE IF NOT EXISTS.

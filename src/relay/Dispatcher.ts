@@ -11,6 +11,12 @@ export interface DispatcherOptions {
   concurrency: number;
   /** Delivered ids are marked in batches of at most this many (one statement per batch). */
   markBatchSize: number;
+  /**
+   * How long a confirmed id may wait for others to share its mark-delivered statement. The row stays
+   * leased by this process meanwhile, so no other relay sends it again; a crash in this window means a
+   * duplicate publish after the lease, never a loss.
+   */
+  markLingerMs: number;
   /** Delete rows once delivered instead of keeping them as DELIVERED. */
   deleteDelivered: boolean;
   /** Delayed messages due within this horizon get an in-process timer; later ones are left to the sweeper. */
@@ -23,7 +29,8 @@ export interface DispatcherOptions {
 export const defaultDispatcherOptions: Omit<DispatcherOptions, 'owner'> = {
   concurrency: 32,
   markBatchSize: 200,
-  deleteDelivered: false,
+  markLingerMs: 20,
+  deleteDelivered: true,
   delayHorizonMs: 60_000,
   maxAttempts: 10,
   backoff: defaultBackoffOptions,
@@ -63,6 +70,7 @@ export class Dispatcher {
   private readonly keyChains = new Map<string, Promise<void>>();
   private readonly toMark: string[] = [];
   private marking: Promise<void> | undefined;
+  private cutLinger: (() => void) | undefined;
   private readonly timers = new Set<NodeJS.Timeout>();
   private idleWaiters: (() => void)[] = [];
   private stopped = false;
@@ -146,8 +154,28 @@ export class Dispatcher {
   }
 
   private scheduleMark(): void {
-    if (this.marking) return;
-    this.marking = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flushMarks());
+    if (this.marking) {
+      if (this.toMark.length >= this.options.markBatchSize) this.cutLinger?.();
+      return;
+    }
+    const full = this.toMark.length >= this.options.markBatchSize;
+    this.marking = new Promise<void>((resolve) => {
+      if (full || this.options.markLingerMs <= 0) return setImmediate(resolve);
+      const timer = setTimeout(resolve, this.options.markLingerMs);
+      this.cutLinger = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    }).then(() => {
+      this.cutLinger = undefined;
+      return this.flushMarks();
+    });
+  }
+
+  /** Marks what is waiting now instead of after the linger, and resolves when the fast path is idle. */
+  async flush(): Promise<void> {
+    this.cutLinger?.();
+    await this.idle();
   }
 
   private async flushMarks(): Promise<void> {
@@ -189,6 +217,6 @@ export class Dispatcher {
     this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
-    await this.idle();
+    await this.flush();
   }
 }

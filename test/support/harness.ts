@@ -17,7 +17,7 @@ export interface Harness {
 export async function startHarness(kind: DbKind, options: Partial<TmmOptions> = {}, poolSize?: number): Promise<Harness> {
   const db = await createTestDatabase(kind, [LedgerEntry], { poolSize });
   const transport = new MemoryTransport();
-  const tmm = new Tmm({ dataSource: db.dataSource, transport, logger: 'silent', ...options });
+  const tmm = new Tmm({ dataSource: db.dataSource, transport, logger: 'silent', dispatcher: { deleteDelivered: false }, ...options });
   await tmm.start();
   const received: Delivery[] = [];
   await transport.subscribe({ queue: { name: 'all', bindings: [{ exchange: 'tmm.events', routingKey: '#' }] }, prefetch: 1000 }, async (d) => {

@@ -1,0 +1,17 @@
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export function round(x: number, digits = 3): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+/** Runs `fn` `ops` times sequentially and returns the mean microseconds per op. */
+export async function timeOps(ops: number, fn: (i: number) => Promise<unknown>): Promise<number> {
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < ops; i++) await fn(i);
+  return Number(process.hrtime.bigint() - start) / 1000 / ops;
+}

@@ -1,0 +1,72 @@
+import 'reflect-metadata';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Container } from 'inversify';
+import { DataSource } from 'typeorm';
+import { TMM, Tmm, createTmmModule } from 'tmm';
+import { Payment } from './Payment';
+import { PaymentService } from './PaymentService';
+import { TicketingHandler } from './TicketingHandler';
+
+/**
+ * The zero-setup demo: the payment flow of the QMQ design on SQLite and the in-process transport.
+ * Pays a few orders, makes one fail after sending (rolled back: no message), and prints what was
+ * committed, stored and delivered.
+ */
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'tmm-demo-'));
+  const dataSource = new DataSource({ type: 'better-sqlite3', database: join(dir, 'demo.sqlite'), entities: [Payment], synchronize: true });
+
+  const container = new Container();
+  // Delivered rows are kept here (the default deletes them) so that the summary can show them.
+  await container.load(createTmmModule({ dataSource, transport: 'memory', logger: 'warn', dispatcher: { deleteDelivered: false } }));
+  container.bind(PaymentService).toSelf();
+  const tmm = container.get<Tmm>(TMM.Tmm);
+  await tmm.start(); // initializes the DataSource and migrates tmm_outbox
+
+  const ticketing = new TicketingHandler();
+  await ticketing.start(tmm.transport);
+  const payments = container.get(PaymentService);
+
+  console.log('tmm demo: payment → ticketing, on SQLite + the in-process transport\n');
+  const orders: [string, number, boolean][] = [
+    ['order-1001', 4999, false],
+    ['order-1002', 1250, false],
+    ['order-1003', 8900, true], // fails after sending: rolled back, its message must never be published
+    ['order-1004', 300, false],
+  ];
+  for (const [orderId, cents, fail] of orders) {
+    try {
+      await payments.pay(orderId, cents, fail);
+      console.log(`pay(${orderId}): committed`);
+    } catch (e) {
+      console.log(`pay(${orderId}): rolled back — ${(e as Error).message}`);
+    }
+  }
+  await tmm.dispatcher.idle();
+  await new Promise((r) => setTimeout(r, 20));
+
+  const paid = (await dataSource.getRepository(Payment).find({ order: { orderId: 'ASC' } })).map((p) => p.orderId);
+  const rows: { id: string; status: string; payload: string }[] = await dataSource.query('SELECT id, status, payload FROM tmm_outbox ORDER BY id');
+  console.log('\nsummary');
+  console.log(`  payments committed : ${paid.join(', ')}`);
+  console.log(`  outbox rows stored : ${rows.map((r) => `${JSON.parse(r.payload).orderId} (${r.status})`).join(', ')}`);
+  console.log(`  tickets delivered  : ${ticketing.tickets.sort().join(', ')}`);
+  const ok =
+    JSON.stringify(paid) === JSON.stringify(ticketing.tickets) &&
+    rows.length === paid.length &&
+    !ticketing.tickets.includes('order-1003') &&
+    rows.every((r) => r.status === 'DELIVERED');
+  console.log(ok ? '\nevery committed payment was published exactly once; the rolled-back one was not.' : '\nMISMATCH between committed, stored and delivered!');
+
+  await tmm.stop();
+  await dataSource.destroy();
+  rmSync(dir, { recursive: true, force: true });
+  if (!ok) process.exitCode = 1;
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

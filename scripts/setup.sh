@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Prepares this checkout for `npm run demo`, `npm test` or a benchmark, on a fresh machine as on a warm one:
+#   1. Node.js new enough; 2. dependencies installed (npm ci) with native modules built;
+#   3. for tests/benchmarks: PostgreSQL, MariaDB and RabbitMQ answer (started if down), database `test` exists.
+# Usage: scripts/setup.sh demo|test|bench
+set -euo pipefail
+mode="${1:-test}"
+cd "$(dirname "$0")/.."
+
+say() { printf 'tmm setup: %s\n' "$*" >&2; }
+die() { printf 'tmm setup: ERROR: %s\n' "$*" >&2; exit 1; }
+
+# 1. Node.js
+command -v node >/dev/null || die "node is not installed (Node.js >= 20.19 is required)"
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' \
+  || die "Node.js >= 20.19 is required, found $(node --version)"
+
+# 2. Dependencies. Reinstall when node_modules is missing or older than the lock file.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing dependencies (npm ci; native modules build from source where no prebuilt binary can be fetched)"
+  npm ci --no-audit --no-fund >&2 || die "npm ci failed (see above)"
+fi
+if ! node -e 'require("better-sqlite3")(":memory:").close()' 2>/dev/null; then
+  say "building better-sqlite3"
+  npm rebuild better-sqlite3 >&2 || die "could not build better-sqlite3 (needs python3, make and g++)"
+fi
+if [ "$mode" != "demo" ] && ! node -e 'require("sqlite3")' 2>/dev/null; then
+  say "building sqlite3 (the TypeORM 0.3 compatibility lane)"
+  npm rebuild sqlite3 >&2 || die "could not build sqlite3 (needs python3, make and g++)"
+fi
+
+[ "$mode" = "demo" ] && exit 0
+
+# 3. Services. Each is checked with a real client connection; a service that does not answer is started
+#    with the machine's own command, then waited for.
+start_postgres() { pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start; }
+start_mariadb() { start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd; }
+start_rabbitmq() { rabbitmq-server -detached; }
+
+ensure() {
+  local name="$1" starter="$2" waited=0
+  if node scripts/check-services.js "$name" >/dev/null 2>&1; then return 0; fi
+  say "$name does not answer; starting it"
+  if ! $starter >&2 2>&1; then say "the start command for $name failed"; fi
+  while ! node scripts/check-services.js "$name" >/dev/null 2>&1; do
+    waited=$((waited + 2))
+    [ "$waited" -gt 90 ] && die "$name still does not answer after 90 s: $(node scripts/check-services.js "$name" 2>&1 | tail -n1)"
+    sleep 2
+  done
+  say "$name is up"
+}
+ensure postgres start_postgres
+ensure mariadb start_mariadb
+ensure rabbitmq start_rabbitmq
+node scripts/check-services.js ensure-databases >&2 || die "could not create the test databases"

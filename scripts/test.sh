@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs the type check and both jest lanes (TypeORM 1.x primary; TypeORM 0.3 + sqlite3 compatibility),
+# then prints one closing line with the totals of both lanes.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .tmp
+rm -f .tmp/jest-*.json
+status=0
+npx tsc -p tsconfig.json --noEmit || { echo "type check failed" >&2; status=1; }
+npx jest -c jest.config.js --json --outputFile=.tmp/jest-primary.json "$@" || status=1
+npx jest -c jest.typeorm03.config.js --json --outputFile=.tmp/jest-typeorm03.json || status=1
+node -e '
+  const fs = require("fs");
+  let passed = 0, failed = 0, pending = 0, suitesFailed = 0;
+  for (const lane of ["primary", "typeorm03"]) {
+    const f = `.tmp/jest-${lane}.json`;
+    if (!fs.existsSync(f)) { console.error(`lane ${lane}: no result file`); failed++; continue; }
+    const r = JSON.parse(fs.readFileSync(f, "utf8"));
+    passed += r.numPassedTests; failed += r.numFailedTests; pending += r.numPendingTests + r.numTodoTests;
+    suitesFailed += r.numRuntimeErrorTestSuites || 0; // suites that could not run at all (their tests are not counted)
+    console.log(`lane ${lane}: ${r.numPassedTests} passed, ${r.numFailedTests} failed in ${r.numTotalTestSuites} suites`);
+  }
+  if (suitesFailed > 0) console.log(`${suitesFailed} suite(s) failed to run; each counts as one failure`);
+  console.log(`tests: ${passed} passed, ${failed + suitesFailed} failed` + (pending ? `, ${pending} skipped` : ""));
+'
+exit $status
