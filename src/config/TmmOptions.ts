@@ -57,6 +57,17 @@ const schema = z.strictObject({
       backoff: backoffSchema.optional(),
     })
     .optional(),
+  relay: z
+    .strictObject({
+      /** Run the sweeper in this process (default true). */
+      enabled: z.boolean().optional(),
+      pollIntervalMs: ms.min(10).optional(),
+      batchSize: z.number().int().min(1).max(10_000).optional(),
+      leaseMs: ms.min(1000).optional(),
+      retentionMs: ms.optional(),
+      shutdownTimeoutMs: ms.optional(),
+    })
+    .optional(),
   sqlite: z.strictObject({ busyTimeoutMs: ms.optional() }).optional(),
 });
 

@@ -37,4 +37,17 @@ export interface OutboxStore {
   recordFailure(id: string, owner: string, failure: { error: string; retryAt: number; dead: boolean; now?: number }): Promise<boolean>;
   get(id: string): Promise<OutboxRecord | undefined>;
   countByStatus(): Promise<Record<OutboxStatus, number>>;
+  /**
+   * Leases up to `limit` due rows to `owner` and returns them, oldest due first: PENDING, available_at ≤ now,
+   * no live lease, and for an ordering key only its first PENDING row (so one per key is ever in flight).
+   * Concurrent claimers never get the same row (FOR UPDATE SKIP LOCKED on PostgreSQL/MariaDB; the single
+   * writer on SQLite).
+   */
+  claimDue(owner: string, options: { leaseMs: number; limit: number; now?: number }): Promise<OutboxRecord[]>;
+  /** True when no PENDING row with the same ordering key is older than `id`. */
+  isHeadOfKey(id: string, orderingKey: string): Promise<boolean>;
+  /** Gives up `owner`'s lease on these PENDING rows so any relay may take them now. */
+  releaseLeases(ids: string[], owner: string): Promise<number>;
+  /** Deletes up to `limit` DELIVERED rows delivered before `before`; returns how many. */
+  purgeDelivered(before: number, limit: number): Promise<number>;
 }

@@ -87,6 +87,87 @@ export class TypeOrmOutboxStore implements OutboxStore {
     return n > 0;
   }
 
+  async claimDue(owner: string, options: { leaseMs: number; limit: number; now?: number }): Promise<OutboxRecord[]> {
+    const now = options.now ?? Date.now();
+    const until = now + options.leaseMs;
+    const limit = Math.max(1, Math.floor(options.limit));
+    const due =
+      `t.status = 'PENDING' AND t.available_at <= ${this.p(1)} AND (t.lease_until IS NULL OR t.lease_until < ${this.p(2)}) ` +
+      `AND (t.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM tmm_outbox o WHERE o.ordering_key = t.ordering_key ` +
+      `AND o.status = 'PENDING' AND o.id < t.id))`;
+    if (this.dialect === 'postgres') {
+      const qr = this.dataSource.createQueryRunner();
+      try {
+        const result = await qr.query(
+          `UPDATE tmm_outbox SET lease_owner = $4, lease_until = $5 WHERE id IN (` +
+            `SELECT t.id FROM tmm_outbox t WHERE ${due} ORDER BY t.available_at, t.id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING *`,
+          [now, now, limit, owner, until],
+          true,
+        );
+        return (result.records as Record<string, unknown>[]).map(toRecord).sort(byDueThenId);
+      } finally {
+        await qr.release();
+      }
+    }
+    const claim = async (manager: EntityManager): Promise<OutboxRecord[]> => {
+      // MariaDB: read more candidates than needed, as concurrent claimers read the same head of the queue
+      // and each then skips the rows the others locked.
+      const read = this.dialect === 'mysql' ? limit * 4 : limit;
+      let ids: string[] = (
+        (await manager.query(`SELECT t.id FROM tmm_outbox t WHERE ${due} ORDER BY t.available_at, t.id LIMIT ${read}`, [now, now])) as { id: string }[]
+      ).map((r) => String(r.id));
+      if (ids.length === 0) return [];
+      if (this.dialect === 'mysql') {
+        // Lock by primary key only, skipping rows another claimer holds: a locking scan of the due index
+        // (or of the ordering subquery) takes gap locks and deadlocks concurrent claimers on InnoDB.
+        const marks = ids.map(() => '?').join(', ');
+        ids = (
+          (await manager.query(
+            `SELECT id FROM tmm_outbox WHERE id IN (${marks}) AND status = 'PENDING' AND (lease_until IS NULL OR lease_until < ?) ` +
+              `ORDER BY available_at, id LIMIT ${limit} FOR UPDATE SKIP LOCKED`,
+            [...ids, now],
+          )) as { id: string }[]
+        ).map((r) => String(r.id));
+        if (ids.length === 0) return [];
+      }
+      const marks = ids.map(() => '?').join(', ');
+      await manager.query(`UPDATE tmm_outbox SET lease_owner = ?, lease_until = ? WHERE id IN (${marks})`, [owner, until, ...ids]);
+      const rows: Record<string, unknown>[] = await manager.query(`SELECT * FROM tmm_outbox WHERE id IN (${marks})`, ids);
+      return rows.map(toRecord).sort(byDueThenId);
+    };
+    if (this.dialect === 'sqlite') {
+      return this.transactions.run(() => claim(this.transactions.manager), { propagation: Propagation.Required, name: 'tmm.relay.claim' });
+    }
+    // MariaDB/MySQL: its own transaction on a pooled connection, so the row locks hold until the UPDATE.
+    return this.dataSource.transaction('READ COMMITTED', (manager) => claim(manager));
+  }
+
+  async isHeadOfKey(id: string, orderingKey: string): Promise<boolean> {
+    const rows: unknown[] = await this.dataSource.query(
+      `SELECT 1 AS x FROM tmm_outbox WHERE ordering_key = ${this.p(1)} AND status = 'PENDING' AND id < ${this.p(2)} LIMIT 1`,
+      [orderingKey, id],
+    );
+    return rows.length === 0;
+  }
+
+  async releaseLeases(ids: string[], owner: string): Promise<number> {
+    if (ids.length === 0) return 0;
+    const list = ids.map((_id, i) => this.p(i + 2)).join(', ');
+    return this.write(
+      `UPDATE tmm_outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ${this.p(1)} AND status = 'PENDING' AND id IN (${list})`,
+      [owner, ...ids],
+    );
+  }
+
+  async purgeDelivered(before: number, limit: number): Promise<number> {
+    const n = Math.max(1, Math.floor(limit));
+    const sql =
+      this.dialect === 'mysql'
+        ? `DELETE FROM tmm_outbox WHERE status = 'DELIVERED' AND delivered_at < ? ORDER BY delivered_at LIMIT ${n}`
+        : `DELETE FROM tmm_outbox WHERE id IN (SELECT id FROM tmm_outbox WHERE status = 'DELIVERED' AND delivered_at < ${this.p(1)} LIMIT ${n})`;
+    return this.write(sql, [before]);
+  }
+
   async get(id: string): Promise<OutboxRecord | undefined> {
     const rows: Record<string, unknown>[] = await this.dataSource.query(`SELECT * FROM tmm_outbox WHERE id = ${this.p(1)}`, [id]);
     return rows.length > 0 ? toRecord(rows[0]) : undefined;
@@ -100,6 +181,10 @@ export class TypeOrmOutboxStore implements OutboxStore {
     for (const r of rows) out[r.status] = Number(r.n);
     return out;
   }
+}
+
+function byDueThenId(a: OutboxRecord, b: OutboxRecord): number {
+  return a.availableAt - b.availableAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
 export function toRecord(row: Record<string, unknown>): OutboxRecord {

@@ -78,6 +78,12 @@ const OUTBOX_V1: Record<Dialect, string[]> = {
   ],
 };
 
+const LOCK_V1: Record<Dialect, string[]> = {
+  sqlite: [`CREATE TABLE IF NOT EXISTS tmm_lock (name TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL, until INTEGER NOT NULL)`],
+  postgres: [`CREATE TABLE IF NOT EXISTS tmm_lock (name VARCHAR(64) PRIMARY KEY, owner VARCHAR(64) NOT NULL, until BIGINT NOT NULL)`],
+  mysql: [`CREATE TABLE IF NOT EXISTS tmm_lock (name VARCHAR(64) NOT NULL PRIMARY KEY, owner VARCHAR(64) NOT NULL, until BIGINT NOT NULL) ENGINE=InnoDB`],
+};
+
 const SCHEMA_TABLE: Record<Dialect, string> = {
   sqlite: `CREATE TABLE IF NOT EXISTS tmm_schema (component TEXT PRIMARY KEY NOT NULL, version INTEGER NOT NULL, applied_at INTEGER NOT NULL)`,
   postgres: `CREATE TABLE IF NOT EXISTS tmm_schema (component VARCHAR(64) PRIMARY KEY, version INTEGER NOT NULL, applied_at BIGINT NOT NULL)`,
@@ -87,6 +93,7 @@ const SCHEMA_TABLE: Record<Dialect, string> = {
 /** Ordered migrations per component; each statement is idempotent on its own. */
 export const MIGRATIONS: { component: string; version: number; statements: Record<Dialect, string[]> }[] = [
   { component: 'outbox', version: 1, statements: OUTBOX_V1 },
+  { component: 'lock', version: 1, statements: LOCK_V1 },
 ];
 
 export interface MigrationResult {

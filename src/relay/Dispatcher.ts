@@ -37,10 +37,18 @@ export const defaultDispatcherOptions: Omit<DispatcherOptions, 'owner'> = {
   logger: silentLogger,
 };
 
+/**
+ * A row to publish. `attempts` is how many publishes already failed (0 for a fresh row); `claimed` marks a
+ * row the relay claimed as the head of its ordering key, which needs no head check.
+ */
+export type DispatchItem = OutboxMessage & { attempts?: number; claimed?: boolean };
+
 export interface DispatcherStats {
   published: number;
   failed: number;
   marked: number;
+  /** Ordered rows handed back to the relay because an older row of their key was still pending. */
+  deferred: number;
 }
 
 /** Turns an outbox message into what goes on the wire. */
@@ -65,7 +73,7 @@ export function toTransportMessage(m: OutboxMessage, attempt = 1): TransportMess
  */
 export class Dispatcher {
   private readonly options: DispatcherOptions;
-  private readonly queue: OutboxMessage[] = [];
+  private readonly queue: DispatchItem[] = [];
   private inFlight = 0;
   private readonly keyChains = new Map<string, Promise<void>>();
   private readonly toMark: string[] = [];
@@ -74,7 +82,7 @@ export class Dispatcher {
   private readonly timers = new Set<NodeJS.Timeout>();
   private idleWaiters: (() => void)[] = [];
   private stopped = false;
-  readonly stats: DispatcherStats = { published: 0, failed: 0, marked: 0 };
+  readonly stats: DispatcherStats = { published: 0, failed: 0, marked: 0, deferred: 0 };
 
   constructor(
     private readonly transport: Transport,
@@ -85,7 +93,7 @@ export class Dispatcher {
   }
 
   /** Hands committed messages to the fast path. Never throws, never waits for the broker. */
-  dispatch(messages: OutboxMessage[]): void {
+  dispatch(messages: DispatchItem[]): void {
     if (this.stopped) return; // the rows are committed; the sweeper will publish them
     const now = Date.now();
     for (const m of messages) {
@@ -130,27 +138,50 @@ export class Dispatcher {
     return next;
   }
 
-  private async publishOne(m: OutboxMessage): Promise<void> {
+  private async publishOne(m: DispatchItem): Promise<void> {
     try {
-      await this.transport.publish(toTransportMessage(m));
+      // An ordered row may only go when every older row of its key is gone (published or dead); otherwise
+      // it is handed back to the relay, which claims keys head first.
+      if (m.orderingKey && !m.claimed) await this.settleMarks(); // rows of this key we published count as gone
+      if (m.orderingKey && !m.claimed && !(await this.store.isHeadOfKey(m.id, m.orderingKey))) {
+        this.stats.deferred++;
+        await this.store.releaseLeases([m.id], this.options.owner);
+        return;
+      }
+    } catch (e) {
+      this.options.logger.warn('ordering check failed; left for the relay', { id: m.id, error: e });
+      return;
+    }
+    const attempt = (m.attempts ?? 0) + 1;
+    try {
+      await this.transport.publish(toTransportMessage(m, attempt));
       this.stats.published++;
       this.toMark.push(m.id);
       this.scheduleMark();
     } catch (e) {
       this.stats.failed++;
       const error = e instanceof Error ? `${(e as { code?: string }).code ?? e.name}: ${e.message}` : String(e);
-      this.options.logger.warn('publish failed; left for the sweeper', { id: m.id, topic: m.topic, error });
+      const dead = attempt >= this.options.maxAttempts;
+      this.options.logger.warn(dead ? 'publish failed; message is DEAD' : 'publish failed; will retry', { id: m.id, topic: m.topic, attempt, error });
       try {
-        await this.store.recordFailure(m.id, this.options.owner, {
-          error,
-          retryAt: Date.now() + backoffDelay(1, this.options.backoff),
-          dead: this.options.maxAttempts <= 1,
-        });
+        await this.store.recordFailure(m.id, this.options.owner, { error, retryAt: Date.now() + backoffDelay(attempt, this.options.backoff), dead });
       } catch (storeError) {
-        // The row keeps its lease until lease_until; the sweeper takes it after that.
+        // The row keeps its lease until lease_until; a relay takes it after that.
         this.options.logger.error('could not record publish failure', { id: m.id, error: storeError });
       }
     }
+  }
+
+  /** Removes and returns what is queued but not yet started (on shutdown, so its leases can be released). */
+  takeQueued(): DispatchItem[] {
+    const items = this.queue.splice(0, this.queue.length);
+    this.checkIdle();
+    return items;
+  }
+
+  /** Messages queued or in flight. */
+  get pending(): number {
+    return this.queue.length + this.inFlight;
   }
 
   private scheduleMark(): void {
@@ -170,6 +201,15 @@ export class Dispatcher {
       this.cutLinger = undefined;
       return this.flushMarks();
     });
+  }
+
+  /** Waits until every id published so far is marked (cutting the linger short). */
+  private async settleMarks(): Promise<void> {
+    while (this.toMark.length > 0 || this.marking) {
+      if (!this.marking) this.scheduleMark();
+      this.cutLinger?.();
+      await this.marking;
+    }
   }
 
   /** Marks what is waiting now instead of after the linger, and resolves when the fast path is idle. */

@@ -1,2 +1,4 @@
 export * from './backoff';
 export * from './Dispatcher';
+export * from './Relay';
+export * from './RelayLock';

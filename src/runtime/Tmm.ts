@@ -8,6 +8,8 @@ import { MessageProducer } from '../outbox/MessageProducer';
 import { TypeOrmOutboxStore } from '../outbox/TypeOrmOutboxStore';
 import { MigrationResult, migrate } from '../outbox/schema';
 import { Dispatcher } from '../relay/Dispatcher';
+import { Relay } from '../relay/Relay';
+import { RelayLock } from '../relay/RelayLock';
 import { defaultBackoffOptions } from '../relay/backoff';
 import { TypeOrmTransactionManager } from '../transaction/TypeOrmTransactionManager';
 import { MemoryTransport } from '../transport/memory/MemoryTransport';
@@ -28,6 +30,7 @@ export class Tmm {
   readonly transport: Transport;
   readonly dispatcher: Dispatcher;
   readonly producer: MessageProducer;
+  readonly relay: Relay;
   readonly logger: Logger;
   private readonly options: TmmOptions;
   private started = false;
@@ -54,6 +57,14 @@ export class Tmm {
       owner: this.instanceId,
       logger: this.logger,
     } as ConstructorParameters<typeof Dispatcher>[2]);
+    const { enabled: _enabled, ...relayOptions } = o.relay ?? {};
+    this.relay = new Relay(
+      this.outbox,
+      this.dispatcher,
+      { ...relayOptions, owner: this.instanceId, logger: this.logger },
+      this.transactions.dialect === 'sqlite' ? new RelayLock(this.transactions, this.instanceId) : undefined,
+      o.dispatcher?.deleteDelivered === false,
+    );
     this.producer = new MessageProducer(this.transactions, this.outbox, this.dispatcher, this.transport, {
       ...o.producer,
       owner: this.instanceId,
@@ -65,6 +76,14 @@ export class Tmm {
     if (!this.dataSource.isInitialized) await this.dataSource.initialize();
     const result = this.options.migrate === false ? undefined : await migrate(this.dataSource, { sqliteBusyTimeoutMs: this.options.sqlite?.busyTimeoutMs });
     TmmRegistry.register(this);
+    if (this.options.relay?.enabled !== false) {
+      try {
+        await this.relay.start();
+      } catch (e) {
+        TmmRegistry.unregister(this);
+        throw e;
+      }
+    }
     this.started = true;
     return result;
   }
@@ -73,11 +92,12 @@ export class Tmm {
     return this.started;
   }
 
-  /** Stops the fast path (in-flight publishes finish and are marked), unregisters, closes the transport. */
+  /** Stops the relay and the fast path (in-flight publishes finish and are marked), unregisters, closes the transport. */
   async stop(options: { closeTransport?: boolean } = {}): Promise<void> {
     if (!this.started) return;
     this.started = false;
     TmmRegistry.unregister(this);
+    await this.relay.stop();
     await this.dispatcher.stop();
     if (options.closeTransport ?? true) await this.transport.close();
   }

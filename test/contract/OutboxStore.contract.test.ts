@@ -121,5 +121,71 @@ describe.each(dbLanes())('OutboxStore contract on $name', ({ kind }) => {
       expect(dead!.lastError!.length).toBe(2000);
       expect(await store.countByStatus()).toMatchObject({ DEAD: 1, PENDING: 0 });
     });
+
+    it('claimDue leases due, unleased rows oldest first and skips future and live-leased ones', async () => {
+      const now = Date.now();
+      const due = [message({ availableAt: now - 2000 }), message({ availableAt: now - 1000 })];
+      const future = message({ availableAt: now + 60_000 });
+      const leased = message({ availableAt: now - 3000 });
+      const expired = message({ availableAt: now - 500 });
+      await tm.run(async () => {
+        await store.append(tm.manager, [...due, future]);
+        await store.append(tm.manager, [leased], { owner: 'other', until: now + 60_000 });
+        await store.append(tm.manager, [expired], { owner: 'crashed', until: now - 1 });
+      });
+      const claimed = await store.claimDue('me', { leaseMs: 30_000, limit: 10, now });
+      expect(claimed.map((r) => r.id)).toEqual([due[0].id, due[1].id, expired.id]);
+      expect(claimed.every((r) => r.leaseOwner === 'me' && r.leaseUntil === now + 30_000)).toBe(true);
+      expect(await store.claimDue('me2', { leaseMs: 30_000, limit: 10, now })).toEqual([]);
+      expect((await store.claimDue('me2', { leaseMs: 30_000, limit: 10, now: now + 61_000 })).map((r) => r.id).sort()).toEqual(
+        [leased.id, future.id, ...claimed.map((r) => r.id)].sort(),
+      );
+    });
+
+    it('claimDue gives only the oldest pending row of each ordering key', async () => {
+      const now = Date.now();
+      const k = Array.from({ length: 3 }, () => message({ orderingKey: 'acct-1', availableAt: now - 10 }));
+      const other = message({ orderingKey: 'acct-2', availableAt: now - 10 });
+      await tm.run(() => store.append(tm.manager, [...k, other]));
+      const first = await store.claimDue('me', { leaseMs: 30_000, limit: 10, now });
+      expect(first.map((r) => r.id).sort()).toEqual([k[0].id, other.id].sort());
+      // While the head is pending (even leased), nothing behind it is claimable.
+      expect(await store.claimDue('me', { leaseMs: 30_000, limit: 10, now })).toEqual([]);
+      expect(await store.isHeadOfKey(k[1].id, 'acct-1')).toBe(false);
+      await store.markDelivered([k[0].id], 'me');
+      expect(await store.isHeadOfKey(k[1].id, 'acct-1')).toBe(true);
+      expect((await store.claimDue('me', { leaseMs: 30_000, limit: 10, now })).map((r) => r.id)).toEqual([k[1].id]);
+    });
+
+    it('concurrent claimers never get the same row', async () => {
+      const rows = Array.from({ length: 300 }, () => message({ availableAt: Date.now() - 1000 }));
+      await tm.run(() => store.append(tm.manager, rows));
+      const ids: string[] = [];
+      for (let round = 0; round < 20; round++) {
+        const claims = await Promise.all(Array.from({ length: 6 }, (_v, i) => store.claimDue(`relay-${i}`, { leaseMs: 30_000, limit: 40 })));
+        const got = claims.flat().map((r) => r.id);
+        if (got.length === 0) break;
+        ids.push(...got);
+      }
+      expect(new Set(ids).size).toBe(ids.length);
+      expect(ids.length).toBe(300);
+    });
+
+    it('releaseLeases frees only the owner’s rows; purgeDelivered deletes only old DELIVERED rows', async () => {
+      const now = Date.now();
+      const [a, b, c] = [message(), message(), message()];
+      await tm.run(async () => {
+        await store.append(tm.manager, [a, b], { owner: 'me', until: now + 60_000 });
+        await store.append(tm.manager, [c], { owner: 'other', until: now + 60_000 });
+      });
+      expect(await store.releaseLeases([a.id, c.id], 'me')).toBe(1);
+      expect((await store.get(a.id))!.leaseOwner).toBeNull();
+      expect((await store.get(c.id))!.leaseOwner).toBe('other');
+      await store.markDelivered([b.id], 'me', { now: now - 10_000 });
+      await store.markDelivered([a.id], 'me', { now });
+      expect(await store.purgeDelivered(now - 5000, 100)).toBe(1);
+      expect(await store.get(b.id)).toBeUndefined();
+      expect((await store.get(a.id))!.status).toBe('DELIVERED');
+    });
   });
 });
