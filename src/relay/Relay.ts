@@ -48,6 +48,8 @@ export class Relay {
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private lastPurge = 0;
+  /** The last sweep claimed heads of ordering keys: their successors are claimable as soon as they settle. */
+  private claimedOrdered = false;
   readonly stats = { sweeps: 0, claimed: 0 };
 
   constructor(
@@ -82,6 +84,7 @@ export class Relay {
     const rows = await this.store.claimDue(this.options.owner, { leaseMs: this.options.leaseMs, limit: this.options.batchSize });
     this.stats.sweeps++;
     this.stats.claimed += rows.length;
+    this.claimedOrdered = rows.some((r) => r.orderingKey !== null);
     if (rows.length > 0) {
       this.dispatcher.dispatch(rows.map((r) => ({ ...r, claimed: true })));
       await this.dispatcher.flush();
@@ -100,7 +103,7 @@ export class Relay {
         this.options.logger.error('relay sweep failed', { error: e });
       }
       if (!this.running) break;
-      if (claimed < this.options.batchSize) {
+      if (claimed < this.options.batchSize && !this.claimedOrdered) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, this.options.pollIntervalMs);
           this.wake = () => {

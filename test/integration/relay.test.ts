@@ -1,0 +1,113 @@
+import { uuidv7 } from 'uuidv7';
+import { Delivery, MemoryTransport, OutboxMessage, RelayLockedError, Tmm } from 'tmm';
+import { TestDatabase, createTestDatabase, dbLanes } from '../support/databases';
+
+const row = (over: Partial<OutboxMessage> = {}): OutboxMessage => ({
+  id: uuidv7(),
+  topic: 'relay.test',
+  exchange: 'tmm.events',
+  routingKey: 'relay.test',
+  payload: JSON.stringify({ n: Math.random() }),
+  headers: {},
+  availableAt: Date.now(),
+  orderingKey: null,
+  createdAt: Date.now(),
+  ...over,
+});
+
+async function until(cond: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe.each(dbLanes())('relay on $name (in-memory transport)', ({ kind }) => {
+  let db: TestDatabase;
+  let tmm: Tmm;
+  let transport: MemoryTransport;
+  let received: Delivery[];
+
+  beforeEach(async () => {
+    db = await createTestDatabase(kind);
+    transport = new MemoryTransport();
+    tmm = new Tmm({
+      dataSource: db.dataSource,
+      transport,
+      logger: 'silent',
+      relay: { pollIntervalMs: 50 },
+      dispatcher: { maxAttempts: 3, backoff: { initialDelayMs: 30, maxDelayMs: 100, jitter: 0 }, deleteDelivered: false },
+    });
+    received = [];
+    await transport.subscribe({ queue: { name: 'q', bindings: [{ exchange: 'tmm.events', routingKey: 'relay.#' }] }, prefetch: 500 }, async (d) => {
+      received.push(d);
+      await d.ack();
+    });
+  });
+  afterEach(async () => {
+    await tmm.stop();
+    await db.dispose();
+  });
+
+  /** Rows as a crashed process leaves them: committed, leased to a dead owner whose lease has expired. */
+  async function leaveCrashedRows(rows: OutboxMessage[]): Promise<void> {
+    await tmm.transactions.run(() => tmm.outbox.append(tmm.transactions.manager, rows, { owner: 'crashed-process', until: Date.now() - 1 }));
+  }
+
+  it('publishes rows left by a crash between commit and publish, once each', async () => {
+    await tmm.start(); // migrates; the relay starts sweeping
+    const rows = Array.from({ length: 120 }, () => row());
+    await leaveCrashedRows(rows);
+    await until(() => received.length >= 120);
+    await tmm.dispatcher.flush();
+    expect(received.map((d) => d.message.id).sort()).toEqual(rows.map((r) => r.id).sort());
+    expect((await tmm.outbox.countByStatus()).DELIVERED).toBe(120);
+  });
+
+  it('retries a failing row with backoff, then makes it DEAD with its error, without blocking the others', async () => {
+    await tmm.start();
+    const poison = row({ routingKey: 'nobody.listens' });
+    const good = Array.from({ length: 10 }, () => row());
+    await leaveCrashedRows([poison, ...good]);
+    await until(async () => (await tmm.outbox.get(poison.id))?.status === 'DEAD');
+    const dead = await tmm.outbox.get(poison.id);
+    expect(dead).toMatchObject({ status: 'DEAD', attempts: 3 });
+    expect(dead!.lastError).toMatch(/TMM_PUBLISH_UNROUTABLE/);
+    await until(() => received.length >= 10);
+    expect(received.map((d) => d.message.id).sort()).toEqual(good.map((r) => r.id).sort());
+    // Attempts were spaced by the backoff (30 ms, then 60 ms), not retried in a hot loop.
+    expect(tmm.dispatcher.stats.failed).toBe(3);
+  });
+
+  it('publishes the rows of an ordering key strictly in order', async () => {
+    await tmm.start();
+    const rows = Array.from({ length: 15 }, (_v, i) => row({ orderingKey: 'acct-7', payload: JSON.stringify({ i }) }));
+    await leaveCrashedRows(rows);
+    await until(() => received.length >= 15, 20_000);
+    expect(received.map((d) => JSON.parse(d.message.body.toString()).i)).toEqual(rows.map((_r, i) => i));
+  });
+
+  it('does not publish a delayed row before it is due', async () => {
+    await tmm.start();
+    const dueAt = Date.now() + 400;
+    await leaveCrashedRows([row({ availableAt: dueAt })]);
+    await new Promise((r) => setTimeout(r, 250));
+    expect(received).toHaveLength(0);
+    await until(() => received.length === 1);
+    expect(Date.now()).toBeGreaterThanOrEqual(dueAt);
+  });
+
+  if (kind === 'sqlite') {
+    it('allows a single relay per SQLite database file', async () => {
+      await tmm.start();
+      const second = new Tmm({ dataSource: db.dataSource, name: 'second', transport, logger: 'silent' });
+      await expect(second.start()).rejects.toThrow(RelayLockedError);
+      await expect(second.start()).rejects.toThrow(/only one relay may run per SQLite database file/);
+      // Without its relay the second instance starts (it can still produce; the first relay sweeps).
+      const producerOnly = new Tmm({ dataSource: db.dataSource, name: 'third', transport, logger: 'silent', relay: { enabled: false } });
+      await producerOnly.start();
+      await producerOnly.stop({ closeTransport: false });
+    });
+  }
+});
