@@ -50,7 +50,7 @@ export class Tmm {
           : o.context;
     this.transactions = new TypeOrmTransactionManager(this.dataSource, { contextStore: this.contextStore, logger: this.logger });
     this.outbox = new TypeOrmOutboxStore(this.transactions);
-    this.transport = o.transport === undefined || o.transport === 'memory' ? new MemoryTransport() : o.transport;
+    this.transport = o.transport === undefined || o.transport === 'memory' ? new MemoryTransport(this.logger) : o.transport;
     this.dispatcher = new Dispatcher(this.transport, this.outbox, {
       ...o.dispatcher,
       backoff: { ...defaultBackoffOptions, ...o.dispatcher?.backoff },

@@ -1,2 +1,3 @@
 export * from './Transport';
 export * from './memory';
+export * from './amqp';

@@ -10,8 +10,9 @@ export interface AmqpSubscriptionHost {
   currentConnection(): amqp.ChannelModel | undefined;
   /** Declares the subscription's queue again (after the broker cancelled the consumer, e.g. the queue was deleted). */
   redeclareQueue(subscription: AmqpSubscription): Promise<void>;
-  /** Delay before re-opening a consumer channel the broker closed while the connection stayed up. */
+  /** First delay before restarting a consumer whose channel the broker closed; doubles per failure up to the max. */
   readonly resubscribeDelayMs: number;
+  readonly maxResubscribeDelayMs: number;
   forget(subscription: AmqpSubscription): void;
 }
 
@@ -27,6 +28,7 @@ export class AmqpSubscription implements Subscription {
   private attaching: Promise<void> | undefined;
   private cancelled = false;
   private retryTimer: NodeJS.Timeout | undefined;
+  private failedRetries = 0;
   /** Channels we are closing ourselves; their 'close' must not trigger a re-attach. */
   private readonly closingByUs = new WeakSet<amqp.Channel>();
   private readonly unsettled = new Set<AmqpDelivery>();
@@ -39,10 +41,6 @@ export class AmqpSubscription implements Subscription {
 
   get queue(): string {
     return this.options.queue.name;
-  }
-
-  get isCancelled(): boolean {
-    return this.cancelled;
   }
 
   /** Opens a channel on `model` and starts consuming, unless already consuming or cancelled. */
@@ -69,6 +67,7 @@ export class AmqpSubscription implements Subscription {
       await ch.prefetch(this.options.prefetch, false);
       const { consumerTag } = await ch.consume(this.queue, (msg) => this.onMessage(ch, msg), { noAck: false });
       if (this.channel === ch) this.consumerTag = consumerTag;
+      this.failedRetries = 0;
       logger.debug('amqp consumer started', { queue: this.queue, consumerTag, prefetch: this.options.prefetch });
     } catch (err) {
       if (this.channel === ch) this.channel = undefined;
@@ -76,6 +75,14 @@ export class AmqpSubscription implements Subscription {
       throw err;
     }
     if (this.cancelled) await this.stop();
+  }
+
+  /** attach() after a reconnect; on failure it keeps retrying (queue declared again) with backoff. */
+  resume(model: amqp.ChannelModel): Promise<void> {
+    return this.attach(model).catch((err: unknown) => {
+      this.host.logger.error('amqp consumer could not be resumed after reconnecting; retrying', { queue: this.queue, error: errorText(err) });
+      this.scheduleRetry(true);
+    });
   }
 
   /** Stops new deliveries; unsettled ones can still be settled, then the channel is closed. */
@@ -150,14 +157,29 @@ export class AmqpSubscription implements Subscription {
       run
         .then(() => this.attach(model))
         .catch((err: unknown) => {
+          this.failedRetries++;
           this.host.logger.error('amqp consumer could not be restarted; retrying', { queue: this.queue, error: errorText(err) });
-          this.scheduleRetry(redeclare);
+          this.scheduleRetry(true);
         });
-    }, this.host.resubscribeDelayMs);
+    }, Math.min(this.host.resubscribeDelayMs * 2 ** this.failedRetries, this.host.maxResubscribeDelayMs));
     this.retryTimer.unref();
   }
 
   private onMessage(ch: amqp.Channel, msg: amqp.ConsumeMessage | null): void {
+    // This runs inside amqplib's frame handling: anything thrown here would take the connection down.
+    try {
+      this.dispatch(ch, msg);
+    } catch (err) {
+      this.host.logger.error('amqp delivery could not be dispatched; it is requeued', { queue: this.queue, error: errorText(err) });
+      try {
+        if (msg) ch.nack(msg, false, true);
+      } catch {
+        // channel closed: the broker requeues it anyway
+      }
+    }
+  }
+
+  private dispatch(ch: amqp.Channel, msg: amqp.ConsumeMessage | null): void {
     if (msg === null) {
       // basic.cancel from the broker: the queue was deleted (or its leader moved). Declare and consume again.
       this.host.logger.warn('amqp consumer cancelled by the broker; resubscribing', { queue: this.queue });
@@ -214,7 +236,7 @@ export class AmqpDelivery implements Delivery {
     private readonly onSettled: (d: AmqpDelivery) => void,
     private readonly logger: Logger,
   ) {
-    this.message = toTransportMessage(raw);
+    this.message = fromAmqpMessage(raw);
     this.redelivered = raw.fields.redelivered;
   }
 
@@ -248,7 +270,7 @@ export class AmqpDelivery implements Delivery {
 }
 
 /** AMQP message → TransportMessage. Non-scalar headers (x-death tables, arrays) arrive as JSON text. */
-export function toTransportMessage(msg: amqp.Message): TransportMessage {
+export function fromAmqpMessage(msg: amqp.Message): TransportMessage {
   const p = msg.properties;
   const headers: Headers = {};
   for (const [k, v] of Object.entries(p.headers ?? {})) headers[k] = toHeaderValue(v);

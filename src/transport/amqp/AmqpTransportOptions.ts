@@ -1,5 +1,5 @@
 import { ConfigurationError } from '../../errors';
-import { ConsoleLogger, Logger } from '../../logging/Logger';
+import { ConsoleLogger, type Logger } from '../../logging/Logger';
 
 /** Reconnect backoff: delay n = min(initialDelayMs · factor^(n-1), cap) ± jitter, never above maxDelayMs. */
 export interface AmqpReconnectOptions {

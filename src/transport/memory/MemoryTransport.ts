@@ -1,4 +1,5 @@
 import { PublishError, TopologyError, TransportClosedError } from '../../errors';
+import { Logger, silentLogger } from '../../logging/Logger';
 import {
   Delivery,
   DeliveryHandler,
@@ -40,6 +41,9 @@ class MemoryQueue {
  */
 export class MemoryTransport implements Transport {
   readonly features: TransportFeatures = { durable: false, confirms: false };
+
+  /** @param logger where a handler that throws is reported (its delivery is requeued). */
+  constructor(private readonly logger: Logger = silentLogger) {}
   private readonly exchanges = new Map<string, ExchangeSpec>();
   private readonly queues = new Map<string, MemoryQueue>();
   private closed = false;
@@ -62,7 +66,7 @@ export class MemoryTransport implements Transport {
     if (existing) {
       const a = existing.spec;
       const diffs = (['type', 'deadLetterExchange', 'deadLetterRoutingKey', 'messageTtl', 'singleActiveConsumer'] as const).filter(
-        (k) => (a[k] ?? undefined) !== (spec[k] ?? undefined) && !(k === 'type' && (a.type ?? 'classic') === (spec.type ?? 'classic')),
+        (k) => normalize(k, a[k]) !== normalize(k, spec[k]),
       );
       if (diffs.length > 0) {
         throw new TopologyError(`queue "${spec.name}" already exists with different ${diffs.join(', ')}`);
@@ -122,7 +126,8 @@ export class MemoryTransport implements Transport {
     const routingKey = queue.spec.deadLetterRoutingKey ?? item.message.routingKey;
     const headers = { ...item.message.headers, 'x-first-death-queue': queue.spec.name, 'x-first-death-reason': reason };
     for (const q of this.route(dlx, routingKey)) {
-      this.enqueue(q, { message: { ...item.message, headers }, redelivered: false, enqueuedAt: Date.now() });
+      // As in RabbitMQ, a dead letter travels with the dead-letter exchange and routing key.
+      this.enqueue(q, { message: { ...item.message, exchange: dlx, routingKey, headers }, redelivered: false, enqueuedAt: Date.now() });
     }
   }
 
@@ -175,7 +180,10 @@ export class MemoryTransport implements Transport {
     };
     Promise.resolve()
       .then(() => consumer.handler(delivery))
-      .catch(() => delivery.nack({ requeue: true }));
+      .catch((e) => {
+        this.logger.error('delivery handler threw; message requeued (handlers must settle their deliveries)', { queue: queue.spec.name, id: item.message.id, error: e });
+        return delivery.nack({ requeue: true });
+      });
   }
 
   async subscribe(options: SubscribeOptions, handler: DeliveryHandler): Promise<Subscription> {
@@ -225,6 +233,13 @@ export class MemoryTransport implements Transport {
   private assertOpen(what: string): void {
     if (this.closed) throw new TransportClosedError(what);
   }
+}
+
+/** Leaving an option out means its default, as when RabbitMQ compares queue arguments. */
+function normalize(key: keyof QueueSpec, value: unknown): unknown {
+  if (key === 'type') return value ?? 'classic';
+  if (key === 'singleActiveConsumer') return value ?? false;
+  return value ?? undefined;
 }
 
 function cloneMessage(m: TransportMessage): TransportMessage {

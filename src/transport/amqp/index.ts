@@ -1,0 +1,4 @@
+export * from './AmqpTransport';
+export { AmqpDelivery, AmqpSubscription, fromAmqpMessage } from './AmqpSubscription';
+export { queueArguments } from './amqpTopology';
+export { resolveAmqpTransportOptions } from './AmqpTransportOptions';
