@@ -17,8 +17,10 @@ node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(
 
 # 2. Dependencies. Reinstall when node_modules is missing or older than the lock file.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  say "installing dependencies (npm ci; native modules build from source where no prebuilt binary can be fetched)"
-  npm ci --no-audit --no-fund >&2 || die "npm ci failed (see above)"
+  # `npm install` from the lock file rather than `npm ci`: this npm (11.x) records only the current platform's
+  # optional binaries (@swc/core-*) in the lock file and then `npm ci` refuses it as out of sync.
+  say "installing dependencies from package-lock.json (native modules build from source where no prebuilt binary can be fetched)"
+  npm install --no-save --no-audit --no-fund >&2 || die "npm install failed (see above)"
 fi
 if ! node -e 'require("better-sqlite3")(":memory:").close()' 2>/dev/null; then
   say "building better-sqlite3"
