@@ -100,10 +100,17 @@ describe.each(dbLanes())('relay on $name (in-memory transport)', ({ kind }) => {
 
   it('stop() during a drain loses nothing: what it did not publish, a new relay publishes', async () => {
     await tmm.start();
+    // Stop from inside the first delivery, so the stop lands in the middle of the drain.
+    let stopping: Promise<void> | undefined;
+    const sub = await transport.subscribe({ queue: { name: 'stopper', bindings: [{ exchange: 'tmm.events', routingKey: 'relay.#' }] }, prefetch: 1 }, async (d) => {
+      stopping ??= tmm.stop({ closeTransport: false });
+      await d.ack();
+    });
     const rows = Array.from({ length: 2000 }, () => row());
     await leaveCrashedRows(rows);
-    await until(() => received.length > 0);
-    await tmm.stop({ closeTransport: false });
+    await until(() => stopping !== undefined);
+    await stopping;
+    await sub.cancel();
     const afterStop = received.length;
     const leasedToUs = (await db.dataSource.query(`SELECT COUNT(*) AS n FROM tmm_outbox WHERE status = 'PENDING' AND lease_owner = '${tmm.instanceId}'`)) as { n: string | number }[];
     expect(Number(leasedToUs[0].n)).toBe(0);
