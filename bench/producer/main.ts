@@ -13,7 +13,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IsInt, IsString } from 'class-validator';
 import { Column, DataSource, Entity, PrimaryColumn } from 'typeorm';
-import { AsyncLocalContextStore, ClsHookedContextStore, ContextStore, Tmm, newContext } from 'tmm';
+import Database from 'better-sqlite3';
+import { Client } from 'pg';
+import { uuidv7 } from 'uuidv7';
+import { AsyncLocalContextStore, ClsHookedContextStore, ContextStore, MIGRATIONS, Tmm, newContext } from 'tmm';
 import { MessageContract, Transactional, TransactionalMessage } from 'tmm/decorators';
 import { median, round, timeOps } from '../support/stats';
 
@@ -92,6 +95,47 @@ async function benchDb(label: string, dataSource: DataSource, ops: number): Prom
   return { ratio: round(m / b), base_us: round(b, 1), msg_us: round(m, 1) };
 }
 
+/**
+ * The floor: the same database work tmm does (business insert; outbox insert; one DELETE per 200 delivered
+ * ids) issued straight through the driver, no ORM, no tmm — how far below the target ratio the database
+ * itself allows tmm to get.
+ */
+async function floorRatio(label: string, exec: (sql: string, params: unknown[]) => Promise<unknown>, p: (n: number) => string, ops: number): Promise<number> {
+  let n = 0;
+  const business = `INSERT INTO bench_order (id, amount) VALUES (${p(1)}, ${p(2)})`;
+  const cols = ['id', 'topic', 'exchange', 'routing_key', 'payload', 'headers', 'status', 'attempts', 'available_at', 'lease_owner', 'lease_until', 'ordering_key', 'created_at'];
+  const outbox = `INSERT INTO tmm_outbox (${cols.join(', ')}) VALUES (${cols.map((_c, i) => p(i + 1)).join(', ')})`;
+  const delivered: string[] = [];
+  const base = async () => {
+    await exec('BEGIN', []);
+    await exec(business, [`f-${label}-${n++}`, 1]);
+    await exec('COMMIT', []);
+  };
+  const msg = async () => {
+    const id = uuidv7();
+    const now = Date.now();
+    await exec('BEGIN', []);
+    await exec(business, [`f-${label}-${n++}`, 1]);
+    await exec(outbox, [id, 'bench.order-placed', 'tmm.events', 'bench.order-placed', '{"id":"x","amount":1}', '{"tmm-contract-version":1}', 'PENDING', 0, now, 'bench', now + 30_000, null, now]);
+    await exec('COMMIT', []);
+    delivered.push(id);
+    if (delivered.length >= 200) {
+      const ids = delivered.splice(0, delivered.length);
+      await exec(`DELETE FROM tmm_outbox WHERE id IN (${ids.map((_v, i) => p(i + 1)).join(', ')})`, ids);
+    }
+  };
+  for (let i = 0; i < 50; i++) (await base(), await msg());
+  const b: number[] = [];
+  const m: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    b.push(await timeOps(ops, base));
+    m.push(await timeOps(ops, msg));
+  }
+  const ratio = median(m) / median(b);
+  console.log(`${label} floor (raw driver, same statements): ${median(b).toFixed(0)} µs vs ${median(m).toFixed(0)} µs, ratio ${ratio.toFixed(3)}`);
+  return round(ratio);
+}
+
 async function benchContext(): Promise<Record<string, number>> {
   const N = 20_000;
   const work = async (store?: ContextStore) => {
@@ -113,19 +157,26 @@ async function benchContext(): Promise<Record<string, number>> {
   return out;
 }
 
-async function benchSqlite(): Promise<{ ratio: number; base_us: number; msg_us: number }> {
+async function benchSqlite(): Promise<{ ratio: number; base_us: number; msg_us: number; floor: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'tmm-bench-'));
   const sqlite = new DataSource({ type: 'better-sqlite3', database: join(dir, 'bench.sqlite'), entities: [BenchOrder], synchronize: true });
   await sqlite.initialize();
   try {
-    return await benchDb('sqlite', sqlite, Number(process.env.BENCH_SQLITE_OPS ?? 400));
+    const result = await benchDb('sqlite', sqlite, Number(process.env.BENCH_SQLITE_OPS ?? 400));
+    const raw = new Database(join(dir, 'floor.sqlite'));
+    raw.pragma('journal_mode = WAL');
+    raw.exec('CREATE TABLE bench_order (id varchar PRIMARY KEY NOT NULL, amount integer NOT NULL)');
+    for (const m of MIGRATIONS.filter((x) => x.component === 'outbox')) for (const sql of m.statements.sqlite) raw.exec(sql);
+    const floor = await floorRatio('sqlite', async (sql, params) => raw.prepare(sql).run(...params), () => '?', Number(process.env.BENCH_SQLITE_OPS ?? 400));
+    raw.close();
+    return { ...result, floor };
   } finally {
     await sqlite.destroy();
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-async function benchPostgres(): Promise<{ ratio: number; base_us: number; msg_us: number }> {
+async function benchPostgres(): Promise<{ ratio: number; base_us: number; msg_us: number; floor: number }> {
   const schema = `tmm_bench_${randomBytes(4).toString('hex')}`;
   const pgConn = { host: process.env.TMM_PG_HOST ?? '127.0.0.1', port: Number(process.env.TMM_PG_PORT ?? 5432), username: process.env.TMM_PG_USER ?? 'postgres', database: process.env.TMM_PG_DATABASE ?? 'test' };
   const admin = new DataSource({ type: 'postgres', ...pgConn });
@@ -135,7 +186,15 @@ async function benchPostgres(): Promise<{ ratio: number; base_us: number; msg_us
     const pg = new DataSource({ type: 'postgres', ...pgConn, schema, entities: [BenchOrder], synchronize: true, extra: { options: `-c search_path=${schema}` } });
     await pg.initialize();
     try {
-      return await benchDb('postgres', pg, Number(process.env.BENCH_PG_OPS ?? 300));
+      const result = await benchDb('postgres', pg, Number(process.env.BENCH_PG_OPS ?? 300));
+      const client = new Client({ host: pgConn.host, port: pgConn.port, user: pgConn.username, database: pgConn.database, options: `-c search_path=${schema}` });
+      await client.connect();
+      try {
+        const floor = await floorRatio('postgres', (sql, params) => client.query(sql, params), (n) => `$${n}`, Number(process.env.BENCH_PG_OPS ?? 300));
+        return { ...result, floor };
+      } finally {
+        await client.end();
+      }
     } finally {
       await pg.destroy();
     }
@@ -149,11 +208,11 @@ async function main(): Promise<void> {
   const result: Record<string, unknown> = { bench: 'producer' };
   if (!ONLY || ONLY === 'sqlite') {
     const r = await benchSqlite();
-    Object.assign(result, { sqlite_ratio: r.ratio, sqlite_target: 1.35, sqlite_base_us: r.base_us, sqlite_msg_us: r.msg_us });
+    Object.assign(result, { sqlite_ratio: r.ratio, sqlite_target: 1.35, sqlite_floor_ratio: r.floor, sqlite_base_us: r.base_us, sqlite_msg_us: r.msg_us });
   }
   if (!ONLY || ONLY === 'postgres') {
     const r = await benchPostgres();
-    Object.assign(result, { postgres_ratio: r.ratio, postgres_target: 1.25, postgres_base_us: r.base_us, postgres_msg_us: r.msg_us });
+    Object.assign(result, { postgres_ratio: r.ratio, postgres_target: 1.25, postgres_floor_ratio: r.floor, postgres_base_us: r.base_us, postgres_msg_us: r.msg_us });
   }
   // Last: cls-hooked installs process-wide async hooks once loaded, which would slow everything after it.
   if (!ONLY || ONLY === 'context') {
