@@ -19,6 +19,7 @@ module.exports = {
     '^tmm$': '<rootDir>/src/index.ts',
     '^tmm/decorators$': '<rootDir>/decorators/index.ts',
     '^tmm/testing$': '<rootDir>/src/testing/index.ts',
+    '^tmm/admin$': '<rootDir>/src/admin/index.ts',
   },
   setupFiles: ['reflect-metadata'],
   testTimeout: 60000,

@@ -1,11 +1,16 @@
-// Compatibility lane: the transaction and outbox contract suites on TypeORM 0.3 with the `sqlite3` package.
+// Compatibility lane: the transaction, outbox and inbox contract suites on TypeORM 0.3 with the `sqlite3` package.
 // `typeorm` resolves to the `typeorm03` alias (npm:typeorm@0.3.x) for the code under test too.
 const base = require('./jest.config.js');
 
 module.exports = {
   ...base,
   displayName: 'typeorm-0.3 + sqlite3',
-  testMatch: ['<rootDir>/test/contract/TransactionManager.contract.test.ts', '<rootDir>/test/contract/OutboxStore.contract.test.ts', '<rootDir>/test/integration/producer.test.ts'],
+  testMatch: [
+    '<rootDir>/test/contract/TransactionManager.contract.test.ts',
+    '<rootDir>/test/contract/OutboxStore.contract.test.ts',
+    '<rootDir>/test/contract/InboxStore.contract.test.ts',
+    '<rootDir>/test/integration/producer.test.ts',
+  ],
   moduleNameMapper: {
     ...base.moduleNameMapper,
     '^typeorm$': 'typeorm03',

@@ -9,6 +9,8 @@ export * from './transaction';
 export * from './transport';
 export * from './outbox';
 export * from './relay';
+export * from './consumer';
+export * from './deadletter';
 export * from './config';
 export * from './runtime';
 export * from './di';

@@ -15,3 +15,10 @@ export async function timeOps(ops: number, fn: (i: number) => Promise<unknown>):
   for (let i = 0; i < ops; i++) await fn(i);
   return Number(process.hrtime.bigint() - start) / 1000 / ops;
 }
+
+/** Nearest-rank percentile (p in 0..100) of `xs`. */
+export function percentile(xs: number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+}

@@ -1,21 +1,20 @@
-import { Delivery, Transport } from 'tmm';
+import { injectable } from 'inversify';
+import { ConsumeContext } from 'tmm';
+import { Consumer } from 'tmm/decorators';
 import { OrderPaid } from './OrderPaid';
 
-/** The downstream system: issues a ticket for each paid order. */
+/**
+ * The downstream system: issues a ticket for each paid order. Found in the container when tmm starts; its
+ * queue is bound to the contract's topic (`order.paid`); idempotent, so a message delivered twice issues one
+ * ticket.
+ */
+@injectable()
 export class TicketingHandler {
   readonly tickets: string[] = [];
 
-  async start(transport: Transport): Promise<void> {
-    await transport.subscribe(
-      { queue: { name: 'ticketing.order-paid', bindings: [{ exchange: 'tmm.events', routingKey: 'order.paid' }] }, prefetch: 16 },
-      (delivery) => this.handle(delivery),
-    );
-  }
-
-  private async handle(delivery: Delivery): Promise<void> {
-    const paid = JSON.parse(delivery.message.body.toString()) as OrderPaid;
+  @Consumer({ queue: 'ticketing.order-paid', idempotent: true })
+  async onOrderPaid(paid: OrderPaid, ctx: ConsumeContext): Promise<void> {
     this.tickets.push(paid.orderId);
-    console.log(`  ticketing: issued ticket for ${paid.orderId} (${(paid.amountCents / 100).toFixed(2)} EUR), message ${delivery.message.id}`);
-    await delivery.ack();
+    console.log(`  ticketing: issued ticket for ${paid.orderId} (${(paid.amountCents / 100).toFixed(2)} EUR), message ${ctx.messageId}`);
   }
 }

@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Container } from 'inversify';
 import { DataSource } from 'typeorm';
-import { TMM, Tmm, createTmmModule } from 'tmm';
+import { MessageProducer, TMM, Tmm, createTmmModule } from 'tmm';
+import { adminDemo } from './adminDemo';
+import { InvoiceHandler } from './InvoiceHandler';
 import { Payment } from './Payment';
 import { PaymentService } from './PaymentService';
 import { TicketingHandler } from './TicketingHandler';
@@ -22,11 +24,12 @@ async function main(): Promise<void> {
   // Delivered rows are kept here (the default deletes them) so that the summary can show them.
   await container.load(createTmmModule({ dataSource, transport: 'memory', logger: 'warn', dispatcher: { deleteDelivered: false } }));
   container.bind(PaymentService).toSelf();
+  container.bind(TicketingHandler).toSelf().inSingletonScope(); // its @Consumer is found by tmm.start()
+  container.bind(InvoiceHandler).toSelf().inSingletonScope(); // the admin part: fails until its cause is fixed
   const tmm = container.get<Tmm>(TMM.Tmm);
-  await tmm.start(); // initializes the DataSource and migrates tmm_outbox
+  await tmm.start(); // initializes the DataSource, migrates tmm's tables, starts the consumers
 
-  const ticketing = new TicketingHandler();
-  await ticketing.start(tmm.transport);
+  const ticketing = container.get(TicketingHandler);
   const payments = container.get(PaymentService);
 
   console.log('tmm demo: payment → ticketing, on SQLite + the in-process transport\n');
@@ -45,7 +48,10 @@ async function main(): Promise<void> {
     }
   }
   await tmm.dispatcher.idle();
-  await new Promise((r) => setTimeout(r, 20));
+  // Consuming is asynchronous: wait (bounded) until every published message was handled.
+  for (let waited = 0; tmm.consumers.stats.handled < tmm.dispatcher.stats.published && waited < 2000; waited += 10) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
 
   const paid = (await dataSource.getRepository(Payment).find({ order: { orderId: 'ASC' } })).map((p) => p.orderId);
   const rows: { id: string; status: string; payload: string }[] = await dataSource.query('SELECT id, status, payload FROM tmm_outbox ORDER BY id');
@@ -60,10 +66,17 @@ async function main(): Promise<void> {
     rows.every((r) => r.status === 'DELIVERED');
   console.log(ok ? '\nevery committed payment was published exactly once; the rolled-back one was not.' : '\nMISMATCH between committed, stored and delivered!');
 
+  // The operator's side: fail → dead letter → fix → resend → consumed (`--serve`: you resend in the console).
+  const serve = process.argv.includes('--serve') || process.env.TMM_DEMO_SERVE === '1';
+  const looped = await adminDemo(tmm, container.get<MessageProducer>(TMM.MessageProducer), container.get(InvoiceHandler), {
+    serve,
+    port: Number(process.env.TMM_ADMIN_PORT ?? (serve ? 8089 : 0)),
+  });
+
   await tmm.stop();
   await dataSource.destroy();
   rmSync(dir, { recursive: true, force: true });
-  if (!ok) process.exitCode = 1;
+  if (!ok || !looped) process.exitCode = 1;
 }
 
 main().catch((e) => {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { DataSource } from 'typeorm';
 import { ContextStore } from '../context/ContextStore';
+import { defaultConsumerRunnerOptions } from '../consumer/ConsumerRunnerOptions';
 import { ConfigurationError } from '../errors';
 import { LogLevel, Logger } from '../logging/Logger';
 import { Transport } from '../transport/Transport';
@@ -69,6 +70,48 @@ const schema = z.strictObject({
     })
     .optional(),
   sqlite: z.strictObject({ busyTimeoutMs: ms.optional() }).optional(),
+  /** Defaults for @Consumer handlers and the consumer runner (src/consumer/ConsumerRunnerOptions.ts). */
+  consumers: z
+    .strictObject({
+      /** Start the consumers found at start-up in this process (default true). */
+      enabled: z.boolean().optional(),
+      prefetch: z.number().int().min(1).max(65_535).optional(),
+      concurrency: z.number().int().min(1).max(65_535).optional(),
+      messagesPerTransaction: z.number().int().min(1).max(1000).optional(),
+      queueType: z.enum(['classic', 'quorum']).optional(),
+      retry: z
+        .strictObject({
+          maxAttempts: z.number().int().min(1).max(100).optional(),
+          delays: z.array(z.number().int().min(1).max(2 ** 31 - 1)).min(1).optional(),
+          backoff: z
+            .strictObject({
+              initialDelayMs: z.number().int().min(1).optional(),
+              factor: z.number().min(1).optional(),
+              maxDelayMs: z.number().int().min(1).max(2 ** 31 - 1).optional(),
+            })
+            .optional(),
+        })
+        .optional(),
+      shutdownTimeoutMs: ms.optional(),
+      recoveryFailureDelayMs: ms.optional(),
+      maxStackLength: z.number().int().min(100).max(64_000).optional(),
+      inbox: z
+        .strictObject({
+          retentionMs: z.number().int().min(1).optional(),
+          purgeIntervalMs: ms.optional(),
+        })
+        .optional(),
+    })
+    .optional()
+    .superRefine((c, ctx) => {
+      if (c?.concurrency !== undefined && c.concurrency > (c.prefetch ?? defaultConsumerRunnerOptions.prefetch)) {
+        ctx.addIssue({ code: 'custom', path: ['concurrency'], message: `must not exceed prefetch (${c.prefetch ?? defaultConsumerRunnerOptions.prefetch}): no more than prefetch messages are in hand` });
+      }
+      const b = c?.retry?.backoff;
+      if (b?.initialDelayMs !== undefined && b.maxDelayMs !== undefined && b.maxDelayMs < b.initialDelayMs) {
+        ctx.addIssue({ code: 'custom', path: ['retry', 'backoff', 'maxDelayMs'], message: 'must be at least initialDelayMs' });
+      }
+    }),
 });
 
 export type TmmOptions = z.input<typeof schema>;

@@ -8,4 +8,6 @@ export const TMM = {
   Transport: Symbol.for('tmm:Transport'),
   OutboxStore: Symbol.for('tmm:OutboxStore'),
   Dispatcher: Symbol.for('tmm:Dispatcher'),
+  ConsumerRunner: Symbol.for('tmm:ConsumerRunner'),
+  InboxStore: Symbol.for('tmm:InboxStore'),
 } as const;

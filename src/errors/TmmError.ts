@@ -130,3 +130,50 @@ export class TopologyError extends TmmError {
     super('TMM_TOPOLOGY', message, options);
   }
 }
+
+/**
+ * Thrown by a consumer's handler (or an interceptor) for a failure that retrying cannot fix (a business
+ * rule says no, a referenced entity will never exist): the message is dead-lettered at once, with this
+ * error in its headers, instead of going through the retry queues.
+ */
+export class NonRetryableError extends TmmError {
+  constructor(message: string, options?: { cause?: unknown; code?: string }) {
+    super(options?.code ?? 'TMM_NON_RETRYABLE', message, options);
+  }
+}
+
+/** A consumed message's body is not what its contract can be read from (not JSON, or not an object). */
+export class UnparseableMessageError extends TmmError {
+  constructor(
+    readonly messageId: string,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super('TMM_MESSAGE_UNPARSEABLE', `message ${messageId || '(no id)'} cannot be decoded: ${detail}`, options);
+  }
+}
+
+/**
+ * A @Consumer is wrong in a way only visible at start-up, when consumers are explored: its message
+ * parameter is not a contract, two consumers share a queue, its retry horizon outlives the inbox
+ * retention… The message names the consumer (`Class.method`) and its queue.
+ */
+export class ConsumerDefinitionError extends TmmError {
+  constructor(
+    readonly consumer: string,
+    detail: string,
+  ) {
+    super('TMM_CONSUMER_INVALID', `consumer ${consumer}: ${detail}`);
+  }
+}
+
+/**
+ * A handler was still running when the consumer runner's shutdown timeout passed. Its transaction is
+ * rolled back instead of committed (the delivery was given back to the broker, which redelivers it), so
+ * no effect is committed for a message that may be handled again.
+ */
+export class HandlerAbandonedError extends TmmError {
+  constructor(consumer: string, messageId: string) {
+    super('TMM_HANDLER_ABANDONED', `consumer ${consumer}: message ${messageId || '(no id)'} was still being handled when shutdown timed out; rolled back`);
+  }
+}

@@ -1,1 +1,2 @@
 export * from './TmmError';
+export * from './AdminErrors';

@@ -18,11 +18,13 @@ export function contractOf(message: unknown): { type: ContractClass; meta: Contr
 
 /**
  * Validates a contract instance with class-validator. Unknown properties are rejected
- * (`forbidNonWhitelisted`) so a typo in a producer is caught at send time, not by a consumer.
+ * (`forbidNonWhitelisted`) so a typo in a producer is caught at send time, not by a consumer; with
+ * `rejectUnknownProperties: false` (the consumer side) they are stripped instead, so a consumer still
+ * reads messages of a newer contract version that added fields.
  * Throws MessageValidationError listing every failed constraint, nested ones with a dotted path.
  */
-export async function validateContract(message: object, contractName: string): Promise<void> {
-  const errors = await validate(message, { forbidUnknownValues: true, whitelist: true, forbidNonWhitelisted: true });
+export async function validateContract(message: object, contractName: string, options: { rejectUnknownProperties?: boolean } = {}): Promise<void> {
+  const errors = await validate(message, { forbidUnknownValues: true, whitelist: true, forbidNonWhitelisted: options.rejectUnknownProperties ?? true });
   if (errors.length > 0) throw new MessageValidationError(contractName, flatten(errors));
 }
 

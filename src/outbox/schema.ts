@@ -1,5 +1,6 @@
 import type { DataSource } from 'typeorm';
 import { Dialect, dialectOf } from '../transaction/dialect';
+import { AUDIT_V1, DEAD_LETTER_V1 } from '../deadletter/deadLetterSchema';
 
 /**
  * The tables tmm owns, per dialect. Times are epoch milliseconds in BIGINT columns: portable, exact,
@@ -84,6 +85,42 @@ const LOCK_V1: Record<Dialect, string[]> = {
   mysql: [`CREATE TABLE IF NOT EXISTS tmm_lock (name VARCHAR(64) NOT NULL PRIMARY KEY, owner VARCHAR(64) NOT NULL, until BIGINT NOT NULL) ENGINE=InnoDB`],
 };
 
+/**
+ * The consumer inbox: one row per (consumer, message id) an idempotent consumer has processed, inserted
+ * in the handler's own transaction before the handler runs (the claim). The primary key is the unique
+ * constraint the claim relies on; `tmm_inbox_processed` serves the retention purge. `consumer` is the
+ * consumer's queue name (stable across class renames).
+ */
+const INBOX_V1: Record<Dialect, string[]> = {
+  sqlite: [
+    `CREATE TABLE IF NOT EXISTS tmm_inbox (
+      consumer TEXT NOT NULL,
+      message_id TEXT NOT NULL,
+      processed_at INTEGER NOT NULL,
+      PRIMARY KEY (consumer, message_id)
+    ) WITHOUT ROWID`,
+    `CREATE INDEX IF NOT EXISTS tmm_inbox_processed ON tmm_inbox (processed_at)`,
+  ],
+  postgres: [
+    `CREATE TABLE IF NOT EXISTS tmm_inbox (
+      consumer VARCHAR(255) NOT NULL,
+      message_id VARCHAR(255) NOT NULL,
+      processed_at BIGINT NOT NULL,
+      PRIMARY KEY (consumer, message_id)
+    )`,
+    `CREATE INDEX IF NOT EXISTS tmm_inbox_processed ON tmm_inbox (processed_at)`,
+  ],
+  mysql: [
+    `CREATE TABLE IF NOT EXISTS tmm_inbox (
+      consumer VARCHAR(255) NOT NULL,
+      message_id VARCHAR(255) NOT NULL,
+      processed_at BIGINT NOT NULL,
+      PRIMARY KEY (consumer, message_id),
+      INDEX tmm_inbox_processed (processed_at)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+  ],
+};
+
 const SCHEMA_TABLE: Record<Dialect, string> = {
   sqlite: `CREATE TABLE IF NOT EXISTS tmm_schema (component TEXT PRIMARY KEY NOT NULL, version INTEGER NOT NULL, applied_at INTEGER NOT NULL)`,
   postgres: `CREATE TABLE IF NOT EXISTS tmm_schema (component VARCHAR(64) PRIMARY KEY, version INTEGER NOT NULL, applied_at BIGINT NOT NULL)`,
@@ -94,6 +131,10 @@ const SCHEMA_TABLE: Record<Dialect, string> = {
 export const MIGRATIONS: { component: string; version: number; statements: Record<Dialect, string[]> }[] = [
   { component: 'outbox', version: 1, statements: OUTBOX_V1 },
   { component: 'lock', version: 1, statements: LOCK_V1 },
+  { component: 'inbox', version: 1, statements: INBOX_V1 },
+  // The admin's tables (src/deadletter/deadLetterSchema.ts); 'deadletter' also indexes DEAD/EXCEPTION outbox rows.
+  { component: 'deadletter', version: 1, statements: DEAD_LETTER_V1 },
+  { component: 'audit', version: 1, statements: AUDIT_V1 },
 ];
 
 export interface MigrationResult {

@@ -43,6 +43,15 @@ export const defaultDispatcherOptions: Omit<DispatcherOptions, 'owner'> = {
  */
 export type DispatchItem = OutboxMessage & { attempts?: number; claimed?: boolean };
 
+/** Called once per dispatched row when it is settled (see Dispatcher.dispatch). */
+export type SettledCallback = (message: DispatchItem) => void;
+
+/** A row on its way through the Dispatcher, with whoever waits for it to settle. */
+interface Entry {
+  readonly m: DispatchItem;
+  readonly settled?: SettledCallback;
+}
+
 export interface DispatcherStats {
   published: number;
   failed: number;
@@ -73,13 +82,18 @@ export function toTransportMessage(m: OutboxMessage, attempt = 1): TransportMess
  */
 export class Dispatcher {
   private readonly options: DispatcherOptions;
-  private readonly queue: DispatchItem[] = [];
+  private readonly queue: Entry[] = [];
   private inFlight = 0;
   private readonly keyChains = new Map<string, Promise<void>>();
-  private readonly toMark: string[] = [];
+  private readonly toMark: Entry[] = [];
   private marking: Promise<void> | undefined;
   private cutLinger: (() => void) | undefined;
-  private readonly timers = new Set<NodeJS.Timeout>();
+  /** Ordered rows waiting in toMark: the next row of their key waits for them, so they skip the linger. */
+  private orderedToMark = 0;
+  /** flush() and settleMarks() calls in progress: they want every confirmed id marked now. */
+  private hurrying = 0;
+  /** Delayed rows waiting for their in-process timer. */
+  private readonly timers = new Map<NodeJS.Timeout, Entry>();
   private idleWaiters: (() => void)[] = [];
   private stopped = false;
   readonly stats: DispatcherStats = { published: 0, failed: 0, marked: 0, deferred: 0 };
@@ -92,34 +106,67 @@ export class Dispatcher {
     this.options = { ...defaultDispatcherOptions, ...options };
   }
 
-  /** Hands committed messages to the fast path. Never throws, never waits for the broker. */
-  dispatch(messages: DispatchItem[]): void {
-    if (this.stopped) return; // the rows are committed; the sweeper will publish them
+  /**
+   * Hands committed messages to the fast path. Never throws, never waits for the broker.
+   *
+   * `settled`, when given, is called exactly once per message, when this process is done with it: its
+   * mark-delivered statement ran (whether or not it succeeded), its failure was recorded, or it was
+   * handed back (an ordered row that is not the head of its key, a row queued when stop() timed out, a
+   * delayed row beyond the horizon or whose timer stop() dropped, every row dispatched after stop()).
+   * The relay uses it to bound the rows it holds and to know when a key's head is gone.
+   */
+  dispatch(messages: DispatchItem[], settled?: SettledCallback): void {
+    if (this.stopped) {
+      // The rows are committed; the sweeper will publish them.
+      for (const m of messages) settle({ m, settled });
+      return;
+    }
     const now = Date.now();
+    const later: string[] = [];
     for (const m of messages) {
+      const entry: Entry = { m, settled };
       const wait = m.availableAt - now;
       if (wait <= 0) {
-        this.queue.push(m);
+        this.queue.push(entry);
       } else if (wait <= this.options.delayHorizonMs) {
         const t = setTimeout(() => {
           this.timers.delete(t);
+          // Timers run on the monotonic clock and can fire up to 1 ms before Date.now() reaches available_at.
+          if (!this.stopped && Date.now() < m.availableAt) return this.dispatch([m], settled);
           if (!this.stopped) {
-            this.queue.push(m);
+            this.queue.push(entry);
             this.pump();
+          } else {
+            settle(entry);
           }
         }, wait);
         t.unref();
-        this.timers.add(t);
+        this.timers.set(t, entry);
+      } else {
+        later.push(m.id);
+        settle(entry); // left to the sweeper
       }
     }
+    // They were inserted leased to this process, which sets no timer for them: any sweeper may take them when due.
+    if (later.length > 0) void this.releaseLeases(later);
     this.pump();
+  }
+
+  /** Gives up this process's lease on rows it will not publish itself; on failure they wait for the lease to expire. */
+  private async releaseLeases(ids: string[]): Promise<void> {
+    try {
+      await this.store.releaseLeases(ids, this.options.owner);
+    } catch (e) {
+      this.options.logger.warn('could not release leases; the rows wait for them to expire', { count: ids.length, error: e });
+    }
   }
 
   private pump(): void {
     while (this.inFlight < this.options.concurrency && this.queue.length > 0) {
-      const m = this.queue.shift()!;
+      const entry = this.queue.shift()!;
+      const m = entry.m;
       this.inFlight++;
-      const run = m.orderingKey ? this.chain(m.orderingKey, () => this.publishOne(m)) : this.publishOne(m);
+      const run = m.orderingKey ? this.chain(m.orderingKey, () => this.publishOne(entry)) : this.publishOne(entry);
       void run.finally(() => {
         this.inFlight--;
         this.pump();
@@ -138,7 +185,8 @@ export class Dispatcher {
     return next;
   }
 
-  private async publishOne(m: DispatchItem): Promise<void> {
+  private async publishOne(entry: Entry): Promise<void> {
+    const m = entry.m;
     try {
       // An ordered row may only go when every older row of its key is gone (published or dead); otherwise
       // it is handed back to the relay, which claims keys head first.
@@ -146,17 +194,20 @@ export class Dispatcher {
       if (m.orderingKey && !m.claimed && !(await this.store.isHeadOfKey(m.id, m.orderingKey))) {
         this.stats.deferred++;
         await this.store.releaseLeases([m.id], this.options.owner);
+        settle(entry);
         return;
       }
     } catch (e) {
       this.options.logger.warn('ordering check failed; left for the relay', { id: m.id, error: e });
+      settle(entry);
       return;
     }
     const attempt = (m.attempts ?? 0) + 1;
     try {
       await this.transport.publish(toTransportMessage(m, attempt));
       this.stats.published++;
-      this.toMark.push(m.id);
+      this.toMark.push(entry);
+      if (m.orderingKey) this.orderedToMark++;
       this.scheduleMark();
     } catch (e) {
       this.stats.failed++;
@@ -169,14 +220,16 @@ export class Dispatcher {
         // The row keeps its lease until lease_until; a relay takes it after that.
         this.options.logger.error('could not record publish failure', { id: m.id, error: storeError });
       }
+      settle(entry);
     }
   }
 
   /** Removes and returns what is queued but not yet started (on shutdown, so its leases can be released). */
   takeQueued(): DispatchItem[] {
-    const items = this.queue.splice(0, this.queue.length);
+    const entries = this.queue.splice(0, this.queue.length);
+    for (const e of entries) settle(e);
     this.checkIdle();
-    return items;
+    return entries.map((e) => e.m);
   }
 
   /** Messages queued or in flight. */
@@ -184,14 +237,19 @@ export class Dispatcher {
     return this.queue.length + this.inFlight;
   }
 
+  /** Confirmed ids should be marked without waiting for the linger. */
+  private get hurry(): boolean {
+    return this.hurrying > 0 || this.orderedToMark > 0;
+  }
+
   private scheduleMark(): void {
     if (this.marking) {
-      if (this.toMark.length >= this.options.markBatchSize) this.cutLinger?.();
+      if (this.toMark.length >= this.options.markBatchSize || this.hurry) this.cutLinger?.();
       return;
     }
-    const full = this.toMark.length >= this.options.markBatchSize;
+    const now = this.toMark.length >= this.options.markBatchSize || this.hurry;
     this.marking = new Promise<void>((resolve) => {
-      if (full || this.options.markLingerMs <= 0) return setImmediate(resolve);
+      if (now || this.options.markLingerMs <= 0) return setImmediate(resolve);
       const timer = setTimeout(resolve, this.options.markLingerMs);
       this.cutLinger = () => {
         clearTimeout(timer);
@@ -205,32 +263,52 @@ export class Dispatcher {
 
   /** Waits until every id published so far is marked (cutting the linger short). */
   private async settleMarks(): Promise<void> {
-    while (this.toMark.length > 0 || this.marking) {
-      if (!this.marking) this.scheduleMark();
-      this.cutLinger?.();
-      await this.marking;
+    this.hurrying++;
+    try {
+      while (this.toMark.length > 0 || this.marking) {
+        if (!this.marking) this.scheduleMark();
+        this.cutLinger?.();
+        await this.marking;
+      }
+    } finally {
+      this.hurrying--;
     }
   }
 
   /** Marks what is waiting now instead of after the linger, and resolves when the fast path is idle. */
   async flush(): Promise<void> {
-    this.cutLinger?.();
-    await this.idle();
+    this.hurrying++;
+    try {
+      this.cutLinger?.();
+      await this.idle();
+    } finally {
+      this.hurrying--;
+    }
   }
 
   private async flushMarks(): Promise<void> {
     try {
       while (this.toMark.length > 0) {
         const batch = this.toMark.splice(0, this.options.markBatchSize);
+        for (const e of batch) if (e.m.orderingKey) this.orderedToMark--;
         try {
-          this.stats.marked += await this.store.markDelivered(batch, this.options.owner, { deleteRows: this.options.deleteDelivered });
+          this.stats.marked += await this.store.markDelivered(
+            batch.map((e) => e.m.id),
+            this.options.owner,
+            { deleteRows: this.options.deleteDelivered },
+          );
         } catch (e) {
           // Published but not marked: the sweeper will publish these again after the lease (a duplicate, never a loss).
           this.options.logger.error('could not mark messages delivered', { count: batch.length, error: e });
         }
+        for (const e of batch) settle(e);
+        // Ids confirmed while that statement ran get a linger of their own (so statements stay full and
+        // the database sees a few large ones rather than many small ones), unless a batch is already full.
+        if (this.toMark.length < this.options.markBatchSize && !this.hurry) break;
       }
     } finally {
       this.marking = undefined;
+      if (this.toMark.length > 0) this.scheduleMark();
       this.checkIdle();
     }
   }
@@ -255,8 +333,23 @@ export class Dispatcher {
   /** Stops taking work, drops delayed timers (the sweeper owns those rows) and waits for in-flight work. */
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const t of this.timers) clearTimeout(t);
+    const dropped = [...this.timers.values()].map((e) => e.m.id);
+    for (const [t, entry] of this.timers) {
+      clearTimeout(t);
+      settle(entry);
+    }
     this.timers.clear();
+    if (dropped.length > 0) await this.releaseLeases(dropped);
     await this.flush();
+  }
+}
+
+/** Tells whoever dispatched the row that this process is done with it; their error never reaches the Dispatcher. */
+function settle(entry: Entry): void {
+  if (!entry.settled) return;
+  try {
+    entry.settled(entry.m);
+  } catch {
+    // A settle callback must not break publishing or marking of other rows.
   }
 }

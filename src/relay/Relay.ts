@@ -11,6 +11,12 @@ export interface RelayOptions {
   pollIntervalMs: number;
   /** Rows claimed per sweep. */
   batchSize: number;
+  /**
+   * Most rows this relay holds at once (claimed, not yet marked or given back; default three batches):
+   * the next batch is claimed while earlier ones publish as long as it fits. All of them should be
+   * published within the lease.
+   */
+  maxPendingRows?: number;
   /** How long claimed rows stay reserved for this process. */
   leaseMs: number;
   /** Keep DELIVERED rows this long before the sweeper deletes them (only when rows are kept at all). */
@@ -41,6 +47,11 @@ export class RelayStoppedError extends TmmError {
  * lease expired unconfirmed, delayed messages that came due — and hands them to the Dispatcher, which
  * publishes with confirms, marks them in batches and records failures. Several relays may share a
  * PostgreSQL or MariaDB outbox; on SQLite a RelayLock keeps it to one per database file.
+ *
+ * Draining a backlog is pipelined: the next batch is claimed while the previous ones publish and are
+ * marked (a claim never waits for a mark), as long as the rows held stay within `maxPendingRows`; past
+ * that the relay waits for rows to settle. Claimed heads of ordering keys are waited for before the next
+ * partial sweep, so a key's next row is claimed as soon as its head is gone.
  */
 export class Relay {
   private readonly options: RelayOptions;
@@ -48,8 +59,13 @@ export class Relay {
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private lastPurge = 0;
-  /** The last sweep claimed heads of ordering keys: their successors are claimable as soon as they settle. */
-  private claimedOrdered = false;
+  /** Rows claimed and handed to the Dispatcher that it has not settled yet. */
+  private pendingRows = 0;
+  private readonly maxPendingRows: number;
+  /** Resolves a pause early once enough rows settled for another batch to fit. */
+  private roomWaiter: (() => void) | undefined;
+  /** Batches with heads of ordering keys not yet settled: their successors are claimable once they are. */
+  private readonly orderedBatches = new Set<Promise<void>>();
   readonly stats = { sweeps: 0, claimed: 0 };
 
   constructor(
@@ -59,7 +75,14 @@ export class Relay {
     private readonly lock?: RelayLock,
     private readonly keepDelivered = false,
   ) {
-    this.options = { ...defaultRelayOptions, ...options };
+    this.options = { ...defaultRelayOptions, ...stripUndefined(options), owner: options.owner };
+    // A batch always fits when nothing is held, whatever the two settings say.
+    this.maxPendingRows = Math.max(this.options.maxPendingRows ?? 3 * this.options.batchSize, this.options.batchSize);
+  }
+
+  /** Rows claimed by this relay that the Dispatcher has not settled yet. */
+  get pending(): number {
+    return this.pendingRows;
   }
 
   get isRunning(): boolean {
@@ -81,15 +104,38 @@ export class Relay {
 
   /** Claims and publishes one batch; resolves with the number of rows claimed, once they are settled. */
   async sweepOnce(): Promise<number> {
+    const { claimed, settled } = await this.claimBatch();
+    await settled;
+    return claimed;
+  }
+
+  /** Claims up to a batch and hands it to the Dispatcher; `settled` resolves when the Dispatcher is done with every row. */
+  private async claimBatch(): Promise<{ claimed: number; settled: Promise<void> }> {
     const rows = await this.store.claimDue(this.options.owner, { leaseMs: this.options.leaseMs, limit: this.options.batchSize });
     this.stats.sweeps++;
     this.stats.claimed += rows.length;
-    this.claimedOrdered = rows.some((r) => r.orderingKey !== null);
-    if (rows.length > 0) {
-      this.dispatcher.dispatch(rows.map((r) => ({ ...r, claimed: true })));
-      await this.dispatcher.flush();
+    if (rows.length === 0) return { claimed: 0, settled: Promise.resolve() };
+    let left = rows.length;
+    this.pendingRows += left;
+    const settled = new Promise<void>((resolve) => {
+      this.dispatcher.dispatch(
+        rows.map((r) => ({ ...r, claimed: true })),
+        () => {
+          this.pendingRows--;
+          if (this.roomWaiter && this.hasRoom()) this.roomWaiter();
+          if (--left === 0) resolve();
+        },
+      );
+    });
+    if (rows.some((r) => r.orderingKey !== null)) {
+      this.orderedBatches.add(settled);
+      void settled.then(() => this.orderedBatches.delete(settled));
     }
-    return rows.length;
+    return { claimed: rows.length, settled };
+  }
+
+  private hasRoom(): boolean {
+    return this.pendingRows + this.options.batchSize <= this.maxPendingRows;
   }
 
   private async run(): Promise<void> {
@@ -97,23 +143,42 @@ export class Relay {
       let claimed = 0;
       try {
         if (this.lock) await this.lock.renew();
-        claimed = await this.sweepOnce();
+        if (!this.hasRoom()) {
+          // Earlier batches are still publishing: wait for rows to settle (bounded, so the lock is renewed).
+          await this.pause(this.options.pollIntervalMs, true);
+          continue;
+        }
+        claimed = (await this.claimBatch()).claimed;
         await this.purge();
       } catch (e) {
         this.options.logger.error('relay sweep failed', { error: e });
       }
       if (!this.running) break;
-      if (claimed < this.options.batchSize && !this.claimedOrdered) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, this.options.pollIntervalMs);
-          this.wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        this.wake = undefined;
+      if (claimed < this.options.batchSize) {
+        if (this.orderedBatches.size > 0) {
+          // The next rows of the claimed keys become claimable as soon as a head is gone: sweep again then.
+          await this.pause(this.options.leaseMs, false, Promise.race(this.orderedBatches));
+        } else {
+          await this.pause(this.options.pollIntervalMs);
+        }
       }
     }
+  }
+
+  /** Waits up to `ms`; nudge() and stop() end it early, so do room for a batch (`forRoom`) and `until` resolving. */
+  private async pause(ms: number, forRoom = false, until?: Promise<void>): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wake = done;
+      if (forRoom) this.roomWaiter = done;
+      void until?.then(done);
+    });
+    this.wake = undefined;
+    this.roomWaiter = undefined;
   }
 
   private async purge(): Promise<void> {
@@ -145,4 +210,8 @@ export class Relay {
     if (this.lock) await this.lock.release();
     this.options.logger.info('relay stopped', { owner: this.options.owner });
   }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

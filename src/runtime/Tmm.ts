@@ -3,8 +3,11 @@ import { hostname } from 'node:os';
 import type { DataSource } from 'typeorm';
 import { TmmOptions, validateTmmOptions } from '../config/TmmOptions';
 import { AsyncLocalContextStore, ClsHookedContextStore, ContextStore } from '../context';
+import { ConsumerRunner } from '../consumer/ConsumerRunner';
+import { resolveConsumerRunnerOptions } from '../consumer/ConsumerRunnerOptions';
+import { TypeOrmInboxStore } from '../consumer/TypeOrmInboxStore';
 import { ConsoleLogger, Logger } from '../logging/Logger';
-import { MessageProducer } from '../outbox/MessageProducer';
+import { MessageProducer, defaultProducerOptions } from '../outbox/MessageProducer';
 import { TypeOrmOutboxStore } from '../outbox/TypeOrmOutboxStore';
 import { MigrationResult, migrate } from '../outbox/schema';
 import { Dispatcher } from '../relay/Dispatcher';
@@ -31,6 +34,10 @@ export class Tmm {
   readonly dispatcher: Dispatcher;
   readonly producer: MessageProducer;
   readonly relay: Relay;
+  /** Where idempotent consumers claim messages (`tmm_inbox`). */
+  readonly inbox: TypeOrmInboxStore;
+  /** Runs the @Consumer handlers: found at start(), stopped (drained) first by stop(). */
+  readonly consumers: ConsumerRunner;
   readonly logger: Logger;
   private readonly options: TmmOptions;
   private started = false;
@@ -69,9 +76,26 @@ export class Tmm {
       ...o.producer,
       owner: this.instanceId,
     });
+    this.inbox = new TypeOrmInboxStore(this.transactions);
+    this.consumers = new ConsumerRunner(
+      {
+        transport: this.transport,
+        transactions: this.transactions,
+        contextStore: this.contextStore,
+        inbox: this.inbox,
+        logger: this.logger,
+        tmmName: this.name,
+        defaultExchange: o.producer?.defaultExchange ?? defaultProducerOptions.defaultExchange,
+      },
+      resolveConsumerRunnerOptions(o.consumers),
+    );
   }
 
-  /** Initializes the DataSource if needed, migrates tmm's tables (unless `migrate: false`) and registers for decorators. */
+  /**
+   * Initializes the DataSource if needed, migrates tmm's tables (unless `migrate: false`), registers for
+   * decorators, starts the relay (unless `relay.enabled: false`) and the consumers (unless
+   * `consumers.enabled: false`); a failure of either undoes the rest.
+   */
   async start(): Promise<MigrationResult | undefined> {
     if (!this.dataSource.isInitialized) await this.dataSource.initialize();
     const result = this.options.migrate === false ? undefined : await migrate(this.dataSource, { sqliteBusyTimeoutMs: this.options.sqlite?.busyTimeoutMs });
@@ -84,6 +108,16 @@ export class Tmm {
         throw e;
       }
     }
+    if (this.options.consumers?.enabled !== false) {
+      try {
+        await this.consumers.start();
+      } catch (e) {
+        // A consumer misconfiguration (or its topology) fails start-up as a whole.
+        await this.relay.stop();
+        TmmRegistry.unregister(this);
+        throw e;
+      }
+    }
     this.started = true;
     return result;
   }
@@ -92,10 +126,15 @@ export class Tmm {
     return this.started;
   }
 
-  /** Stops the relay and the fast path (in-flight publishes finish and are marked), unregisters, closes the transport. */
+  /**
+   * Stops the consumers (running handlers finish, bounded by consumers.shutdownTimeoutMs), then the relay
+   * and the fast path (in-flight publishes finish and are marked), unregisters, closes the transport.
+   */
   async stop(options: { closeTransport?: boolean } = {}): Promise<void> {
     if (!this.started) return;
     this.started = false;
+    // First, while the registry, the dispatcher and the transport still serve the handlers' sends and acks.
+    await this.consumers.stop();
     TmmRegistry.unregister(this);
     await this.relay.stop();
     await this.dispatcher.stop();

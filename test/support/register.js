@@ -11,6 +11,7 @@ const aliases = {
   tmm: path.join(root, 'src', 'index.ts'),
   'tmm/decorators': path.join(root, 'decorators', 'index.ts'),
   'tmm/testing': path.join(root, 'src', 'testing', 'index.ts'),
+  'tmm/admin': path.join(root, 'src', 'admin', 'index.ts'),
 };
 
 const resolve = Module._resolveFilename;

@@ -1,0 +1,117 @@
+import { z } from 'zod';
+import { ConfigurationError } from '../errors';
+import type { Logger } from '../logging/Logger';
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+const principalName = z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/, 'names are 1-64 letters, digits, _ . @ -');
+
+const schema = z.strictObject({
+  /** Address to listen on. Default 127.0.0.1: reachable from this machine only. */
+  host: z.string().min(1).optional(),
+  /** Port; 0 picks a free one (see TmmAdmin.url). */
+  port: z.number().int().min(0).max(65_535).optional(),
+  auth: z
+    .strictObject({
+      /** Bearer tokens by principal name: `{ ops: process.env.TMM_ADMIN_TOKEN }`; at least 16 characters. */
+      tokens: z.record(principalName, z.string().min(16, 'must be at least 16 characters').max(512)).optional(),
+      /** Basic-auth users and passwords; passwords at least 12 characters. */
+      users: z.record(principalName, z.string().min(12, 'must be at least 12 characters').max(512)).optional(),
+      /** Allow reading without credentials (no actions) — only on a loopback address. */
+      anonymousLocalRead: z.boolean().optional(),
+    })
+    .optional(),
+  /** No actions at all, whoever asks (resend, discard, retry are refused with 403). */
+  readOnly: z.boolean().optional(),
+  /** Largest request body; larger ones get 413 and change nothing. */
+  bodyLimitBytes: z.number().int().min(1024).max(64 * 1024 * 1024).optional(),
+  /** Most dead letters or rows one bulk action may touch. */
+  maxBulk: z.number().int().min(1).max(1_000_000).optional(),
+  collector: z
+    .strictObject({
+      /** Collect dead letters in this process (default true). */
+      enabled: z.boolean().optional(),
+      /** More dead-letter queues than the consumers' (`<queue>.dlq`) to collect from (declared as classic queues). */
+      queues: z.array(z.string().min(1).max(255)).optional(),
+      prefetch: z.number().int().min(1).max(10_000).optional(),
+      retryDelayMs: z.number().int().min(0).max(600_000).optional(),
+    })
+    .optional(),
+  metrics: z
+    .strictObject({
+      /** Serve /metrics (default true). */
+      enabled: z.boolean().optional(),
+      /** How often the throughput chart's counters are sampled (default 10 s; the last 360 samples are kept). */
+      sampleIntervalMs: z.number().int().min(100).max(3_600_000).optional(),
+    })
+    .optional(),
+  logger: z.custom<Logger>((v) => isObject(v) && typeof v.info === 'function' && typeof v.error === 'function', { message: 'must be a Logger' }).optional(),
+});
+
+export type AdminOptions = z.input<typeof schema>;
+
+/** AdminOptions with every default applied. */
+export interface ResolvedAdminOptions {
+  host: string;
+  port: number;
+  auth: { tokens: Record<string, string>; users: Record<string, string>; anonymousLocalRead: boolean };
+  readOnly: boolean;
+  bodyLimitBytes: number;
+  maxBulk: number;
+  collector: { enabled: boolean; queues: string[]; prefetch: number; retryDelayMs: number };
+  metrics: { enabled: boolean; sampleIntervalMs: number };
+  logger?: Logger;
+}
+
+export const defaultAdminOptions: Omit<ResolvedAdminOptions, 'auth'> = {
+  host: '127.0.0.1',
+  port: 8089,
+  readOnly: false,
+  bodyLimitBytes: 1024 * 1024,
+  maxBulk: 10_000,
+  collector: { enabled: true, queues: [], prefetch: 32, retryDelayMs: 1000 },
+  metrics: { enabled: true, sampleIntervalMs: 10_000 },
+};
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/**
+ * Defaults, then validation, then the safety rules: credentials are required (there is no default
+ * password) unless `auth.anonymousLocalRead` is set, which only a loopback address may use. Throws
+ * ConfigurationError naming the path (`admin.auth.tokens.ops`).
+ */
+export function resolveAdminOptions(input: unknown): ResolvedAdminOptions {
+  if (!isObject(input)) throw new ConfigurationError('admin', 'options must be an object');
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const path = ['admin', ...issue.path.map(String), ...(issue.code === 'unrecognized_keys' ? [issue.keys[0]] : [])].join('.');
+    throw new ConfigurationError(path, issue.code === 'unrecognized_keys' ? 'unknown key' : issue.message);
+  }
+  const o = parsed.data;
+  const d = defaultAdminOptions;
+  const clean = <T extends object>(v: T | undefined): Partial<T> => Object.fromEntries(Object.entries(v ?? {}).filter(([, x]) => x !== undefined)) as Partial<T>;
+  const resolved: ResolvedAdminOptions = {
+    host: o.host ?? d.host,
+    port: o.port ?? d.port,
+    auth: { tokens: o.auth?.tokens ?? {}, users: o.auth?.users ?? {}, anonymousLocalRead: o.auth?.anonymousLocalRead ?? false },
+    readOnly: o.readOnly ?? d.readOnly,
+    bodyLimitBytes: o.bodyLimitBytes ?? d.bodyLimitBytes,
+    maxBulk: o.maxBulk ?? d.maxBulk,
+    collector: { ...d.collector, ...clean(o.collector) },
+    metrics: { ...d.metrics, ...clean(o.metrics) },
+    logger: o.logger,
+  };
+  const credentials = Object.keys(resolved.auth.tokens).length + Object.keys(resolved.auth.users).length;
+  if (credentials === 0 && !resolved.auth.anonymousLocalRead) {
+    throw new ConfigurationError(
+      'admin.auth',
+      'no credentials configured: give auth.tokens or auth.users (there is no default password), or set auth.anonymousLocalRead for a read-only console on a loopback address',
+    );
+  }
+  if (resolved.auth.anonymousLocalRead && !isLoopback(resolved.host)) {
+    throw new ConfigurationError('admin.auth.anonymousLocalRead', `only allowed on a loopback address, not on host "${resolved.host}"`);
+  }
+  return resolved;
+}

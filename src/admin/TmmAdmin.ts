@@ -1,0 +1,145 @@
+import { deadLetterQueueSpec } from '../consumer/ConsumerDefinition';
+import { DeadLetterCollector, DeadLetterSource } from '../deadletter/DeadLetterCollector';
+import { DeadLetterService } from '../deadletter/DeadLetterService';
+import { TypeOrmAuditTrail } from '../deadletter/TypeOrmAuditTrail';
+import { TypeOrmDeadLetterStore } from '../deadletter/TypeOrmDeadLetterStore';
+import { TypeOrmOutboxAdminStore } from '../deadletter/TypeOrmOutboxAdminStore';
+import { TmmError } from '../errors';
+import { defaultProducerOptions } from '../outbox/MessageProducer';
+import type { Tmm } from '../runtime/Tmm';
+import { AdminContext, AdminServer } from './AdminServer';
+import { AdminOptions, ResolvedAdminOptions, resolveAdminOptions } from './AdminOptions';
+import { MeteredTransport } from './metrics/MeteredTransport';
+import { ThroughputSampler } from './metrics/ThroughputSampler';
+import { TmmMetrics } from './metrics/TmmMetrics';
+
+/**
+ * The operator's side of one tmm instance: the dead-letter collector, the actions (resend, edit and
+ * resend, discard, bulk; retry/discard DEAD outbox rows) with their audit trail, the HTTP API + web
+ * console, and the Prometheus metrics. Options are validated here (ConfigurationError naming the path;
+ * no credentials ⇒ refused unless `auth.anonymousLocalRead`).
+ *
+ * ```ts
+ * await tmm.start();
+ * const admin = new TmmAdmin(tmm, { auth: { tokens: { ops: process.env.TMM_ADMIN_TOKEN! } } });
+ * await admin.start();            // listens on 127.0.0.1:8089, collects from every consumer's dead-letter queue
+ * ...
+ * await admin.stop();             // before tmm.stop()
+ * ```
+ */
+export class TmmAdmin {
+  readonly options: ResolvedAdminOptions;
+  readonly deadLetters: TypeOrmDeadLetterStore;
+  readonly audit: TypeOrmAuditTrail;
+  readonly outboxAdmin: TypeOrmOutboxAdminStore;
+  readonly service: DeadLetterService;
+  readonly collector: DeadLetterCollector;
+  readonly sampler: ThroughputSampler;
+  readonly metrics: TmmMetrics;
+  readonly server: AdminServer;
+  private started = false;
+
+  constructor(
+    readonly tmm: Tmm,
+    options: AdminOptions,
+  ) {
+    this.options = resolveAdminOptions(options);
+    const logger = this.options.logger ?? tmm.logger;
+    const dataSource = tmm.dataSource;
+    const dialect = tmm.transactions.dialect;
+    this.deadLetters = new TypeOrmDeadLetterStore(dataSource, dialect);
+    this.audit = new TypeOrmAuditTrail(dataSource, dialect);
+    this.outboxAdmin = new TypeOrmOutboxAdminStore(dataSource, dialect);
+    this.service = new DeadLetterService({
+      transactions: tmm.transactions,
+      outbox: tmm.outbox,
+      deadLetters: this.deadLetters,
+      outboxAdmin: this.outboxAdmin,
+      audit: this.audit,
+      dispatcher: tmm.dispatcher,
+      relay: tmm.relay,
+      owner: tmm.instanceId,
+      maxPayloadBytes: defaultProducerOptions.maxPayloadBytes,
+      contractFor: (letter) => tmm.consumers.definitions.find((d) => d.name === letter.consumer || d.queue === letter.queue)?.contract,
+      logger,
+    });
+    this.collector = new DeadLetterCollector(tmm.transport, tmm.transactions, this.deadLetters, {
+      prefetch: this.options.collector.prefetch,
+      retryDelayMs: this.options.collector.retryDelayMs,
+      logger,
+    });
+    const counters = () => ({
+      published: tmm.dispatcher.stats.published,
+      publishFailed: tmm.dispatcher.stats.failed,
+      consumed: tmm.consumers.stats.handled,
+      retried: tmm.consumers.stats.retried,
+      deadLettered: tmm.consumers.stats.deadLettered,
+      collected: this.collector.stats.stored,
+    });
+    this.sampler = new ThroughputSampler(counters, this.options.metrics.sampleIntervalMs);
+    this.metrics = new TmmMetrics({
+      outboxAdmin: this.outboxAdmin,
+      deadLetters: this.deadLetters,
+      counters: () => ({
+        dispatcher: tmm.dispatcher.stats,
+        relay: tmm.relay.stats,
+        consumers: tmm.consumers.stats,
+        collector: this.collector.stats,
+      }),
+      extra: tmm.transport instanceof MeteredTransport ? [tmm.transport.registry] : [],
+    });
+    const context: AdminContext = {
+      service: this.service,
+      deadLetters: this.deadLetters,
+      outboxAdmin: this.outboxAdmin,
+      outbox: tmm.outbox,
+      audit: this.audit,
+      sampler: this.sampler,
+      metrics: this.metrics,
+      info: () => ({
+        consumers: tmm.consumers.definitions.map((d) => ({ name: d.name, queue: d.queue, deadLetterQueue: d.deadLetterQueue })),
+        collecting: this.collector.queues,
+      }),
+      logger,
+    };
+    this.server = new AdminServer(context, this.options);
+  }
+
+  /** The dead-letter queues collected from: every consumer's of this instance, plus `collector.queues`. */
+  sources(): DeadLetterSource[] {
+    const fromConsumers = this.tmm.consumers.definitions.map((d) => ({ queue: deadLetterQueueSpec(d), consumerQueue: d.queue, consumer: d.name }));
+    const extra = this.options.collector.queues.filter((q) => !fromConsumers.some((s) => s.queue.name === q)).map((name) => ({ queue: { name } }));
+    return [...fromConsumers, ...extra];
+  }
+
+  /** Starts collecting (after tmm.start(), which declares the consumers' queues), sampling and serving; resolves with the URL. */
+  async start(): Promise<string> {
+    if (this.started) return this.server.url;
+    if (!this.tmm.isStarted) throw new TmmError('TMM_NOT_STARTED', 'start the Tmm instance before its admin (the admin needs its tables and consumers)');
+    if (this.options.collector.enabled) await this.collector.start(this.sources());
+    this.sampler.start();
+    try {
+      await this.server.listen();
+    } catch (e) {
+      this.sampler.stop();
+      await this.collector.stop();
+      throw e;
+    }
+    this.started = true;
+    this.tmm.logger.info('tmm admin listening', { url: this.server.url, collecting: this.collector.queues });
+    return this.server.url;
+  }
+
+  get url(): string {
+    return this.server.url;
+  }
+
+  /** Stops serving and collecting (dead letters being stored finish first). Call before tmm.stop(). */
+  async stop(): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    await this.server.close();
+    this.sampler.stop();
+    await this.collector.stop();
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * Exit codes of the `tmm` CLI; scripts may rely on them (docs/admin.md lists them).
+ */
+export const ExitCode = {
+  Ok: 0,
+  /** Something unexpected failed (the message says what). */
+  Failure: 1,
+  /** Wrong command line: unknown command or option, missing or malformed argument. */
+  Usage: 2,
+  /** A dead letter or outbox row with that id does not exist. */
+  NotFound: 3,
+  /** The target is not in a state the action applies to (already resent, not DEAD…); for several ids: at least one was skipped. */
+  Conflict: 4,
+  /** The database cannot be reached or the configuration (TMM_DB_URL, credentials) is wrong. */
+  Unavailable: 5,
+  /** Input was refused: an edited payload that is not JSON or fails its contract, a bad filter value. */
+  InvalidInput: 6,
+  /** `status --check`: there are NEW dead letters or DEAD/EXCEPTION outbox rows. */
+  Attention: 7,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** An error that ends the CLI with a given exit code and message. */
+export class CliExit extends Error {
+  constructor(
+    readonly exitCode: ExitCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,379 @@
+#!/usr/bin/env node
+import 'reflect-metadata';
+import { readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { Command, CommanderError, Option } from 'commander';
+import type { DataSource } from 'typeorm';
+import { DEAD_LETTER_STATUSES, DeadLetterFilter, DeadLetterStatus } from '../../deadletter/DeadLetter';
+import { DeadLetterService } from '../../deadletter/DeadLetterService';
+import { TypeOrmAuditTrail } from '../../deadletter/TypeOrmAuditTrail';
+import { TypeOrmDeadLetterStore } from '../../deadletter/TypeOrmDeadLetterStore';
+import { TypeOrmOutboxAdminStore } from '../../deadletter/TypeOrmOutboxAdminStore';
+import { InvalidInputError, NotFoundError, PayloadTooLargeError, StateConflictError, TmmError } from '../../errors';
+import { ConsoleLogger } from '../../logging/Logger';
+import { OutboxStatus } from '../../message/OutboxMessage';
+import { TypeOrmOutboxStore } from '../../outbox/TypeOrmOutboxStore';
+import { migrate } from '../../outbox/schema';
+import { TypeOrmTransactionManager } from '../../transaction/TypeOrmTransactionManager';
+import { AdminServer } from '../AdminServer';
+import { resolveAdminOptions } from '../AdminOptions';
+import { redactSecrets } from '../redactSecrets';
+import { CliExit, ExitCode } from './ExitCode';
+import { openDatabase } from './openDatabase';
+
+interface Globals {
+  db?: string;
+  schema?: string;
+  json?: boolean;
+  as?: string;
+}
+
+/** The services over one database, for one CLI command. */
+class Session {
+  readonly transactions: TypeOrmTransactionManager;
+  readonly outbox: TypeOrmOutboxStore;
+  readonly deadLetters: TypeOrmDeadLetterStore;
+  readonly audit: TypeOrmAuditTrail;
+  readonly outboxAdmin: TypeOrmOutboxAdminStore;
+  readonly service: DeadLetterService;
+
+  constructor(
+    readonly dataSource: DataSource,
+    readonly principal: string,
+  ) {
+    this.transactions = new TypeOrmTransactionManager(dataSource);
+    const dialect = this.transactions.dialect;
+    this.outbox = new TypeOrmOutboxStore(this.transactions);
+    this.deadLetters = new TypeOrmDeadLetterStore(dataSource, dialect);
+    this.audit = new TypeOrmAuditTrail(dataSource, dialect);
+    this.outboxAdmin = new TypeOrmOutboxAdminStore(dataSource, dialect);
+    // No dispatcher here: resends and retries are rows in tmm_outbox, published by the application's relay.
+    this.service = new DeadLetterService({
+      transactions: this.transactions,
+      outbox: this.outbox,
+      deadLetters: this.deadLetters,
+      outboxAdmin: this.outboxAdmin,
+      audit: this.audit,
+      owner: `tmm-cli-${process.pid}`,
+    });
+  }
+}
+
+const out = (s: string): void => void process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
+const iso = (t: number | null | undefined) => (t ? new Date(t).toISOString() : '-');
+
+function printTable(rows: Record<string, unknown>[], columns: string[]): void {
+  if (rows.length === 0) return out('(none)');
+  const cells = rows.map((r) => columns.map((c) => String(r[c] ?? '-').replace(/\s+/g, ' ').slice(0, 80)));
+  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i].length)));
+  out(columns.map((c, i) => c.toUpperCase().padEnd(widths[i])).join('  '));
+  for (const row of cells) out(row.map((v, i) => v.padEnd(widths[i])).join('  ').trimEnd());
+}
+
+function intOption(name: string, min: number, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) throw new CliExit(ExitCode.Usage, `--${name} must be an integer from ${min} to ${max}, got "${v}"`);
+    return n;
+  };
+}
+
+function timeOption(name: string) {
+  return (v: string): number => {
+    const t = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+    if (!Number.isFinite(t)) throw new CliExit(ExitCode.Usage, `--${name} must be an ISO-8601 time or epoch milliseconds, got "${v}"`);
+    return t;
+  };
+}
+
+function statusOption(v: string): DeadLetterStatus[] | undefined {
+  if (v.toUpperCase() === 'ALL') return undefined;
+  const list = v.toUpperCase().split(',');
+  for (const s of list) if (!DEAD_LETTER_STATUSES.includes(s as DeadLetterStatus)) throw new CliExit(ExitCode.Usage, `--status must be ${DEAD_LETTER_STATUSES.join(', ')} or ALL, got "${v}"`);
+  return list as DeadLetterStatus[];
+}
+
+function filterOptions(cmd: Command): Command {
+  return cmd
+    .option('--status <list>', 'NEW, RESENT, DISCARDED (comma-separated) or ALL', 'NEW')
+    .option('--topic <topic>', 'only this topic')
+    .option('--consumer <name>', 'only this consumer (Class.method)')
+    .option('--fingerprint <hex>', 'only this error group')
+    .option('--since <time>', 'last failure at or after (ISO-8601 or epoch ms)', timeOption('since'))
+    .option('--until <time>', 'last failure at or before (ISO-8601 or epoch ms)', timeOption('until'));
+}
+
+function toFilter(o: { status?: string; topic?: string; consumer?: string; fingerprint?: string; since?: number; until?: number }): DeadLetterFilter {
+  return { status: statusOption(o.status ?? 'NEW'), topic: o.topic, consumer: o.consumer, fingerprint: o.fingerprint, from: o.since, to: o.until };
+}
+
+function hasCriteria(o: { topic?: string; consumer?: string; fingerprint?: string; since?: number; until?: number }): boolean {
+  return [o.topic, o.consumer, o.fingerprint, o.since, o.until].some((v) => v !== undefined);
+}
+
+export function buildProgram(run: (fn: (s: Session, g: Globals) => Promise<number | void>, g: () => Globals) => Promise<void>): Command {
+  const program = new Command('tmm')
+    .description('Operate tmm: schema migrations, the outbox backlog, dead letters. Talks to the database directly.')
+    .option('--db <url>', 'database URL (default: $TMM_DB_URL): sqlite:PATH, postgres://…, mysql://…')
+    .option('--schema <name>', 'PostgreSQL schema (search_path)')
+    .option('--json', 'machine-readable output (one JSON document on stdout)')
+    .option('--as <principal>', 'who you are in the audit trail (default: cli:<os user>)')
+    .showHelpAfterError()
+    .exitOverride();
+  const g = (): Globals => program.opts<Globals>();
+  const json = (v: unknown) => out(JSON.stringify(v, null, 2));
+
+  program
+    .command('migrate')
+    .description("create or upgrade tmm's tables (idempotent)")
+    .action(() =>
+      run(async (s, o) => {
+        const r = await migrate(s.dataSource);
+        if (o.json) json(r);
+        else out(r.applied.length === 0 ? `schema is up to date (${r.dialect})` : `applied (${r.dialect}): ${r.applied.map((a) => `${a.component} v${a.version}`).join(', ')}`);
+      }, g),
+    );
+
+  program
+    .command('status')
+    .description('outbox backlog and dead letters at a glance')
+    .option('--check', `exit ${ExitCode.Attention} when there are NEW dead letters or DEAD/EXCEPTION outbox rows`)
+    .action((opts: { check?: boolean }) =>
+      run(async (s, o) => {
+        const now = Date.now();
+        const [outbox, dead] = await Promise.all([s.outboxAdmin.stats(now), s.deadLetters.summarize()]);
+        const status = {
+          outbox: { ...outbox.byStatus, due: outbox.due, oldestDueAgeMs: outbox.oldestDueAt === null ? null : now - outbox.oldestDueAt },
+          deadLetters: { ...dead.byStatus, oldestNewAgeMs: dead.oldestNewAt === null ? null : now - dead.oldestNewAt, byConsumer: dead.byConsumer },
+        };
+        if (o.json) json(status);
+        else {
+          out(`outbox        pending ${outbox.byStatus.PENDING} (due ${outbox.due}, oldest due ${status.outbox.oldestDueAgeMs === null ? '-' : `${Math.round(status.outbox.oldestDueAgeMs / 1000)}s`})  dead ${outbox.byStatus.DEAD}  exception ${outbox.byStatus.EXCEPTION}  delivered(kept) ${outbox.byStatus.DELIVERED}`);
+          out(`dead letters  new ${dead.byStatus.NEW}  resent ${dead.byStatus.RESENT}  discarded ${dead.byStatus.DISCARDED}`);
+          for (const c of dead.byConsumer) out(`  ${c.consumer ?? '(unknown consumer)'}: ${c.count} new`);
+        }
+        const attention = dead.byStatus.NEW + outbox.byStatus.DEAD + outbox.byStatus.EXCEPTION > 0;
+        return opts.check && attention ? ExitCode.Attention : ExitCode.Ok;
+      }, g),
+    );
+
+  const dead = program.command('dead').description('dead letters collected from the dead-letter queues');
+  filterOptions(dead.command('list').description('list dead letters, newest first'))
+    .option('--limit <n>', 'rows to show (1-1000)', intOption('limit', 1, 1000), 50)
+    .option('--offset <n>', 'rows to skip', intOption('offset', 0, 100_000_000), 0)
+    .action((opts) =>
+      run(async (s, o) => {
+        const page = await s.deadLetters.list(toFilter(opts), { limit: opts.limit, offset: opts.offset });
+        if (o.json) return json(page);
+        printTable(
+          page.items.map((d) => ({ id: d.id, lastFailure: iso(d.lastFailureAt), status: d.status, topic: d.topic, consumer: d.consumer, attempts: d.attempts, error: d.errorMessage })),
+          ['id', 'lastFailure', 'status', 'topic', 'consumer', 'attempts', 'error'],
+        );
+        out(`${page.items.length === 0 ? 0 : page.offset + 1}-${page.offset + page.items.length} of ${page.total}`);
+      }, g),
+    );
+
+  filterOptions(dead.command('groups').description('dead letters grouped by error fingerprint'))
+    .option('--limit <n>', 'groups to show', intOption('limit', 1, 1000), 50)
+    .action((opts) =>
+      run(async (s, o) => {
+        const groups = await s.deadLetters.groups(toFilter(opts), opts.limit);
+        if (o.json) return json({ groups });
+        printTable(groups.map((gr) => ({ ...gr, last: iso(gr.lastFailureAt) })), ['fingerprint', 'count', 'consumer', 'topic', 'last', 'sampleError']);
+      }, g),
+    );
+
+  dead
+    .command('show')
+    .description('one dead letter with payload, headers, error and audit trail')
+    .argument('<id>', 'dead letter id')
+    .action((id: string) =>
+      run(async (s, o) => {
+        const d = await s.deadLetters.get(id);
+        if (!d) throw new NotFoundError(`dead letter ${id}`);
+        const audit = await s.audit.list({ targetType: 'dead-letter', targetId: d.id }, { limit: 100, offset: 0 });
+        if (o.json) return json({ ...d, audit: audit.items });
+        for (const [k, v] of Object.entries({ ...d, payload: undefined, headers: undefined, errorStack: undefined })) if (v !== undefined) out(`${k.padEnd(18)} ${k.endsWith('At') && typeof v === 'number' ? iso(v) : String(v ?? '-')}`);
+        out(`\npayload\n${d.payload}\n\nerror\n${d.errorStack ?? d.errorMessage}`);
+        if (audit.items.length > 0) out(`\naudit\n${audit.items.map((a) => `${iso(a.at)} ${a.principal} ${a.action}`).join('\n')}`);
+      }, g),
+    );
+
+  filterOptions(
+    dead
+      .command('resend')
+      .description('resend dead letters through the outbox: by id, or every one matching a filter (with --all-matching)')
+      .argument('[ids...]', 'dead letter ids'),
+  )
+    .option('--all-matching', 'act on every dead letter matching the filter options (at least one of --topic, --consumer, --fingerprint, --since, --until)')
+    .option('--payload-file <file>', 'resend one dead letter with this payload (JSON) instead of its own; the original is kept')
+    .addOption(new Option('--to <target>', 'queue: the consumer’s own queue (default); route: the original exchange and routing key').choices(['queue', 'route']))
+    .option('--limit <n>', 'most dead letters one --all-matching run resends', intOption('limit', 1, 1_000_000), 10_000)
+    .option('--comment <text>', 'recorded in the audit trail')
+    .action((ids: string[], opts) =>
+      run(async (s, o) => {
+        const payload = opts.payloadFile ? readPayload(opts.payloadFile) : undefined;
+        if (payload !== undefined && ids.length !== 1) throw new CliExit(ExitCode.Usage, '--payload-file needs exactly one id');
+        if (payload !== undefined) {
+          const { messageId } = await s.service.resendOne(s.principal, ids[0], { payload, to: opts.to, comment: opts.comment });
+          return report(o, { done: [ids[0]], skipped: [], messages: { [ids[0]]: messageId } }, 'resent');
+        }
+        return report(o, await bulkOrIds(s, ids, opts, 'resend'), 'resent');
+      }, g),
+    );
+
+  filterOptions(dead.command('discard').description('discard dead letters: by id, or every one matching a filter (with --all-matching)').argument('[ids...]', 'dead letter ids'))
+    .option('--all-matching', 'act on every dead letter matching the filter options')
+    .option('--limit <n>', 'most dead letters one --all-matching run discards', intOption('limit', 1, 1_000_000), 10_000)
+    .option('--comment <text>', 'recorded in the audit trail')
+    .action((ids: string[], opts) => run(async (s, o) => report(o, await bulkOrIds(s, ids, opts, 'discard'), 'discarded'), g));
+
+  const outbox = program.command('outbox').description('outbox rows the relay gave up on (DEAD) or is unsure about (EXCEPTION)');
+  outbox
+    .command('list')
+    .description('list outbox rows, newest first')
+    .option('--status <list>', 'DEAD, EXCEPTION, PENDING, DELIVERED (comma-separated)', 'DEAD,EXCEPTION')
+    .option('--topic <topic>', 'only this topic')
+    .option('--limit <n>', 'rows to show (1-1000)', intOption('limit', 1, 1000), 50)
+    .option('--offset <n>', 'rows to skip', intOption('offset', 0, 100_000_000), 0)
+    .action((opts) =>
+      run(async (s, o) => {
+        const status = String(opts.status).toUpperCase().split(',') as OutboxStatus[];
+        for (const st of status) if (!Object.values(OutboxStatus).includes(st)) throw new CliExit(ExitCode.Usage, `--status must list DEAD, EXCEPTION, PENDING or DELIVERED, got "${opts.status}"`);
+        const page = await s.outboxAdmin.list({ status, topic: opts.topic }, { limit: opts.limit, offset: opts.offset });
+        if (o.json) return json(page);
+        printTable(page.items.map((r) => ({ ...r, created: iso(r.createdAt) })), ['id', 'created', 'status', 'topic', 'attempts', 'lastError']);
+        out(`${page.items.length === 0 ? 0 : page.offset + 1}-${page.offset + page.items.length} of ${page.total}`);
+      }, g),
+    );
+  for (const [name, verb] of [['retry', 'retried'], ['discard', 'discarded']] as const) {
+    outbox
+      .command(name)
+      .description(name === 'retry' ? 'make DEAD/EXCEPTION rows PENDING again (the relay publishes them)' : 'delete DEAD/EXCEPTION rows (the audit trail keeps them)')
+      .argument('<ids...>', 'outbox message ids')
+      .option('--comment <text>', 'recorded in the audit trail')
+      .action((ids: string[], opts: { comment?: string }) =>
+        run(async (s, o) => {
+          const result = name === 'retry' ? await s.service.retryOutbox(s.principal, ids, opts.comment) : await s.service.discardOutbox(s.principal, ids, opts.comment);
+          return report(o, result, verb);
+        }, g),
+      );
+  }
+
+  program
+    .command('serve')
+    .description('serve the admin API and console on this database (credentials from $TMM_ADMIN_TOKEN; resends are published by your application’s relay)')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port', intOption('port', 0, 65_535), 8089)
+    .action((opts: { host: string; port: number }) =>
+      run(async (s) => {
+        const token = process.env.TMM_ADMIN_TOKEN;
+        const options = resolveAdminOptions({ host: opts.host, port: opts.port, auth: token ? { tokens: { admin: token } } : {}, collector: { enabled: false } });
+        const logger = new ConsoleLogger('info');
+        const server = new AdminServer({ service: s.service, deadLetters: s.deadLetters, outboxAdmin: s.outboxAdmin, outbox: s.outbox, audit: s.audit, logger }, options);
+        const url = await server.listen();
+        out(`tmm admin on ${url} (principal token:admin); Ctrl-C stops it`);
+        await new Promise<void>((resolve) => {
+          process.once('SIGINT', resolve);
+          process.once('SIGTERM', resolve);
+        });
+        await server.close();
+      }, g),
+    );
+  return program;
+}
+
+function readPayload(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new CliExit(ExitCode.Usage, `cannot read --payload-file ${file}: ${(e as Error).message}`);
+  }
+}
+
+async function bulkOrIds(
+  s: Session,
+  ids: string[],
+  opts: { allMatching?: boolean; limit: number; to?: 'queue' | 'route'; comment?: string } & Parameters<typeof toFilter>[0],
+  action: 'resend' | 'discard',
+) {
+  if (opts.allMatching) {
+    if (ids.length > 0) throw new CliExit(ExitCode.Usage, 'give ids or --all-matching, not both');
+    if (!hasCriteria(opts)) throw new CliExit(ExitCode.Usage, '--all-matching needs at least one of --topic, --consumer, --fingerprint, --since, --until');
+    const filter = toFilter(opts);
+    return action === 'resend' ? s.service.resendMatching(s.principal, filter, opts.limit, { to: opts.to, comment: opts.comment }) : s.service.discardMatching(s.principal, filter, opts.limit, opts.comment);
+  }
+  if (ids.length === 0) throw new CliExit(ExitCode.Usage, `give the ids to ${action}, or --all-matching with filter options`);
+  if (ids.length === 1) {
+    // One id: a missing one is "not found", a wrong state a conflict, as for the API.
+    if (!(await s.deadLetters.get(ids[0]))) throw new NotFoundError(`dead letter ${ids[0]}`);
+  }
+  return action === 'resend' ? s.service.resend(s.principal, ids, { to: opts.to, comment: opts.comment }) : s.service.discard(s.principal, ids, opts.comment);
+}
+
+function report(o: Globals, result: { done: string[]; skipped: { id: string; status: string }[]; messages?: Record<string, string>; matched?: number }, verb: string): number {
+  if (o.json) out(JSON.stringify(result, null, 2));
+  else {
+    out(`${verb} ${result.done.length}${result.matched !== undefined ? ` of ${result.matched} matching` : ''}`);
+    for (const id of result.done) out(`  ${id}${result.messages?.[id] ? ` -> message ${result.messages[id]}` : ''}`);
+    for (const sk of result.skipped) out(`  skipped ${sk.id}: ${sk.status}`);
+  }
+  if (result.skipped.length === 0) return ExitCode.Ok;
+  return result.skipped.every((sk) => sk.status === 'missing') && result.done.length === 0 ? ExitCode.NotFound : ExitCode.Conflict;
+}
+
+function exitCodeOf(e: unknown): ExitCode {
+  if (e instanceof CliExit) return e.exitCode;
+  if (e instanceof NotFoundError) return ExitCode.NotFound;
+  if (e instanceof StateConflictError) return ExitCode.Conflict;
+  if (e instanceof InvalidInputError || e instanceof PayloadTooLargeError) return ExitCode.InvalidInput;
+  if (e instanceof TmmError && e.code === 'TMM_CONFIG_INVALID') return ExitCode.Unavailable;
+  const message = String((e as Error)?.message ?? '');
+  if (/no such table|does not exist|doesn't exist/i.test(message)) return ExitCode.Unavailable;
+  return ExitCode.Failure;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let code: number = ExitCode.Ok;
+  const run = async (fn: (s: Session, g: Globals) => Promise<number | void>, globals: () => Globals): Promise<void> => {
+    const g = globals();
+    const ds = await openDatabase(g.db ?? process.env.TMM_DB_URL, { schema: g.schema });
+    try {
+      const principal = g.as ?? `cli:${safeUser()}`;
+      const r = await fn(new Session(ds, principal), g);
+      code = typeof r === 'number' ? r : ExitCode.Ok;
+    } finally {
+      await ds.destroy().catch(() => undefined);
+    }
+  };
+  const program = buildProgram(run);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version end here with exit code 0.
+      return e.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage;
+    }
+    code = exitCodeOf(e);
+    let message = redactSecrets((e as Error)?.message ?? String(e));
+    if (code === ExitCode.Unavailable && /no such table|does not exist|doesn't exist/i.test(message)) message += " (tmm's tables are missing: run `tmm migrate`)";
+    const json = argv.includes('--json');
+    if (json) process.stdout.write(`${JSON.stringify({ error: { code: (e as TmmError).code ?? 'TMM_CLI', exitCode: code, message } })}\n`);
+    process.stderr.write(`tmm: ${message}\n`);
+  }
+  return code;
+}
+
+function safeUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return 'unknown';
+  }
+}
+
+if (require.main === module) {
+  void main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,410 @@
+// tmm admin console: plain JavaScript, no build step. All data is rendered with textContent (never as HTML).
+'use strict';
+(() => {
+  const $ = (sel) => document.querySelector(sel);
+  const state = { auth: sessionStorage.getItem('tmm.auth') || '', session: null, dead: { offset: 0, limit: 50, filter: { status: 'NEW' } }, outbox: { offset: 0, limit: 50 }, audit: { offset: 0, limit: 50 } };
+
+  /** h('div', { class: 'x', onclick }, child, 'text') → element. */
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+      else if (k === 'class') el.className = v;
+      else el.setAttribute(k, v === true ? '' : String(v));
+    }
+    for (const c of children.flat()) if (c !== undefined && c !== null && c !== false) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    return el;
+  }
+  const fmtTime = (t) => (t ? new Date(t).toLocaleString() : '—');
+  const fmtAge = (ms) => {
+    if (ms === null || ms === undefined) return '—';
+    const s = Math.round(ms / 1000);
+    if (s < 60) return `${s}s`;
+    if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
+    if (s < 86400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+    return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`;
+  };
+  const fmtNum = (n) => (n === null || n === undefined ? '—' : Number(n).toLocaleString());
+  const badge = (s) => h('span', { class: `badge ${s}` }, s);
+
+  function toast(text, bad) {
+    const t = h('div', { class: `toast${bad ? ' bad' : ''}`, 'data-testid': 'toast' }, text);
+    $('#toasts').append(t);
+    setTimeout(() => t.remove(), bad ? 7000 : 4000);
+  }
+
+  function confirmAction(title, text, okLabel) {
+    const d = $('#confirm');
+    $('#confirm-title').textContent = title;
+    $('#confirm-text').textContent = text;
+    $('#confirm-ok').textContent = okLabel || 'Confirm';
+    d.returnValue = '';
+    d.showModal();
+    return new Promise((resolve) => d.addEventListener('close', () => resolve(d.returnValue === 'ok'), { once: true }));
+  }
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      super((body && body.error && body.error.message) || `HTTP ${status}`);
+      this.status = status;
+      this.code = body && body.error && body.error.code;
+    }
+  }
+
+  async function api(method, path, body, retried) {
+    const headers = { accept: 'application/json' };
+    if (state.auth) headers.authorization = state.auth;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (method !== 'GET' && state.session && state.session.csrfToken) headers['x-csrf-token'] = state.session.csrfToken;
+    const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'omit' });
+    const data = res.headers.get('content-type')?.includes('json') ? await res.json() : await res.text();
+    if (res.status === 401) {
+      showLogin(state.auth ? 'Your credentials were refused; sign in again.' : '');
+      throw new ApiError(401, data);
+    }
+    if (res.status === 403 && data && data.error && data.error.code === 'TMM_CSRF' && !retried) {
+      // The server restarted (new CSRF key): fetch a fresh token once.
+      state.session = await api('GET', '/api/session');
+      return api(method, path, body, true);
+    }
+    if (!res.ok) throw new ApiError(res.status, data);
+    return data;
+  }
+
+  // ---------- sign-in ----------
+  function showLogin(message) {
+    state.session = null;
+    $('#login').hidden = false;
+    $('#view').hidden = true;
+    $('#tabs').hidden = true;
+    $('#who').hidden = true;
+    $('#drawer').hidden = true;
+    $('#login-error').textContent = message || '';
+  }
+
+  async function startSession() {
+    state.session = await api('GET', '/api/session');
+    $('#login').hidden = true;
+    $('#view').hidden = false;
+    $('#tabs').hidden = false;
+    $('#who').hidden = false;
+    $('#principal').textContent = state.session.principal + (state.session.canAct ? '' : ' (read-only)');
+    route();
+  }
+
+  $('#login-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const token = $('#login-token').value.trim();
+    const user = $('#login-user').value;
+    const password = $('#login-password').value;
+    if (token) state.auth = `Bearer ${token}`;
+    else if (user && password) state.auth = `Basic ${btoa(unescape(encodeURIComponent(`${user}:${password}`)))}`;
+    else return void ($('#login-error').textContent = 'Give a token, or a user and password.');
+    try {
+      await startSession();
+      sessionStorage.setItem('tmm.auth', state.auth);
+      $('#login-form').reset();
+    } catch (e) {
+      state.auth = '';
+      $('#login-error').textContent = e.status === 401 ? 'Wrong credentials.' : e.message;
+    }
+  });
+  $('#logout').addEventListener('click', () => {
+    sessionStorage.removeItem('tmm.auth');
+    state.auth = '';
+    showLogin();
+  });
+
+  // ---------- routing ----------
+  function route() {
+    if (!state.session) return;
+    const tab = (location.hash.replace('#', '').split('?')[0] || 'overview');
+    for (const a of document.querySelectorAll('#tabs a')) a.classList.toggle('active', a.dataset.tab === tab);
+    closeDrawer();
+    const views = { overview: renderOverview, dead: renderDead, groups: renderGroups, outbox: renderOutbox, audit: renderAudit };
+    (views[tab] || renderOverview)().catch((e) => e.status !== 401 && toast(e.message, true));
+  }
+  window.addEventListener('hashchange', route);
+
+  function setView(...children) {
+    const v = $('#view');
+    v.replaceChildren(...children);
+  }
+
+  // ---------- overview ----------
+  async function renderOverview() {
+    const o = await api('GET', '/api/overview');
+    const card = (label, value, alert, id) => h('div', { class: `card${alert ? ' alert' : ''}`, 'data-testid': id }, h('div', { class: 'label' }, label), h('div', { class: 'value' }, value));
+    const dl = o.deadLetters;
+    setView(
+      h('h1', {}, 'Overview'),
+      h('div', { class: 'cards' },
+        card('Outbox pending', fmtNum(o.outbox.pending), false, 'card-pending'),
+        card('Oldest pending', fmtAge(o.outbox.oldestPendingAgeMs), o.outbox.oldestPendingAgeMs > 60000, 'card-oldest'),
+        card('Delivered / min', fmtNum(o.outbox.deliveredPerMinute), false, 'card-delivered'),
+        card('Consumed / min', fmtNum(o.consumedPerMinute), false, 'card-consumed'),
+        card('Dead letters (new)', fmtNum(dl.byStatus.NEW), dl.byStatus.NEW > 0, 'card-dead'),
+        card('Oldest new dead letter', fmtAge(dl.oldestNewAgeMs), false, 'card-dead-age'),
+        card('Outbox DEAD', fmtNum(o.outbox.byStatus.DEAD), o.outbox.byStatus.DEAD > 0, 'card-outbox-dead'),
+      ),
+      h('div', { class: 'panel' }, h('h2', {}, 'Throughput (this process)'), chart(o.throughput)),
+      h('div', { class: 'grid2' },
+        h('div', { class: 'panel' }, h('h2', {}, 'New dead letters by consumer'),
+          table(['Consumer', 'Count'], dl.byConsumer, (r) => [r.consumer || '(unknown)', fmtNum(r.count)], (r) => go('dead', { status: 'NEW', consumer: r.consumer || undefined }), ['', 'num'])),
+        h('div', { class: 'panel' }, h('h2', {}, 'Top error groups'),
+          table(['Error', 'Consumer', 'Count'], dl.topGroups, (g) => [g.sampleError, g.consumer || '—', fmtNum(g.count)], (g) => go('dead', { status: 'NEW', fingerprint: g.fingerprint }), ['err', '', 'num'])),
+      ),
+    );
+  }
+
+  function chart(points) {
+    if (!points || points.length < 2) return h('p', { class: 'empty' }, 'Collecting samples… (the chart fills in as this process runs)');
+    const W = 1000, H = 170, pad = 4;
+    const series = [['published', '#3259d6'], ['consumed', '#1b8a52'], ['deadLettered', '#c4342d']];
+    const max = Math.max(1, ...points.flatMap((p) => series.map(([k]) => p[k])));
+    const ns = 'http://www.w3.org/2000/svg';
+    const svg = document.createElementNS(ns, 'svg');
+    svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+    svg.setAttribute('class', 'chart');
+    svg.setAttribute('preserveAspectRatio', 'none');
+    for (const [k, color] of series) {
+      const path = document.createElementNS(ns, 'polyline');
+      path.setAttribute('fill', 'none');
+      path.setAttribute('stroke', color);
+      path.setAttribute('stroke-width', '2');
+      path.setAttribute('vector-effect', 'non-scaling-stroke');
+      path.setAttribute('points', points.map((p, i) => `${(i / (points.length - 1)) * W},${H - pad - (p[k] / max) * (H - 2 * pad)}`).join(' '));
+      svg.append(path);
+    }
+    const legend = h('div', { class: 'legend' }, ...series.map(([k, c]) => h('span', {}, h('i', { style: `background:${c}` }), k)), h('span', {}, `max ${max} per ${Math.round(points[points.length - 1].intervalMs / 1000)}s`));
+    return h('div', {}, svg, legend);
+  }
+
+  function table(heads, rows, cells, onClick, classes, testid) {
+    if (!rows || rows.length === 0) return h('p', { class: 'empty', 'data-testid': testid ? `${testid}-empty` : undefined }, 'Nothing here.');
+    return h('table', { 'data-testid': testid },
+      h('thead', {}, h('tr', {}, heads.map((t, i) => h('th', { class: classes && classes[i] === 'num' ? 'num' : undefined }, t)))),
+      h('tbody', {}, rows.map((r) => h('tr', { class: onClick ? 'clickable' : undefined, onclick: onClick ? () => onClick(r) : undefined, 'data-id': r.id || r.fingerprint },
+        cells(r).map((c, i) => h('td', { class: classes ? classes[i] : undefined, title: typeof c === 'string' ? c : undefined }, c))))),
+    );
+  }
+
+  function go(tab, filter) {
+    if (tab === 'dead') {
+      state.dead.filter = Object.fromEntries(Object.entries(filter || {}).filter(([, v]) => v !== undefined && v !== ''));
+      state.dead.offset = 0;
+    }
+    if (location.hash === `#${tab}`) route();
+    else location.hash = tab;
+  }
+
+  // ---------- dead letters ----------
+  function query(filter, extra) {
+    const p = new URLSearchParams();
+    for (const [k, v] of Object.entries({ ...filter, ...extra })) if (v !== undefined && v !== '') p.set(k, String(v));
+    return p.toString();
+  }
+
+  async function renderDead() {
+    const f = state.dead.filter;
+    const page = await api('GET', `/api/dead-letters?${query(f, { limit: state.dead.limit, offset: state.dead.offset })}`);
+    const input = (name, label, attrs) => h('label', {}, label, h('input', { name, value: f[name] || '', ...attrs }));
+    const form = h('form', { class: 'filters', 'data-testid': 'dead-filters', onsubmit: (ev) => {
+      ev.preventDefault();
+      const data = new FormData(ev.target);
+      const next = {};
+      for (const [k, v] of data.entries()) if (v) next[k] = k === 'from' || k === 'to' ? new Date(v).toISOString() : v;
+      go('dead', next);
+    } },
+      h('label', {}, 'Status', h('select', { name: 'status' }, ['NEW', 'RESENT', 'DISCARDED', 'ALL'].map((s) => h('option', { value: s, selected: (f.status || 'NEW') === s }, s)))),
+      input('topic', 'Topic', { placeholder: 'order.paid', size: 14 }),
+      input('consumer', 'Consumer', { placeholder: 'Class.method', size: 18 }),
+      input('fingerprint', 'Error group', { placeholder: 'fingerprint', size: 16 }),
+      h('label', {}, 'From', h('input', { name: 'from', type: 'datetime-local', value: f.from ? localInput(f.from) : '' })),
+      h('label', {}, 'To', h('input', { name: 'to', type: 'datetime-local', value: f.to ? localInput(f.to) : '' })),
+      h('button', { type: 'submit', class: 'primary', 'data-testid': 'apply-filter' }, 'Apply'),
+      h('button', { type: 'button', onclick: () => go('dead', { status: 'NEW' }) }, 'Clear'),
+    );
+    const canAct = state.session.canAct;
+    const filtered = Object.keys(f).some((k) => k !== 'status');
+    const bulk = h('div', { class: 'bulk' },
+      h('span', { class: 'muted', 'data-testid': 'dead-total' }, `${fmtNum(page.total)} matching`),
+      canAct && filtered && page.total > 0 && h('button', { 'data-testid': 'bulk-resend', onclick: () => bulkAction('resend', f, page.total) }, `Resend all ${fmtNum(page.total)}`),
+      canAct && filtered && page.total > 0 && h('button', { class: 'danger', 'data-testid': 'bulk-discard', onclick: () => bulkAction('discard', f, page.total) }, `Discard all ${fmtNum(page.total)}`),
+      !filtered && h('span', { class: 'muted' }, '(filter by topic, consumer, error group or time to act on many at once)'),
+    );
+    setView(
+      h('h1', {}, 'Dead letters'),
+      form,
+      h('div', { class: 'panel' },
+        bulk,
+        table(['Last failure', 'Topic', 'Consumer', 'Error', 'Attempts', 'Status'], page.items,
+          (d) => [fmtTime(d.lastFailureAt), d.topic, d.consumer || '—', d.errorMessage, String(d.attempts), badge(d.status)],
+          (d) => showDeadLetter(d.id), ['', '', '', 'err', 'num', ''], 'dead-table'),
+        pager(page, (offset) => { state.dead.offset = offset; renderDead(); }),
+      ),
+    );
+  }
+
+  function localInput(iso) {
+    const d = new Date(iso);
+    const z = new Date(d.getTime() - d.getTimezoneOffset() * 60000);
+    return z.toISOString().slice(0, 16);
+  }
+
+  function pager(page, move) {
+    const from = page.total === 0 ? 0 : page.offset + 1;
+    const to = Math.min(page.offset + page.items.length, page.total);
+    return h('div', { class: 'pager' },
+      h('span', { 'data-testid': 'pager-text' }, `${fmtNum(from)}–${fmtNum(to)} of ${fmtNum(page.total)}`),
+      h('button', { disabled: page.offset === 0, onclick: () => move(Math.max(0, page.offset - page.limit)), 'data-testid': 'prev' }, '‹ Prev'),
+      h('button', { disabled: page.offset + page.limit >= page.total, onclick: () => move(page.offset + page.limit), 'data-testid': 'next' }, 'Next ›'),
+    );
+  }
+
+  async function bulkAction(action, filter, total) {
+    const criteria = Object.entries(filter).map(([k, v]) => `${k}=${v}`).join(', ');
+    const ok = await confirmAction(`${action === 'resend' ? 'Resend' : 'Discard'} ${fmtNum(total)} dead letters?`, `All dead letters matching ${criteria} will be ${action === 'resend' ? 'sent again to their consumers' : 'marked as discarded'}. This is recorded in the audit trail.`, action === 'resend' ? 'Resend all' : 'Discard all');
+    if (!ok) return;
+    try {
+      const r = await api('POST', `/api/dead-letters/${action}`, { filter });
+      toast(`${action === 'resend' ? 'Resent' : 'Discarded'} ${r.done.length} of ${r.matched}${r.skipped.length ? ` (${r.skipped.length} skipped)` : ''}`);
+      renderDead();
+    } catch (e) {
+      toast(e.message, true);
+    }
+  }
+
+  // ---------- detail drawer ----------
+  function openDrawer(title, ...children) {
+    $('#drawer-title').textContent = title;
+    $('#drawer-body').replaceChildren(...children);
+    $('#drawer').hidden = false;
+  }
+  function closeDrawer() { $('#drawer').hidden = true; }
+  $('#drawer-close').addEventListener('click', closeDrawer);
+  document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && !$('#confirm').open) closeDrawer(); });
+
+  const meta = (pairs) => h('dl', { class: 'meta' }, pairs.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v === null || v === undefined || v === '' ? '—' : v)]));
+  const pretty = (text) => { try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return text; } };
+
+  async function showDeadLetter(id) {
+    const d = await api('GET', `/api/dead-letters/${id}`);
+    const editor = h('textarea', { 'data-testid': 'payload-editor', spellcheck: 'false', readonly: !(d.status !== 'RESENT' && state.session.canAct) });
+    editor.value = pretty(d.payload);
+    const original = editor.value;
+    const canResend = state.session.canAct && d.status !== 'RESENT';
+    const resendBtn = h('button', { class: 'primary', 'data-testid': 'resend', disabled: !canResend, onclick: async () => {
+      const edited = editor.value !== original;
+      let payload;
+      if (edited) {
+        try { payload = JSON.parse(editor.value); } catch (e) { return toast(`Payload is not valid JSON: ${e.message}`, true); }
+      }
+      const ok = await confirmAction(edited ? 'Resend with the edited payload?' : 'Resend this dead letter?', `It goes back to ${d.queue ? `queue ${d.queue}` : `${d.originalExchange} / ${d.originalRoutingKey}`} through the outbox.${edited ? ' The original payload is kept here.' : ''}`, edited ? 'Edit & resend' : 'Resend');
+      if (!ok) return;
+      try {
+        const r = await api('POST', `/api/dead-letters/${d.id}/resend`, edited ? { payload } : {});
+        toast(`Resent as message ${r.messageId}`);
+        await refreshAfterAction(d.id);
+      } catch (e) { toast(e.message, true); }
+    } }, 'Resend');
+    const discardBtn = h('button', { class: 'danger', 'data-testid': 'discard', disabled: !(state.session.canAct && d.status === 'NEW'), onclick: async () => {
+      if (!(await confirmAction('Discard this dead letter?', 'It will not be handled. The decision is recorded in the audit trail.', 'Discard'))) return;
+      try {
+        await api('POST', `/api/dead-letters/${d.id}/discard`, {});
+        toast('Discarded');
+        await refreshAfterAction(d.id);
+      } catch (e) { toast(e.message, true); }
+    } }, 'Discard');
+    openDrawer(`Dead letter`,
+      h('div', { 'data-testid': 'detail', 'data-status': d.status }, badge(d.status)),
+      meta([
+        ['Id', h('code', {}, d.id)], ['Message id', h('code', {}, d.messageId)], ['Topic', d.topic], ['Consumer', d.consumer], ['Queue', d.queue],
+        ['Original route', `${d.originalExchange || '(default)'} / ${d.originalRoutingKey}`], ['Dead-letter queue', d.deadLetterQueue],
+        ['Reason', d.reason], ['Attempts', String(d.attempts)], ['First failure', fmtTime(d.firstFailureAt)], ['Last failure', fmtTime(d.lastFailureAt)],
+        ['Error group', h('button', { class: 'link', onclick: () => go('dead', { status: 'NEW', fingerprint: d.fingerprint }) }, d.fingerprint)],
+        ['Resent as', d.resentMessageId && h('code', {}, d.resentMessageId)], ['Status changed', d.statusAt && `${fmtTime(d.statusAt)} by ${d.statusBy}`],
+      ]),
+      h('h3', {}, 'Error'), h('pre', { 'data-testid': 'error' }, `${d.errorCode ? `[${d.errorCode}] ` : ''}${d.errorMessage}`),
+      d.errorStack && h('details', {}, h('summary', {}, 'Stack'), h('pre', {}, d.errorStack)),
+      h('h3', {}, 'Payload'), editor,
+      h('div', { class: 'actions' }, discardBtn, resendBtn),
+      h('h3', {}, 'Journey'),
+      h('ol', { class: 'journey', 'data-testid': 'journey' }, d.journey.map((j) => h('li', {}, h('strong', {}, j.step), ' ', h('span', { class: 'when' }, j.at ? fmtTime(j.at) : ''), j.detail ? h('div', { class: 'muted' }, j.detail) : null))),
+      h('h3', {}, 'Headers'), h('pre', {}, JSON.stringify(d.headers, null, 2)),
+    );
+  }
+
+  async function refreshAfterAction(id) {
+    if ((location.hash.replace('#', '') || 'overview') === 'dead') await renderDead();
+    await showDeadLetter(id);
+  }
+
+  // ---------- groups ----------
+  async function renderGroups() {
+    const { groups } = await api('GET', '/api/dead-letters/groups?status=NEW&limit=100');
+    const canAct = state.session.canAct;
+    setView(
+      h('h1', {}, 'Error groups'),
+      h('p', { class: 'muted' }, 'New dead letters grouped by error fingerprint (consumer + error code + the error text with ids and numbers blanked out).'),
+      h('div', { class: 'panel' },
+        table(['Error', 'Consumer', 'Topic', 'Count', 'Last', ''], groups,
+          (g) => [g.sampleError, g.consumer || '—', g.topic, fmtNum(g.count), fmtTime(g.lastFailureAt),
+            h('span', { class: 'bulk' },
+              h('button', { onclick: (e) => { e.stopPropagation(); go('dead', { status: 'NEW', fingerprint: g.fingerprint }); } }, 'Show'),
+              canAct && h('button', { 'data-testid': 'group-resend', onclick: (e) => { e.stopPropagation(); bulkAction('resend', { status: 'NEW', fingerprint: g.fingerprint }, g.count).then(renderGroups); } }, 'Resend group'),
+              canAct && h('button', { class: 'danger', onclick: (e) => { e.stopPropagation(); bulkAction('discard', { status: 'NEW', fingerprint: g.fingerprint }, g.count).then(renderGroups); } }, 'Discard group'))],
+          null, ['err', '', '', 'num', '', ''], 'groups-table'),
+      ),
+    );
+  }
+
+  // ---------- outbox ----------
+  async function renderOutbox() {
+    const page = await api('GET', `/api/outbox?status=DEAD,EXCEPTION&limit=${state.outbox.limit}&offset=${state.outbox.offset}`);
+    setView(
+      h('h1', {}, 'Outbox: messages that could not be published'),
+      h('p', { class: 'muted' }, 'DEAD rows failed every publish attempt (dispatcher.maxAttempts); EXCEPTION rows are in doubt. Retry makes them due again for the relay.'),
+      h('div', { class: 'panel' },
+        table(['Created', 'Topic', 'Route', 'Attempts', 'Last error', 'Status'], page.items,
+          (r) => [fmtTime(r.createdAt), r.topic, `${r.exchange || '(default)'} / ${r.routingKey}`, String(r.attempts), r.lastError || '—', badge(r.status)],
+          (r) => showOutbox(r.id), ['', '', '', 'num', 'err', ''], 'outbox-table'),
+        pager(page, (offset) => { state.outbox.offset = offset; renderOutbox(); }),
+      ),
+    );
+  }
+
+  async function showOutbox(id) {
+    const r = await api('GET', `/api/outbox/${id}`);
+    const stuck = r.status === 'DEAD' || r.status === 'EXCEPTION';
+    const act = (action, label, cls) => h('button', { class: cls, 'data-testid': `outbox-${action}`, disabled: !(stuck && state.session.canAct), onclick: async () => {
+      if (!(await confirmAction(`${label} this message?`, action === 'retry' ? 'It becomes PENDING and the relay publishes it again.' : 'The row is deleted; the audit trail keeps a copy.', label))) return;
+      try { await api('POST', `/api/outbox/${id}/${action}`, {}); toast(action === 'retry' ? 'Queued for publishing' : 'Discarded'); closeDrawer(); renderOutbox(); } catch (e) { toast(e.message, true); }
+    } }, label);
+    openDrawer('Outbox message',
+      meta([['Id', h('code', {}, r.id)], ['Status', badge(r.status)], ['Topic', r.topic], ['Exchange', r.exchange || '(default)'], ['Routing key', r.routingKey], ['Attempts', String(r.attempts)], ['Created', fmtTime(r.createdAt)], ['Ordering key', r.orderingKey]]),
+      h('h3', {}, 'Last error'), h('pre', {}, r.lastError || '—'),
+      h('h3', {}, 'Payload'), h('pre', {}, pretty(r.payload)),
+      h('div', { class: 'actions' }, act('discard', 'Discard', 'danger'), act('retry', 'Retry', 'primary')),
+      h('h3', {}, 'Headers'), h('pre', {}, JSON.stringify(r.headers, null, 2)),
+    );
+  }
+
+  // ---------- audit ----------
+  async function renderAudit() {
+    const page = await api('GET', `/api/audit?limit=${state.audit.limit}&offset=${state.audit.offset}`);
+    setView(
+      h('h1', {}, 'Audit trail'),
+      h('div', { class: 'panel' },
+        table(['When', 'Who', 'Action', 'Target', 'Change'], page.items,
+          (a) => [fmtTime(a.at), a.principal, a.action, h('code', {}, `${a.targetType} ${a.targetId}`), h('code', {}, `${JSON.stringify(a.before && a.before.status || null)} → ${JSON.stringify(a.after && a.after.status || null)}`)],
+          null, null, 'audit-table'),
+        pager(page, (offset) => { state.audit.offset = offset; renderAudit(); }),
+      ),
+    );
+  }
+
+  // ---------- start ----------
+  startSession().catch(() => showLogin());
+})();

@@ -1,0 +1,71 @@
+import type { EntityManager } from 'typeorm';
+import type { TransactionScope } from '../transaction/TransactionScope';
+import type { Delivery, Headers } from '../transport/Transport';
+import type { InterceptionContext } from './ConsumeContext';
+import type { ConsumerDefinition } from './ConsumerDefinition';
+import { ConsumerHeaders } from './ConsumerHeaders';
+
+/** How the handling of one delivery ended; counted in ConsumerRunner.stats. */
+export type DeliveryOutcome = 'handled' | 'duplicate' | 'retried' | 'dead-lettered' | 'requeued' | 'abandoned';
+
+/**
+ * One delivery going through a consumer's pipeline: what the stages read and fill in. The handler and
+ * interceptors see it through `context` (an InterceptionContext view).
+ */
+export class DeliveryState {
+  readonly messageId: string;
+  readonly originalExchange: string;
+  readonly originalRoutingKey: string;
+  /** The handling attempt: from the tmm-consume-attempt header, +1 per in-place retry of ordered consumers. */
+  attempt: number;
+  /** Epoch ms of the first failure: carried by retry copies, else set on the first failure here. */
+  firstFailureAt: number | undefined;
+  message: object | undefined;
+  /** The handler's transaction, once the transaction stage opened it. */
+  scope: TransactionScope | undefined;
+  outcome: DeliveryOutcome | undefined;
+  readonly context: InterceptionContext;
+
+  constructor(
+    readonly delivery: Delivery,
+    readonly def: ConsumerDefinition,
+    defaultManager: () => EntityManager,
+  ) {
+    const m = delivery.message;
+    const h = m.headers;
+    this.messageId = m.id;
+    this.originalExchange = typeof h[ConsumerHeaders.originalExchange] === 'string' ? (h[ConsumerHeaders.originalExchange] as string) : m.exchange;
+    this.originalRoutingKey = typeof h[ConsumerHeaders.originalRoutingKey] === 'string' ? (h[ConsumerHeaders.originalRoutingKey] as string) : m.routingKey;
+    const attempt = Number(h[ConsumerHeaders.attempt] ?? 1);
+    this.attempt = Number.isInteger(attempt) && attempt >= 1 ? attempt : 1;
+    const first = typeof h[ConsumerHeaders.firstFailureAt] === 'string' ? Date.parse(h[ConsumerHeaders.firstFailureAt] as string) : NaN;
+    this.firstFailureAt = Number.isNaN(first) ? undefined : first;
+    this.message = undefined;
+    this.scope = undefined;
+    this.outcome = undefined;
+    // The handler gets this object; its getters read the state as it is when they are called.
+    const state = this;
+    this.context = {
+      messageId: this.messageId,
+      consumer: def.name,
+      queue: def.queue,
+      exchange: this.originalExchange,
+      routingKey: this.originalRoutingKey,
+      headers: h as Readonly<Headers>,
+      get attempt() {
+        return state.attempt;
+      },
+      maxAttempts: def.maxAttempts,
+      redelivered: delivery.redelivered,
+      timestamp: m.timestamp,
+      get manager() {
+        return state.scope?.manager ?? defaultManager();
+      },
+      get message() {
+        return state.message as object;
+      },
+      type: def.type,
+      method: def.method,
+    };
+  }
+}

@@ -1,0 +1,352 @@
+import { uuidv7 } from 'uuidv7';
+import { ConsumerHeaders } from '../consumer/ConsumerHeaders';
+import { InvalidInputError, MessageValidationError, NotFoundError, PayloadTooLargeError, StateConflictError } from '../errors';
+import { Logger, silentLogger } from '../logging/Logger';
+import { ContractClass, deserializeContract, validateContract } from '../message/MessageContracts';
+import { OutboxMessage, OutboxStatus } from '../message/OutboxMessage';
+import type { OutboxStore } from '../outbox/OutboxStore';
+import type { Dispatcher } from '../relay/Dispatcher';
+import type { TypeOrmTransactionManager } from '../transaction/TypeOrmTransactionManager';
+import type { AuditEntry, AuditTrail } from './AuditTrail';
+import { DeadLetter, DeadLetterFilter, DeadLetterStatus } from './DeadLetter';
+import { DeadLetterHeaders, withoutFailureHeaders } from './DeadLetterHeaders';
+import type { DeadLetterStore } from './DeadLetterStore';
+import type { OutboxAdminStore } from './OutboxAdminStore';
+
+export interface DeadLetterServiceDeps {
+  transactions: TypeOrmTransactionManager;
+  outbox: OutboxStore;
+  deadLetters: DeadLetterStore;
+  outboxAdmin: OutboxAdminStore;
+  audit: AuditTrail;
+  /** Publishes resent messages right after commit; without it they wait for a relay's sweep. */
+  dispatcher?: Dispatcher;
+  /** Woken after outbox rows were revived, so they go out now rather than at the next poll. */
+  relay?: { nudge(): void };
+  /** This process's lease owner name (resent rows are leased to it when a dispatcher publishes them). */
+  owner: string;
+  leaseMs?: number;
+  /** Edited payloads larger than this are refused (producer.maxPayloadBytes). */
+  maxPayloadBytes?: number;
+  /** The @MessageContract class the dead letter's consumer reads, when this process knows it. */
+  contractFor?: (letter: DeadLetter) => ContractClass | undefined;
+  logger?: Logger;
+}
+
+/** Where a resend goes: the consumer's own queue (default when known), or the original exchange and routing key. */
+export type ResendTarget = 'queue' | 'route';
+
+export interface ResendOptions {
+  /** Edited payload (JSON text); the dead letter keeps the original. Single resends only. */
+  payload?: string;
+  to?: ResendTarget;
+  comment?: string;
+}
+
+export interface ActionResult {
+  /** Dead letter (or outbox row) ids the action applied to. */
+  done: string[];
+  /** Ids it did not apply to, with their status (already resent, discarded, not DEAD…) or `missing`. */
+  skipped: { id: string; status: string }[];
+  /** For resends: dead letter id → the new message id. */
+  messages?: Record<string, string>;
+}
+
+/** Rows per transaction in bulk actions: short transactions, bounded statement sizes. */
+const CHUNK = 200;
+const RESENDABLE: DeadLetterStatus[] = [DeadLetterStatus.New, DeadLetterStatus.Discarded];
+const DISCARDABLE: DeadLetterStatus[] = [DeadLetterStatus.New];
+const STUCK: OutboxStatus[] = [OutboxStatus.Dead, OutboxStatus.Exception];
+
+/**
+ * What an operator does with dead letters and stuck outbox rows. Every action runs in one transaction
+ * with its audit entries (principal, time, before/after): it happens with its entry or not at all.
+ *
+ * - resend: appends a new outbox message (new id; headers `tmm-resend-of`, `tmm-dead-letter-id`, the
+ *   original route, no failure headers) in the same transaction that marks the dead letter RESENT, so a
+ *   resend is as reliable as any transactional send; published right after commit by the dispatcher when
+ *   there is one, else by the next relay sweep. Sent to the consumer's own queue through the default
+ *   exchange (only the consumer that failed gets it again), or with `to: 'route'` to the original route.
+ * - edit + resend: the edited payload is validated against the consumer's contract when known (and must
+ *   be a JSON object in any case); the dead letter keeps its original payload, the audit entry both.
+ * - discard: NEW → DISCARDED.
+ * - bulk: the same by filter or ids, in chunks of 200 per transaction; rows another operator changed
+ *   meanwhile are skipped, never acted on twice.
+ * - outbox rows: retry (DEAD/EXCEPTION → PENDING, due now, attempts 0) or discard (deleted; the audit
+ *   entry keeps the whole row).
+ */
+export class DeadLetterService {
+  private readonly logger: Logger;
+
+  constructor(private readonly deps: DeadLetterServiceDeps) {
+    this.logger = deps.logger ?? silentLogger;
+  }
+
+  /** Resends one dead letter; throws NotFoundError, StateConflictError, InvalidInputError, PayloadTooLargeError. */
+  async resendOne(principal: string, id: string, options: ResendOptions = {}): Promise<{ messageId: string }> {
+    const letter = await this.deps.deadLetters.get(id);
+    if (!letter) throw new NotFoundError(`dead letter ${id}`);
+    if (options.payload !== undefined) await this.checkPayload(letter, options.payload);
+    const result = await this.resend(principal, [id], options);
+    if (result.done.length === 0) {
+      const current = await this.deps.deadLetters.get(id);
+      throw new StateConflictError(`dead letter ${id}`, current?.status ?? 'missing', 'resend');
+    }
+    return { messageId: result.messages![id] };
+  }
+
+  async discardOne(principal: string, id: string, comment?: string): Promise<void> {
+    const letter = await this.deps.deadLetters.get(id);
+    if (!letter) throw new NotFoundError(`dead letter ${id}`);
+    const result = await this.discard(principal, [id], comment);
+    if (result.done.length === 0) {
+      const current = await this.deps.deadLetters.get(id);
+      throw new StateConflictError(`dead letter ${id}`, current?.status ?? 'missing', 'discard');
+    }
+  }
+
+  /** Resends the given dead letters (those still NEW or DISCARDED); an edited payload only with one id. */
+  async resend(principal: string, ids: string[], options: ResendOptions = {}): Promise<ActionResult> {
+    if (options.payload !== undefined && ids.length !== 1) throw new InvalidInputError('an edited payload can only be resent for one dead letter at a time');
+    const result: ActionResult = { done: [], skipped: [], messages: {} };
+    for (let i = 0; i < ids.length; i += CHUNK) {
+      const chunk = [...new Set(ids.slice(i, i + CHUNK))];
+      const sent: OutboxMessage[] = [];
+      const lease = this.deps.dispatcher ? { owner: this.deps.owner, until: Date.now() + (this.deps.leaseMs ?? 30_000) } : undefined;
+      await this.deps.transactions.run(
+        async () => {
+          const manager = this.deps.transactions.manager;
+          const letters = await this.deps.deadLetters.lock(manager, chunk, RESENDABLE);
+          if (letters.length === 0) return;
+          const now = Date.now();
+          const messageIds = new Map<string, string>();
+          const entries: Omit<AuditEntry, 'id'>[] = [];
+          for (const letter of letters) {
+            const message = resendMessage(letter, options.payload ?? letter.payload, options.to ?? 'queue', now);
+            sent.push(message);
+            messageIds.set(letter.id, message.id);
+            const edited = options.payload !== undefined && options.payload !== letter.payload;
+            entries.push({
+              at: now,
+              principal,
+              action: edited ? 'dead-letter.edit-resend' : 'dead-letter.resend',
+              targetType: 'dead-letter',
+              targetId: letter.id,
+              before: { status: letter.status, ...(edited ? { payload: letter.payload } : {}) },
+              after: {
+                status: DeadLetterStatus.Resent,
+                resentMessageId: message.id,
+                exchange: message.exchange,
+                routingKey: message.routingKey,
+                ...(edited ? { payload: message.payload } : {}),
+              },
+              comment: options.comment ?? null,
+            });
+          }
+          await this.deps.outbox.append(manager, sent, lease);
+          await this.deps.deadLetters.setStatus(
+            manager,
+            letters.map((l) => l.id),
+            { from: RESENDABLE, to: DeadLetterStatus.Resent, at: now, by: principal, resentMessageIds: messageIds },
+          );
+          await this.deps.audit.record(manager, entries);
+          for (const [id, messageId] of messageIds) {
+            result.done.push(id);
+            result.messages![id] = messageId;
+          }
+        },
+        { name: 'tmm.admin.resend' },
+      );
+      if (sent.length > 0) {
+        if (this.deps.dispatcher) this.deps.dispatcher.dispatch(sent);
+        else this.deps.relay?.nudge();
+        this.logger.info('dead letters resent', { principal, count: sent.length });
+      }
+      await this.addSkipped(result, chunk);
+    }
+    return result;
+  }
+
+  async discard(principal: string, ids: string[], comment?: string): Promise<ActionResult> {
+    const result: ActionResult = { done: [], skipped: [] };
+    for (let i = 0; i < ids.length; i += CHUNK) {
+      const chunk = [...new Set(ids.slice(i, i + CHUNK))];
+      await this.deps.transactions.run(
+        async () => {
+          const manager = this.deps.transactions.manager;
+          const letters = await this.deps.deadLetters.lock(manager, chunk, DISCARDABLE);
+          if (letters.length === 0) return;
+          const now = Date.now();
+          await this.deps.deadLetters.setStatus(manager, letters.map((l) => l.id), { from: DISCARDABLE, to: DeadLetterStatus.Discarded, at: now, by: principal });
+          await this.deps.audit.record(
+            manager,
+            letters.map((l) => ({
+              at: now,
+              principal,
+              action: 'dead-letter.discard',
+              targetType: 'dead-letter' as const,
+              targetId: l.id,
+              before: { status: l.status },
+              after: { status: DeadLetterStatus.Discarded },
+              comment: comment ?? null,
+            })),
+          );
+          result.done.push(...letters.map((l) => l.id));
+        },
+        { name: 'tmm.admin.discard' },
+      );
+      await this.addSkipped(result, chunk);
+    }
+    if (result.done.length > 0) this.logger.info('dead letters discarded', { principal, count: result.done.length });
+    return result;
+  }
+
+  /** Bulk resend of the dead letters matching a filter (NEW and DISCARDED ones unless the filter says), at most `limit`. */
+  async resendMatching(principal: string, filter: DeadLetterFilter, limit: number, options: Omit<ResendOptions, 'payload'> = {}): Promise<ActionResult & { matched: number }> {
+    const ids = await this.deps.deadLetters.ids({ ...filter, status: filter.status ?? [DeadLetterStatus.New] }, limit);
+    return { matched: ids.length, ...(await this.resend(principal, ids, options)) };
+  }
+
+  async discardMatching(principal: string, filter: DeadLetterFilter, limit: number, comment?: string): Promise<ActionResult & { matched: number }> {
+    const ids = await this.deps.deadLetters.ids({ ...filter, status: filter.status ?? [DeadLetterStatus.New] }, limit);
+    return { matched: ids.length, ...(await this.discard(principal, ids, comment)) };
+  }
+
+  /** DEAD/EXCEPTION outbox rows → PENDING, due now, attempts reset; the relay publishes them. */
+  async retryOutbox(principal: string, ids: string[], comment?: string): Promise<ActionResult> {
+    const result: ActionResult = { done: [], skipped: [] };
+    for (let i = 0; i < ids.length; i += CHUNK) {
+      const chunk = [...new Set(ids.slice(i, i + CHUNK))];
+      await this.deps.transactions.run(
+        async () => {
+          const manager = this.deps.transactions.manager;
+          const rows = await this.deps.outboxAdmin.lock(manager, chunk, STUCK);
+          if (rows.length === 0) return;
+          const now = Date.now();
+          await this.deps.outboxAdmin.revive(manager, rows.map((r) => r.id), now);
+          await this.deps.audit.record(
+            manager,
+            rows.map((r) => ({
+              at: now,
+              principal,
+              action: 'outbox.retry',
+              targetType: 'outbox' as const,
+              targetId: r.id,
+              before: { status: r.status, attempts: r.attempts, availableAt: r.availableAt, lastError: r.lastError },
+              after: { status: OutboxStatus.Pending, attempts: 0, availableAt: now },
+              comment: comment ?? null,
+            })),
+          );
+          result.done.push(...rows.map((r) => r.id));
+        },
+        { name: 'tmm.admin.outbox-retry' },
+      );
+      await this.addSkippedOutbox(result, chunk);
+    }
+    if (result.done.length > 0) {
+      this.deps.relay?.nudge();
+      this.logger.info('outbox rows retried', { principal, count: result.done.length });
+    }
+    return result;
+  }
+
+  /** Deletes DEAD/EXCEPTION outbox rows; the audit entry keeps each whole row. */
+  async discardOutbox(principal: string, ids: string[], comment?: string): Promise<ActionResult> {
+    const result: ActionResult = { done: [], skipped: [] };
+    for (let i = 0; i < ids.length; i += CHUNK) {
+      const chunk = [...new Set(ids.slice(i, i + CHUNK))];
+      await this.deps.transactions.run(
+        async () => {
+          const manager = this.deps.transactions.manager;
+          const rows = await this.deps.outboxAdmin.lock(manager, chunk, STUCK);
+          if (rows.length === 0) return;
+          const now = Date.now();
+          await this.deps.outboxAdmin.remove(manager, rows.map((r) => r.id));
+          await this.deps.audit.record(
+            manager,
+            rows.map((r) => ({ at: now, principal, action: 'outbox.discard', targetType: 'outbox' as const, targetId: r.id, before: r, after: null, comment: comment ?? null })),
+          );
+          result.done.push(...rows.map((r) => r.id));
+        },
+        { name: 'tmm.admin.outbox-discard' },
+      );
+      await this.addSkippedOutbox(result, chunk);
+    }
+    if (result.done.length > 0) this.logger.info('outbox rows discarded', { principal, count: result.done.length });
+    return result;
+  }
+
+  /**
+   * Checks an edited payload: size, a JSON object, and the consumer's contract (class-validator) when this
+   * process knows it. Throws InvalidInputError (with each failed constraint) or PayloadTooLargeError.
+   */
+  async checkPayload(letter: DeadLetter, payload: string): Promise<void> {
+    const size = Buffer.byteLength(payload, 'utf8');
+    const max = this.deps.maxPayloadBytes ?? 256 * 1024;
+    if (size > max) throw new PayloadTooLargeError(letter.topic, size, max);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(payload);
+    } catch (e) {
+      throw new InvalidInputError(`payload is not valid JSON: ${(e as Error).message}`, [{ path: 'payload', message: 'not valid JSON' }]);
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      throw new InvalidInputError('payload must be a JSON object', [{ path: 'payload', message: 'must be a JSON object' }]);
+    }
+    const contract = this.deps.contractFor?.(letter);
+    if (!contract) return;
+    try {
+      // As the consumer reads it: unknown properties are stripped there, so they are not an error here.
+      await validateContract(deserializeContract(contract, payload), contract.name, { rejectUnknownProperties: false });
+    } catch (e) {
+      if (e instanceof MessageValidationError) {
+        throw new InvalidInputError(
+          `payload does not satisfy contract ${contract.name}: ${e.violations.map((v) => `${v.property}: ${v.message}`).join('; ')}`,
+          e.violations.map((v) => ({ path: `payload.${v.property}`, message: v.message })),
+        );
+      }
+      throw e;
+    }
+  }
+
+  private async addSkipped(result: ActionResult, chunk: string[]): Promise<void> {
+    const done = new Set(result.done);
+    for (const id of chunk) {
+      if (done.has(id)) continue;
+      const current = await this.deps.deadLetters.get(id);
+      result.skipped.push({ id, status: current?.status ?? 'missing' });
+    }
+  }
+
+  private async addSkippedOutbox(result: ActionResult, chunk: string[]): Promise<void> {
+    const done = new Set(result.done);
+    for (const id of chunk) {
+      if (done.has(id)) continue;
+      const current = await this.deps.outbox.get(id).catch(() => undefined);
+      result.skipped.push({ id, status: current?.status ?? 'missing' });
+    }
+  }
+}
+
+/** The outbox message that resends a dead letter. */
+export function resendMessage(letter: DeadLetter, payload: string, to: ResendTarget, now: number): OutboxMessage {
+  const toQueue = to === 'queue' && letter.queue !== null;
+  return {
+    id: uuidv7(),
+    topic: letter.topic,
+    exchange: toQueue ? '' : letter.originalExchange,
+    routingKey: toQueue ? letter.queue! : letter.originalRoutingKey,
+    payload,
+    headers: {
+      ...withoutFailureHeaders(letter.headers),
+      // The consumer sees the original route (ctx.exchange/routingKey), not the default exchange.
+      [ConsumerHeaders.originalExchange]: letter.originalExchange,
+      [ConsumerHeaders.originalRoutingKey]: letter.originalRoutingKey,
+      [DeadLetterHeaders.resendOf]: letter.messageId,
+      [DeadLetterHeaders.deadLetterId]: letter.id,
+    },
+    availableAt: now,
+    orderingKey: null,
+    createdAt: now,
+  };
+}

@@ -1,0 +1,102 @@
+import type { DataSource, EntityManager } from 'typeorm';
+import { OutboxStatus } from '../message/OutboxMessage';
+import type { OutboxRecord } from '../outbox/OutboxStore';
+import { toRecord } from '../outbox/TypeOrmOutboxStore';
+import type { Dialect } from '../transaction/dialect';
+import type { Page, PageRequest } from './DeadLetter';
+import { OutboxAdminStore, OutboxRowFilter, OutboxRowSummary, OutboxStats } from './OutboxAdminStore';
+import { SqlParams, num, numOrNull, strOrNull } from './SqlParams';
+import { affectedRows, clampInt, isUuid } from './TypeOrmDeadLetterStore';
+
+const STUCK: OutboxStatus[] = [OutboxStatus.Dead, OutboxStatus.Exception];
+const SUMMARY_COLUMNS =
+  'id, topic, exchange, routing_key, status, attempts, available_at, lease_owner, lease_until, ordering_key, created_at, delivered_at, last_error';
+
+/** OutboxAdminStore on raw SQL through TypeORM. */
+export class TypeOrmOutboxAdminStore implements OutboxAdminStore {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly dialect: Dialect,
+  ) {}
+
+  async list(filter: OutboxRowFilter, page: PageRequest): Promise<Page<OutboxRowSummary>> {
+    const limit = clampInt(page.limit, 1, 1000);
+    const offset = clampInt(page.offset, 0, Number.MAX_SAFE_INTEGER);
+    const where = (q: SqlParams) => {
+      const parts = [`status IN (${q.list(filter.status.length > 0 ? filter.status : STUCK)})`];
+      if (filter.topic !== undefined) parts.push(`topic = ${q.p(filter.topic)}`);
+      if (filter.from !== undefined) parts.push(`created_at >= ${q.p(filter.from)}`);
+      if (filter.to !== undefined) parts.push(`created_at <= ${q.p(filter.to)}`);
+      return `WHERE ${parts.join(' AND ')}`;
+    };
+    const q = new SqlParams(this.dialect);
+    const rows: Record<string, unknown>[] = await this.dataSource.query(
+      `SELECT ${SUMMARY_COLUMNS} FROM tmm_outbox ${where(q)} ORDER BY created_at DESC, id DESC LIMIT ${limit} OFFSET ${offset}`,
+      q.values,
+    );
+    const c = new SqlParams(this.dialect);
+    const counted: { n: unknown }[] = await this.dataSource.query(`SELECT COUNT(*) AS n FROM tmm_outbox ${where(c)}`, c.values);
+    return {
+      items: rows.map((r) => ({
+        id: String(r.id),
+        topic: String(r.topic),
+        exchange: String(r.exchange),
+        routingKey: String(r.routing_key),
+        status: String(r.status) as OutboxStatus,
+        attempts: num(r.attempts),
+        availableAt: num(r.available_at),
+        leaseOwner: strOrNull(r.lease_owner),
+        leaseUntil: numOrNull(r.lease_until),
+        orderingKey: strOrNull(r.ordering_key),
+        createdAt: num(r.created_at),
+        deliveredAt: numOrNull(r.delivered_at),
+        lastError: strOrNull(r.last_error),
+      })),
+      total: num(counted[0]?.n ?? 0),
+      limit,
+      offset,
+    };
+  }
+
+  async stats(now = Date.now()): Promise<OutboxStats> {
+    const byStatus: Record<OutboxStatus, number> = { PENDING: 0, DELIVERED: 0, DEAD: 0, EXCEPTION: 0 };
+    const rows: { status: OutboxStatus; n: unknown }[] = await this.dataSource.query(`SELECT status, COUNT(*) AS n FROM tmm_outbox GROUP BY status`);
+    for (const r of rows) byStatus[r.status] = num(r.n);
+    const q = new SqlParams(this.dialect);
+    // Served by the partial tmm_outbox_due index (status = 'PENDING', available_at).
+    const due: { n: unknown; oldest: unknown }[] = await this.dataSource.query(
+      `SELECT COUNT(*) AS n, MIN(available_at) AS oldest FROM tmm_outbox WHERE status = 'PENDING' AND available_at <= ${q.p(now)}`,
+      q.values,
+    );
+    return { byStatus, due: num(due[0]?.n ?? 0), oldestDueAt: numOrNull(due[0]?.oldest) };
+  }
+
+  async lock(manager: EntityManager, ids: string[], statuses: OutboxStatus[]): Promise<OutboxRecord[]> {
+    const valid = ids.filter(isUuid);
+    if (valid.length === 0) return [];
+    const q = new SqlParams(this.dialect);
+    const forUpdate = this.dialect === 'sqlite' ? '' : ' FOR UPDATE';
+    const rows: Record<string, unknown>[] = await manager.query(
+      `SELECT * FROM tmm_outbox WHERE id IN (${q.list(valid)}) AND status IN (${q.list(statuses)}) ORDER BY id${forUpdate}`,
+      q.values,
+    );
+    return rows.map(toRecord);
+  }
+
+  async revive(manager: EntityManager, ids: string[], now: number): Promise<number> {
+    const valid = ids.filter(isUuid);
+    if (valid.length === 0) return 0;
+    const q = new SqlParams(this.dialect);
+    const sql =
+      `UPDATE tmm_outbox SET status = ${q.p(OutboxStatus.Pending)}, attempts = 0, available_at = ${q.p(now)}, lease_owner = NULL, lease_until = NULL ` +
+      `WHERE id IN (${q.list(valid)}) AND status IN (${q.list(STUCK)})`;
+    return affectedRows(manager, sql, q.values);
+  }
+
+  async remove(manager: EntityManager, ids: string[]): Promise<number> {
+    const valid = ids.filter(isUuid);
+    if (valid.length === 0) return 0;
+    const q = new SqlParams(this.dialect);
+    return affectedRows(manager, `DELETE FROM tmm_outbox WHERE id IN (${q.list(valid)}) AND status IN (${q.list(STUCK)})`, q.values);
+  }
+}

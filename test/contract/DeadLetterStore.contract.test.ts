@@ -1,0 +1,179 @@
+import { uuidv7 } from 'uuidv7';
+import {
+  DeadLetterStatus,
+  OutboxMessage,
+  TypeOrmAuditTrail,
+  TypeOrmDeadLetterStore,
+  TypeOrmOutboxAdminStore,
+  TypeOrmOutboxStore,
+  TypeOrmTransactionManager,
+  migrate,
+} from 'tmm';
+import { TestDatabase, createTestDatabase, dbLanes } from '../support/databases';
+import { newDeadLetter } from '../support/deadLetters';
+
+const outboxMessage = (over: Partial<OutboxMessage> = {}): OutboxMessage => ({
+  id: uuidv7(),
+  topic: 'order.paid',
+  exchange: 'tmm.events',
+  routingKey: 'order.paid',
+  payload: '{"orderId":"o-1"}',
+  headers: {},
+  availableAt: Date.now(),
+  orderingKey: null,
+  createdAt: Date.now(),
+  ...over,
+});
+
+describe.each(dbLanes())('dead-letter stores (DeadLetterStore, AuditTrail, OutboxAdminStore) on $name', ({ kind }) => {
+  let db: TestDatabase;
+  let tm: TypeOrmTransactionManager;
+  let store: TypeOrmDeadLetterStore;
+  let audit: TypeOrmAuditTrail;
+  let outbox: TypeOrmOutboxStore;
+  let outboxAdmin: TypeOrmOutboxAdminStore;
+
+  beforeAll(async () => {
+    db = await createTestDatabase(kind);
+    await migrate(db.dataSource);
+    tm = new TypeOrmTransactionManager(db.dataSource);
+    store = new TypeOrmDeadLetterStore(db.dataSource, tm.dialect);
+    audit = new TypeOrmAuditTrail(db.dataSource, tm.dialect);
+    outbox = new TypeOrmOutboxStore(tm);
+    outboxAdmin = new TypeOrmOutboxAdminStore(db.dataSource, tm.dialect);
+  });
+  afterAll(async () => db?.dispose());
+  beforeEach(async () => {
+    await db.dataSource.query('DELETE FROM tmm_dead_letter');
+    await db.dataSource.query('DELETE FROM tmm_audit');
+    await db.dataSource.query('DELETE FROM tmm_outbox');
+  });
+
+  const add = (over = {}) => tm.run(() => store.add(tm.manager, newDeadLetter(over)));
+
+  it('add stores every field and reads it back', async () => {
+    const letter = newDeadLetter({ headers: { 'tmm-contract-version': 1, note: 'ünïcødé ✓', flag: true, none: null } });
+    const { id, inserted } = await tm.run(() => store.add(tm.manager, letter));
+    expect(inserted).toBe(true);
+    expect(await store.get(id)).toEqual({ ...letter, id, status: 'NEW', statusAt: null, statusBy: null, resentMessageId: null });
+  });
+
+  it('add is idempotent on (message id, dead-letter queue): a redelivery stores nothing new', async () => {
+    const letter = newDeadLetter();
+    const first = await tm.run(() => store.add(tm.manager, letter));
+    const again = await tm.run(() => store.add(tm.manager, { ...letter, receivedAt: letter.receivedAt + 5 }));
+    expect(again).toEqual({ id: first.id, inserted: false });
+    // The same message dead-lettered by another consumer (another queue) is another dead letter.
+    const other = await tm.run(() => store.add(tm.manager, { ...letter, deadLetterQueue: 'invoicing.dlq' }));
+    expect(other.inserted).toBe(true);
+    expect((await store.list({}, { limit: 10, offset: 0 })).total).toBe(2);
+  });
+
+  it('concurrent adds of one message store one row', async () => {
+    const letter = newDeadLetter();
+    const results = await Promise.all([1, 2, 3].map(() => tm.run(() => store.add(tm.manager, letter), { name: 'collect' })));
+    expect(results.filter((r) => r.inserted)).toHaveLength(1);
+    expect(new Set(results.map((r) => r.id)).size).toBe(1);
+  });
+
+  it('add rolls back with the caller’s transaction', async () => {
+    const letter = newDeadLetter();
+    await expect(
+      tm.run(async () => {
+        await store.add(tm.manager, letter);
+        throw new Error('crash before commit');
+      }),
+    ).rejects.toThrow('crash before commit');
+    expect((await store.list({ messageId: letter.messageId }, { limit: 1, offset: 0 })).total).toBe(0);
+  });
+
+  it('list filters, pages newest first, and counts the whole match', async () => {
+    const t0 = Date.now() - 100_000;
+    for (let i = 0; i < 7; i++) await add({ lastFailureAt: t0 + i * 1000, topic: i % 2 ? 'order.paid' : 'order.refunded', consumer: i < 5 ? 'A.h' : 'B.h' });
+    const page1 = await store.list({ topic: 'order.paid' }, { limit: 2, offset: 0 });
+    expect(page1.total).toBe(3);
+    expect(page1.items.map((d) => d.lastFailureAt)).toEqual([t0 + 5000, t0 + 3000]);
+    const page2 = await store.list({ topic: 'order.paid' }, { limit: 2, offset: 2 });
+    expect(page2.items.map((d) => d.lastFailureAt)).toEqual([t0 + 1000]);
+    expect((await store.list({ consumer: 'B.h' }, { limit: 10, offset: 0 })).total).toBe(2);
+    expect((await store.list({ from: t0 + 2000, to: t0 + 4000 }, { limit: 10, offset: 0 })).total).toBe(3);
+    expect((page1.items[0] as unknown as Record<string, unknown>).payload).toBeUndefined(); // lists stay light
+  });
+
+  it('groups dead letters by error fingerprint, biggest group first', async () => {
+    for (let i = 0; i < 3; i++) await add({ errorMessage: `order ${1000 + i} not found`, fingerprint: 'aaaaaaaaaaaaaaaa' });
+    await add({ errorMessage: 'timeout', fingerprint: 'bbbbbbbbbbbbbbbb' });
+    const groups = await store.groups({ status: [DeadLetterStatus.New] }, 10);
+    expect(groups.map((g) => [g.fingerprint, g.count])).toEqual([
+      ['aaaaaaaaaaaaaaaa', 3],
+      ['bbbbbbbbbbbbbbbb', 1],
+    ]);
+    expect(groups[0].sampleError).toMatch(/^order 100\d not found$/);
+  });
+
+  it('lock + setStatus change only rows in the expected status; a second operator gets nothing', async () => {
+    const a = await add();
+    const b = await add();
+    const first = await tm.run(async () => {
+      const rows = await store.lock(tm.manager, [a.id, b.id], [DeadLetterStatus.New]);
+      const n = await store.setStatus(tm.manager, rows.map((r) => r.id), { from: [DeadLetterStatus.New], to: DeadLetterStatus.Discarded, at: 1, by: 'user:alice' });
+      return { rows: rows.length, n };
+    });
+    expect(first).toEqual({ rows: 2, n: 2 });
+    const second = await tm.run(async () => store.lock(tm.manager, [a.id, b.id], [DeadLetterStatus.New]));
+    expect(second).toEqual([]);
+    expect(await store.get(a.id)).toMatchObject({ status: 'DISCARDED', statusBy: 'user:alice', statusAt: 1 });
+    const counts = await store.summarize();
+    expect(counts.byStatus).toEqual({ NEW: 0, RESENT: 0, DISCARDED: 2 });
+  });
+
+  it('get and lock ignore ids that are not UUIDs instead of failing', async () => {
+    expect(await store.get("x' OR 1=1 --")).toBeUndefined();
+    expect(await tm.run(() => store.lock(tm.manager, ['nope'], [DeadLetterStatus.New]))).toEqual([]);
+  });
+
+  it('the audit trail records in the caller’s transaction and lists newest first', async () => {
+    await tm.run(() =>
+      audit.record(tm.manager, [
+        { at: 1, principal: 'user:alice', action: 'dead-letter.resend', targetType: 'dead-letter', targetId: 'x', before: { status: 'NEW' }, after: { status: 'RESENT' }, comment: 'fixed' },
+        { at: 2, principal: 'user:bob', action: 'dead-letter.discard', targetType: 'dead-letter', targetId: 'y', before: { status: 'NEW' }, after: { status: 'DISCARDED' }, comment: null },
+      ]),
+    );
+    await tm
+      .run(async () => {
+        await audit.record(tm.manager, [{ at: 3, principal: 'user:eve', action: 'x', targetType: 'outbox', targetId: 'z', before: null, after: null, comment: null }]);
+        throw new Error('rolled back');
+      })
+      .catch(() => undefined);
+    const page = await audit.list({}, { limit: 10, offset: 0 });
+    expect(page.total).toBe(2);
+    expect(page.items.map((e) => e.principal)).toEqual(['user:bob', 'user:alice']);
+    expect(page.items[1]).toMatchObject({ action: 'dead-letter.resend', before: { status: 'NEW' }, after: { status: 'RESENT' }, comment: 'fixed' });
+    expect((await audit.list({ targetId: 'x' }, { limit: 10, offset: 0 })).total).toBe(1);
+  });
+
+  it('outbox admin: lists DEAD rows, revives them as due PENDING rows, removes them, and leaves other rows alone', async () => {
+    const dead = outboxMessage();
+    const pending = outboxMessage();
+    await tm.run(() => outbox.append(tm.manager, [dead, pending]));
+    await outbox.recordFailure(dead.id, 'x', { error: 'TMM_PUBLISH_UNROUTABLE: nope', retryAt: Date.now() + 60_000, dead: true });
+    const list = await outboxAdmin.list({ status: ['DEAD'] }, { limit: 10, offset: 0 });
+    expect(list.items.map((r) => [r.id, r.status, r.lastError])).toEqual([[dead.id, 'DEAD', 'TMM_PUBLISH_UNROUTABLE: nope']]);
+    expect((await outboxAdmin.stats()).byStatus).toMatchObject({ PENDING: 1, DEAD: 1 });
+
+    const now = Date.now();
+    const revived = await tm.run(async () => {
+      const rows = await outboxAdmin.lock(tm.manager, [dead.id, pending.id], ['DEAD', 'EXCEPTION']);
+      return { locked: rows.map((r) => r.id), n: await outboxAdmin.revive(tm.manager, [dead.id, pending.id], now) };
+    });
+    expect(revived).toEqual({ locked: [dead.id], n: 1 });
+    expect(await outbox.get(dead.id)).toMatchObject({ status: 'PENDING', attempts: 0, availableAt: now, leaseOwner: null });
+    const stats = await outboxAdmin.stats(now + 1);
+    expect(stats).toMatchObject({ due: 2 });
+
+    await outbox.recordFailure(dead.id, 'x', { error: 'again', retryAt: now, dead: true });
+    expect(await tm.run(() => outboxAdmin.remove(tm.manager, [dead.id, pending.id]))).toBe(1);
+    expect(await outbox.get(dead.id)).toBeUndefined();
+    expect(await outbox.get(pending.id)).toBeDefined();
+  });
+});

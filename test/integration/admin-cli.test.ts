@@ -1,0 +1,171 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { DataSource } from 'typeorm';
+import { uuidv7 } from 'uuidv7';
+import { TypeOrmDeadLetterStore, TypeOrmOutboxStore, TypeOrmTransactionManager } from 'tmm';
+import { newDeadLetter } from '../support/deadLetters';
+
+const root = resolve(__dirname, '..', '..');
+/** The CLI's entry point: what package.json "bin" points to once built (dist/src/admin/cli/main.js). */
+const ENTRY = join(root, 'src', 'admin', 'cli', 'main.ts');
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `tmm …` in its own process, as a script would, and returns its exit code and output. */
+function tmm(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((done) => {
+    execFile(process.execPath, ['-r', join(root, 'test', 'support', 'register.js'), ENTRY, ...args], { env: { ...process.env, ...env }, cwd: root }, (error, stdout, stderr) => {
+      done({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+const json = (r: Run) => JSON.parse(r.stdout);
+
+describe('tmm CLI (through its entry point, in a child process)', () => {
+  let dir: string;
+  let db: string;
+  let env: Record<string, string>;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'tmm-cli-'));
+    db = join(dir, 'app.sqlite');
+    env = { TMM_DB_URL: `sqlite:${db}` };
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** Writes rows the way the application would, in another connection (the CLI is its own process). */
+  async function withDb<T>(fn: (ds: DataSource, tm: TypeOrmTransactionManager) => Promise<T>): Promise<T> {
+    const ds = new DataSource({ type: 'better-sqlite3', database: db });
+    await ds.initialize();
+    try {
+      return await fn(ds, new TypeOrmTransactionManager(ds));
+    } finally {
+      await ds.destroy();
+    }
+  }
+  const addLetter = (over = {}) =>
+    withDb(async (ds, tm) => (await tm.run(() => new TypeOrmDeadLetterStore(ds, 'sqlite').add(tm.manager, newDeadLetter(over)))).id);
+
+  it('package.json "bin" names the built entry point of this CLI', () => {
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+    expect(pkg.bin.tmm).toBe('./dist/src/admin/cli/main.js');
+    expect(readFileSync(ENTRY, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
+  });
+
+  it('usage errors exit 2; a missing schema or database exits 5 with a hint', async () => {
+    expect((await tmm(['frobnicate'], env)).code).toBe(2);
+    expect((await tmm(['dead', 'list', '--limit', 'lots'], env)).code).toBe(2);
+    const noTables = await tmm(['status'], env);
+    expect(noTables.code).toBe(5);
+    expect(noTables.stderr).toContain('run `tmm migrate`');
+    const noDb = await tmm(['status'], { TMM_DB_URL: '' });
+    expect(noDb.code).toBe(5);
+    const refused = await tmm(['--db', 'postgres://app:hunter2@127.0.0.1:1/x', 'status']);
+    expect(refused.code).toBe(5);
+    expect(refused.stderr).toContain('postgres://app:***@127.0.0.1:1/x');
+    expect(refused.stderr).not.toContain('hunter2');
+  });
+
+  it('migrate creates the tables and is idempotent', async () => {
+    const first = await tmm(['migrate', '--json'], env);
+    expect(first.code).toBe(0);
+    expect(json(first).applied.map((a: { component: string }) => a.component)).toEqual(['outbox', 'lock', 'inbox', 'deadletter', 'audit']);
+    const second = await tmm(['migrate'], env);
+    expect(second).toMatchObject({ code: 0, stdout: 'schema is up to date (sqlite)\n' });
+  });
+
+  it('status reports counts; --check exits 7 while something needs attention', async () => {
+    const clean = await tmm(['status', '--check', '--json'], env);
+    expect(clean.code).toBe(0);
+    expect(json(clean).deadLetters).toMatchObject({ NEW: 0 });
+    await addLetter({ consumer: 'Billing.onOrderPaid' });
+    const dirty = await tmm(['status', '--check'], env);
+    expect(dirty.code).toBe(7);
+    expect(dirty.stdout).toContain('dead letters  new 1');
+    expect(dirty.stdout).toContain('Billing.onOrderPaid: 1 new');
+  });
+
+  it('dead list / show / resend / discard, with exit codes for missing and already-handled dead letters', async () => {
+    const id = await addLetter({ topic: 'invoice.requested' });
+    const list = await tmm(['dead', 'list', '--topic', 'invoice.requested', '--json'], env);
+    expect(list.code).toBe(0);
+    expect(json(list)).toMatchObject({ total: 1, items: [{ id, status: 'NEW', topic: 'invoice.requested' }] });
+    const table = await tmm(['dead', 'list'], env);
+    expect(table.stdout).toMatch(/^ID\s+LASTFAILURE\s+STATUS/m);
+
+    const show = await tmm(['dead', 'show', id, '--json'], env);
+    expect(json(show)).toMatchObject({ id, payload: expect.any(String), headers: expect.any(Object), audit: [] });
+    expect((await tmm(['dead', 'show', uuidv7()], env)).code).toBe(3);
+
+    const resent = await tmm(['--as', 'ops:jane', 'dead', 'resend', id, '--comment', 'fixed in 1.4.2', '--json'], env);
+    expect(resent.code).toBe(0);
+    const messageId = json(resent).messages[id];
+    // The resend is a PENDING outbox row: the application's relay publishes it.
+    const row = await withDb(async (_ds, tm) => new TypeOrmOutboxStore(tm).get(messageId));
+    expect(row).toMatchObject({ status: 'PENDING', routingKey: 'ticketing.order-paid', exchange: '' });
+    const shown = json(await tmm(['dead', 'show', id, '--json'], env));
+    expect(shown).toMatchObject({ status: 'RESENT', statusBy: 'ops:jane', audit: [{ principal: 'ops:jane', action: 'dead-letter.resend', comment: 'fixed in 1.4.2' }] });
+
+    const again = await tmm(['dead', 'resend', id], env);
+    expect(again.code).toBe(4);
+    expect(again.stdout).toContain(`skipped ${id}: RESENT`);
+    expect((await tmm(['dead', 'resend', uuidv7()], env)).code).toBe(3);
+
+    const other = await addLetter();
+    expect((await tmm(['dead', 'discard', other], env)).code).toBe(0);
+    expect((await tmm(['dead', 'discard', other], env)).code).toBe(4);
+  });
+
+  it('an edited payload is validated (exit 6 when it is not JSON) and resent', async () => {
+    const id = await addLetter();
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, '{"orderId": ');
+    const refused = await tmm(['dead', 'resend', id, '--payload-file', bad], env);
+    expect(refused.code).toBe(6);
+    expect(refused.stderr).toContain('not valid JSON');
+    const good = join(dir, 'good.json');
+    writeFileSync(good, '{"orderId":"o-1","amountCents":150}');
+    const ok = await tmm(['dead', 'resend', id, '--payload-file', good, '--json'], env);
+    expect(ok.code).toBe(0);
+    const row = await withDb(async (_ds, tm) => new TypeOrmOutboxStore(tm).get(json(ok).messages[id]));
+    expect(row?.payload).toBe('{"orderId":"o-1","amountCents":150}');
+  });
+
+  it('bulk by filter needs --all-matching and at least one criterion', async () => {
+    const fp = 'b'.repeat(16);
+    for (let i = 0; i < 3; i++) await addLetter({ fingerprint: fp });
+    expect((await tmm(['dead', 'resend', '--all-matching'], env)).code).toBe(2);
+    expect((await tmm(['dead', 'resend', 'x', '--all-matching', '--fingerprint', fp], env)).code).toBe(2);
+    const r = await tmm(['dead', 'resend', '--all-matching', '--fingerprint', fp, '--json'], env);
+    expect(r.code).toBe(0);
+    expect(json(r)).toMatchObject({ matched: 3, skipped: [] });
+    expect(json(r).done).toHaveLength(3);
+    expect(json(await tmm(['dead', 'groups', '--status', 'RESENT', '--json'], env)).groups).toEqual(expect.arrayContaining([expect.objectContaining({ fingerprint: fp, count: 3 })]));
+  });
+
+  it('outbox list / retry / discard act on DEAD rows only', async () => {
+    const [dead, other] = [uuidv7(), uuidv7()];
+    await withDb(async (_ds, tm) => {
+      const outbox = new TypeOrmOutboxStore(tm);
+      const m = (id: string) => ({ id, topic: 'a.b', exchange: 'x', routingKey: 'a.b', payload: '{}', headers: {}, availableAt: Date.now(), orderingKey: null, createdAt: Date.now() });
+      await tm.run(() => outbox.append(tm.manager, [m(dead), m(other)]));
+      await outbox.recordFailure(dead, 'relay', { error: 'TMM_PUBLISH_UNROUTABLE: no queue', retryAt: Date.now(), dead: true });
+    });
+    const list = await tmm(['outbox', 'list', '--json'], env);
+    expect(json(list).items.map((r: { id: string }) => r.id)).toEqual([dead]);
+    expect((await tmm(['outbox', 'list', '--status', 'NOPE'], env)).code).toBe(2);
+    expect((await tmm(['outbox', 'retry', other], env)).code).toBe(4); // PENDING: nothing to retry
+    expect((await tmm(['outbox', 'retry', dead], env)).code).toBe(0);
+    const revived = await withDb(async (_ds, tm) => new TypeOrmOutboxStore(tm).get(dead));
+    expect(revived).toMatchObject({ status: 'PENDING', attempts: 0 });
+    expect((await tmm(['outbox', 'discard', dead], env)).code).toBe(4); // PENDING again, not DEAD
+    expect((await tmm(['outbox', 'discard', uuidv7()], env)).code).toBe(3);
+  });
+});
+
