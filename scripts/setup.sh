@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares this checkout for `npm run demo`, `npm test` or a benchmark, on a fresh machine as on a warm one:
 #   1. Node.js new enough; 2. dependencies installed (npm ci) with native modules built;
-#   3. for tests/benchmarks: PostgreSQL, MariaDB and RabbitMQ answer (started if down), database `test` exists.
+#   3. for tests: Debian's chromium (the admin console's browser tests);
+#   4. for tests/benchmarks: PostgreSQL, MariaDB and RabbitMQ answer (started if down), database `test` exists.
 # Usage: scripts/setup.sh demo|test|bench
 set -euo pipefail
 mode="${1:-test}"
@@ -29,6 +30,15 @@ fi
 if [ "$mode" != "demo" ] && ! node -e 'require("sqlite3")' 2>/dev/null; then
   say "building sqlite3 (the TypeORM 0.3 compatibility lane)"
   npm rebuild sqlite3 >&2 || die "could not build sqlite3 (needs python3, make and g++)"
+fi
+
+# Headless Chromium for the admin console's browser tests (test/integration/admin-console.test.ts), driven by
+# playwright-core: Debian's package, never a browser build downloaded by a tool.
+if [ "$mode" = "test" ] && [ ! -x /usr/bin/chromium ]; then
+  say "installing Debian's chromium package (for the admin console's browser tests)"
+  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; } >&2 \
+    || die "could not install chromium with apt-get (run as root, or install Debian's 'chromium' package so that /usr/bin/chromium exists)"
+  [ -x /usr/bin/chromium ] || die "apt-get installed chromium but /usr/bin/chromium is missing"
 fi
 
 [ "$mode" = "demo" ] && exit 0

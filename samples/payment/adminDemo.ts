@@ -47,8 +47,10 @@ export async function adminDemo(tmm: Tmm, producer: MessageProducer, invoicing: 
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);
     });
+    console.log('\n  stopping…');
+    const after = await admin.deadLetters.get(letter.id);
     await admin.stop();
-    return true;
+    return after?.status !== 'RESENT' || invoicing.invoices.includes('order-1005');
   }
 
   // What the console's Resend button does, through the HTTP API: session (CSRF token), then the action.

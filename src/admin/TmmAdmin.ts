@@ -116,7 +116,12 @@ export class TmmAdmin {
   async start(): Promise<string> {
     if (this.started) return this.server.url;
     if (!this.tmm.isStarted) throw new TmmError('TMM_NOT_STARTED', 'start the Tmm instance before its admin (the admin needs its tables and consumers)');
-    if (this.options.collector.enabled) await this.collector.start(this.sources());
+    if (this.options.collector.enabled) {
+      // A process that runs no consumers (consumers.enabled: false) still knows them: declare them (idempotent)
+      // so their dead-letter queues exist and are collected here.
+      if (!this.tmm.consumers.isRunning && this.tmm.consumers.definitions.length === 0) await this.tmm.consumers.declare();
+      await this.collector.start(this.sources());
+    }
     this.sampler.start();
     try {
       await this.server.listen();

@@ -90,7 +90,7 @@ describe('admin security', () => {
     expect(broken.status).toBe(400);
     expect(broken.body.error.message).toMatch(/JSON/i);
 
-    const cases: [string, () => ReturnType<ApiClient['get']>, RegExp][] = [
+    const cases: [string, () => Promise<{ status: number; body: any }>, RegExp][] = [
       ['unknown field', () => api.post(`/api/dead-letters/${id}/resend`, { payload: {}, force: true }), /must NOT have additional properties|force/],
       ['bad target', () => api.post(`/api/dead-letters/${id}/resend`, { to: 'elsewhere' }), /body.to/],
       ['bad id', () => api.post('/api/dead-letters/not-an-id/resend', {}), /params.id/],

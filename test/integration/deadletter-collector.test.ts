@@ -5,6 +5,7 @@
  */
 import { AmqpTransport, ConsumeContext, ConsumerHeaders, Topology, deadLetterQueueSpec, silentLogger } from 'tmm';
 import { Consumer } from 'tmm/decorators';
+import type { AdminOptions } from 'tmm/admin';
 import { AdminHarness, startAdminHarness } from '../support/adminHarness';
 import { LedgerPosted } from '../support/contracts';
 import { AMQP_URL, uniquePrefix, waitUntil, wireMessage } from '../support/consumers';
@@ -40,7 +41,7 @@ describe('dead-letter collector on RabbitMQ', () => {
     return new Ledger();
   }
 
-  async function start(prefix: string, consumers: object[], admin: Parameters<typeof startAdminHarness>[1]['admin'] = undefined) {
+  async function start(prefix: string, consumers: object[], admin: Partial<AdminOptions> = {}) {
     h = await startAdminHarness('sqlite', { consumers, transport: amqp(), admin: { port: 0, auth: { tokens: { ops: 'collector-test-token-1' } }, ...admin } });
     for (const d of h.tmm.consumers.definitions) {
       topology.queues.push({ name: d.queue }, { name: d.deadLetterQueue }, ...d.delays.map((ms) => ({ name: `${d.queue}.retry.${ms}ms` })));

@@ -1,3 +1,5 @@
+import { TmmError } from '../../errors';
+
 /**
  * Exit codes of the `tmm` CLI; scripts may rely on them (docs/admin.md lists them).
  */
@@ -20,12 +22,12 @@ export const ExitCode = {
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
-/** An error that ends the CLI with a given exit code and message. */
-export class CliExit extends Error {
+/** A failure that ends the CLI with a given exit code and message. */
+export class CliExit extends TmmError {
   constructor(
     readonly exitCode: ExitCode,
     message: string,
   ) {
-    super(message);
+    super('TMM_CLI', message);
   }
 }

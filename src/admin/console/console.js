@@ -119,7 +119,7 @@
   // ---------- routing ----------
   function route() {
     if (!state.session) return;
-    const tab = (location.hash.replace('#', '').split('?')[0] || 'overview');
+    const tab = currentTab();
     for (const a of document.querySelectorAll('#tabs a')) a.classList.toggle('active', a.dataset.tab === tab);
     closeDrawer();
     const views = { overview: renderOverview, dead: renderDead, groups: renderGroups, outbox: renderOutbox, audit: renderAudit };
@@ -127,9 +127,11 @@
   }
   window.addEventListener('hashchange', route);
 
-  function setView(...children) {
-    const v = $('#view');
-    v.replaceChildren(...children);
+  const currentTab = () => location.hash.replace('#', '').split('?')[0] || 'overview';
+  /** Shows a tab's content, unless the operator has moved to another tab while it loaded (a slow answer never wins). */
+  function setView(tab, ...children) {
+    if (currentTab() !== tab) return;
+    $('#view').replaceChildren(...children);
   }
 
   // ---------- overview ----------
@@ -138,6 +140,7 @@
     const card = (label, value, alert, id) => h('div', { class: `card${alert ? ' alert' : ''}`, 'data-testid': id }, h('div', { class: 'label' }, label), h('div', { class: 'value' }, value));
     const dl = o.deadLetters;
     setView(
+      'overview',
       h('h1', {}, 'Overview'),
       h('div', { class: 'cards' },
         card('Outbox pending', fmtNum(o.outbox.pending), false, 'card-pending'),
@@ -177,7 +180,10 @@
       path.setAttribute('points', points.map((p, i) => `${(i / (points.length - 1)) * W},${H - pad - (p[k] / max) * (H - 2 * pad)}`).join(' '));
       svg.append(path);
     }
-    const legend = h('div', { class: 'legend' }, ...series.map(([k, c]) => h('span', {}, h('i', { style: `background:${c}` }), k)), h('span', {}, `max ${max} per ${Math.round(points[points.length - 1].intervalMs / 1000)}s`));
+    const interval = points[points.length - 1].intervalMs;
+    const per = interval >= 1000 ? `${Math.round(interval / 1000)} s` : `${interval} ms`;
+    // Colours come from classes: the console's CSP allows no inline style attributes.
+    const legend = h('div', { class: 'legend' }, ...series.map(([k]) => h('span', {}, h('i', { class: `key-${k}` }), k)), h('span', {}, `peak ${max} per ${per}, last ${points.length} samples`));
     return h('div', {}, svg, legend);
   }
 
@@ -235,6 +241,7 @@
       !filtered && h('span', { class: 'muted' }, '(filter by topic, consumer, error group or time to act on many at once)'),
     );
     setView(
+      'dead',
       h('h1', {}, 'Dead letters'),
       form,
       h('div', { class: 'panel' },
@@ -337,7 +344,7 @@
   }
 
   async function refreshAfterAction(id) {
-    if ((location.hash.replace('#', '') || 'overview') === 'dead') await renderDead();
+    if (currentTab() === 'dead') await renderDead();
     await showDeadLetter(id);
   }
 
@@ -346,6 +353,7 @@
     const { groups } = await api('GET', '/api/dead-letters/groups?status=NEW&limit=100');
     const canAct = state.session.canAct;
     setView(
+      'groups',
       h('h1', {}, 'Error groups'),
       h('p', { class: 'muted' }, 'New dead letters grouped by error fingerprint (consumer + error code + the error text with ids and numbers blanked out).'),
       h('div', { class: 'panel' },
@@ -364,6 +372,7 @@
   async function renderOutbox() {
     const page = await api('GET', `/api/outbox?status=DEAD,EXCEPTION&limit=${state.outbox.limit}&offset=${state.outbox.offset}`);
     setView(
+      'outbox',
       h('h1', {}, 'Outbox: messages that could not be published'),
       h('p', { class: 'muted' }, 'DEAD rows failed every publish attempt (dispatcher.maxAttempts); EXCEPTION rows are in doubt. Retry makes them due again for the relay.'),
       h('div', { class: 'panel' },
@@ -395,6 +404,7 @@
   async function renderAudit() {
     const page = await api('GET', `/api/audit?limit=${state.audit.limit}&offset=${state.audit.offset}`);
     setView(
+      'audit',
       h('h1', {}, 'Audit trail'),
       h('div', { class: 'panel' },
         table(['When', 'Who', 'Action', 'Target', 'Change'], page.items,
