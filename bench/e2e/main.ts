@@ -9,6 +9,7 @@
  */
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
+import { loadavg } from 'node:os';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import * as amqp from 'amqplib';
 import { IsInt } from 'class-validator';
@@ -83,6 +84,7 @@ class Side {
 }
 
 async function main(): Promise<void> {
+  const load = [loadavg()[0]];
   const perRound = Math.round((RATE * SECONDS) / ROUNDS);
   const warmup = RATE; // one second per side
   const schema = await createBenchSchema('tmm_bench_e2e', { entities: [BenchOrder] });
@@ -210,6 +212,7 @@ async function main(): Promise<void> {
     await schema.dispose();
   }
 
+  load.push(loadavg()[0]);
   const all = (side: Side, n: number) => side.latencies(warmup, n);
   const t = all(tmmSide, nextTmm);
   const raw = all(rawSide, nextRaw);
@@ -235,6 +238,7 @@ async function main(): Promise<void> {
     seconds: SECONDS,
     messages: t.length,
     rounds: ROUNDS,
+    loadavg_1m: load.map((x) => round(x, 2)),
   };
   console.log(
     `commit → receive over ${t.length} messages at ${RATE} msg/s: p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms, max ${result.max_ms} ms; raw publish → receive: p50 ${result.raw_p50_ms} ms, p99 ${result.raw_p99_ms} ms`,

@@ -72,6 +72,13 @@ async function main(): Promise<void> {
   const relayRates: number[] = [];
   const rawRates: number[] = [];
   const insertRates: number[] = [];
+  /** This process's CPU time per message (µs), user + system, per side. */
+  const relayCpu: number[] = [];
+  const rawCpu: number[] = [];
+  const cpuSince = (start: NodeJS.CpuUsage) => {
+    const d = process.cpuUsage(start);
+    return (d.user + d.system) / ROWS;
+  };
   try {
     await tmm.start();
     await transport.connect();
@@ -95,6 +102,7 @@ async function main(): Promise<void> {
     const relaySide = async (): Promise<number> => {
       await fill(backlog(exchange, ROWS));
       const before = { ...tmm.dispatcher.stats };
+      const cpu = process.cpuUsage();
       const start = process.hrtime.bigint();
       await tmm.relay.start();
       while (tmm.dispatcher.stats.marked - before.marked < ROWS) {
@@ -102,6 +110,7 @@ async function main(): Promise<void> {
         await new Promise((r) => setTimeout(r, 2));
       }
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      relayCpu.push(cpuSince(cpu));
       await tmm.relay.stop();
       const [{ n }] = (await schema.dataSource.query('SELECT COUNT(*)::int AS n FROM tmm_outbox')) as { n: number }[];
       const published = tmm.dispatcher.stats.published - before.published;
@@ -112,9 +121,11 @@ async function main(): Promise<void> {
 
     const rawSide = async (): Promise<number> => {
       const messages = backlog(exchange, ROWS).map((m) => toRawMessage(toTransportMessage(m)));
+      const cpu = process.cpuUsage();
       const start = process.hrtime.bigint();
       await publishWindowed(confirm, messages, WINDOW);
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      rawCpu.push(cpuSince(cpu));
       await checkDelivered('raw');
       return ROWS / seconds;
     };
@@ -172,6 +183,8 @@ async function main(): Promise<void> {
       rows: ROWS,
       rounds: ratios.length,
       window: WINDOW,
+      cpu_us_per_msg: round(median(relayCpu), 1),
+      raw_cpu_us_per_msg: round(median(rawCpu), 1),
       insert_rows_per_s: Math.round(median(insertRates)),
       loadavg_1m: load.map((x) => round(x, 2)),
     }),

@@ -52,7 +52,7 @@ const OUTBOX_V1: Record<Dialect, string[]> = {
       delivered_at BIGINT NULL,
       last_error TEXT NULL
     )`,
-    `CREATE INDEX IF NOT EXISTS tmm_outbox_due ON tmm_outbox (available_at) WHERE status = 'PENDING'`,
+    `CREATE INDEX IF NOT EXISTS tmm_outbox_due ON tmm_outbox (available_at, id) WHERE status = 'PENDING'`,
     `CREATE INDEX IF NOT EXISTS tmm_outbox_ordering ON tmm_outbox (ordering_key, id) WHERE ordering_key IS NOT NULL`,
   ],
   // MySQL 8 has no CREATE INDEX IF NOT EXISTS, so indexes are declared inside CREATE TABLE IF NOT EXISTS.

@@ -27,7 +27,7 @@ export interface DispatcherOptions {
 }
 
 export const defaultDispatcherOptions: Omit<DispatcherOptions, 'owner'> = {
-  concurrency: 32,
+  concurrency: 256,
   markBatchSize: 200,
   markLingerMs: 20,
   deleteDelivered: true,
@@ -167,13 +167,16 @@ export class Dispatcher {
       const m = entry.m;
       this.inFlight++;
       const run = m.orderingKey ? this.chain(m.orderingKey, () => this.publishOne(entry)) : this.publishOne(entry);
-      void run.finally(() => {
-        this.inFlight--;
-        this.pump();
-        this.checkIdle();
-      });
+      void run.then(this.published, this.published); // publishOne never rejects; then() is cheaper than finally()
     }
   }
+
+  /** A publish slot is free again. */
+  private readonly published = (): void => {
+    this.inFlight--;
+    this.pump();
+    this.checkIdle();
+  };
 
   private chain(key: string, fn: () => Promise<void>): Promise<void> {
     const previous = this.keyChains.get(key) ?? Promise.resolve();

@@ -1,7 +1,7 @@
 import { TmmError } from '../errors';
 import { Logger, silentLogger } from '../logging/Logger';
 import { OutboxStore } from '../outbox/OutboxStore';
-import { Dispatcher } from './Dispatcher';
+import { DispatchItem, Dispatcher } from './Dispatcher';
 import { RelayLock } from './RelayLock';
 
 export interface RelayOptions {
@@ -117,9 +117,12 @@ export class Relay {
     if (rows.length === 0) return { claimed: 0, settled: Promise.resolve() };
     let left = rows.length;
     this.pendingRows += left;
+    // Fresh records from the store: flagged in place rather than copied (this runs for every row of a backlog).
+    const items: DispatchItem[] = rows;
+    for (const item of items) item.claimed = true;
     const settled = new Promise<void>((resolve) => {
       this.dispatcher.dispatch(
-        rows.map((r) => ({ ...r, claimed: true })),
+        items,
         () => {
           this.pendingRows--;
           if (this.roomWaiter && this.hasRoom()) this.roomWaiter();

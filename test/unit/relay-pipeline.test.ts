@@ -1,0 +1,121 @@
+/**
+ * The relay's pipelining and the Dispatcher's settle callback, on fakes (no IO): a store that serves a
+ * backlog from memory and a transport whose confirms the test releases by hand.
+ */
+import type { EntityManager } from 'typeorm';
+import { Dispatcher, OutboxMessage, OutboxRecord, OutboxStore, Relay, Transport, TransportMessage } from 'tmm';
+
+const row = (i: number): OutboxRecord => ({
+  id: `row-${String(i).padStart(6, '0')}`,
+  topic: 'pipeline.test',
+  exchange: 'tmm.events',
+  routingKey: 'pipeline.test',
+  payload: JSON.stringify({ i }),
+  headers: {},
+  availableAt: 0,
+  orderingKey: null,
+  createdAt: 0,
+  status: 'PENDING',
+  attempts: 0,
+  leaseOwner: null,
+  leaseUntil: null,
+  deliveredAt: null,
+  lastError: null,
+});
+
+/** Serves claims from an in-memory backlog; marks delete, failures put the row back. */
+class FakeOutboxStore implements OutboxStore {
+  readonly claims: number[] = [];
+  readonly marked: string[] = [];
+  constructor(private readonly backlog: OutboxRecord[]) {}
+  async append(_m: EntityManager, _messages: OutboxMessage[]): Promise<void> {}
+  async markDelivered(ids: string[]): Promise<number> {
+    this.marked.push(...ids);
+    return ids.length;
+  }
+  async recordFailure(): Promise<boolean> {
+    return true;
+  }
+  async get(): Promise<OutboxRecord | undefined> {
+    return undefined;
+  }
+  async countByStatus() {
+    return { PENDING: this.backlog.length, DELIVERED: 0, DEAD: 0, EXCEPTION: 0 };
+  }
+  async claimDue(_owner: string, options: { limit: number }): Promise<OutboxRecord[]> {
+    const batch = this.backlog.splice(0, options.limit);
+    this.claims.push(batch.length);
+    return batch;
+  }
+  async isHeadOfKey(): Promise<boolean> {
+    return true;
+  }
+  async releaseLeases(ids: string[]): Promise<number> {
+    return ids.length;
+  }
+  async purgeDelivered(): Promise<number> {
+    return 0;
+  }
+}
+
+/** publish() resolves (or rejects) only when the test says so. */
+class FakeTransport {
+  readonly waiting: { message: TransportMessage; confirm(): void; fail(e: Error): void }[] = [];
+  publish(message: TransportMessage): Promise<void> {
+    return new Promise((resolve, reject) => this.waiting.push({ message, confirm: resolve, fail: reject }));
+  }
+  confirmAll(): number {
+    const all = this.waiting.splice(0);
+    for (const w of all) w.confirm();
+    return all.length;
+  }
+}
+
+const tick = (ms = 20) => new Promise((r) => setTimeout(r, ms));
+
+describe('Relay pipelining', () => {
+  it('claims the next batch while earlier ones still publish, but never holds more than maxPendingRows', async () => {
+    const store = new FakeOutboxStore(Array.from({ length: 100 }, (_v, i) => row(i)));
+    const transport = new FakeTransport();
+    const dispatcher = new Dispatcher(transport as unknown as Transport, store, { owner: 'me', concurrency: 1000, markLingerMs: 0 });
+    const relay = new Relay(store, dispatcher, { owner: 'me', batchSize: 10, maxPendingRows: 30, pollIntervalMs: 10 });
+    await relay.start();
+    try {
+      await tick(50);
+      // Nothing is confirmed yet: three batches went out without waiting for each other, and no fourth.
+      expect(store.claims).toEqual([10, 10, 10]);
+      expect(relay.pending).toBe(30);
+      expect(transport.waiting).toHaveLength(30);
+      // As rows settle, claiming resumes, until the backlog is gone.
+      while (store.marked.length < 100) {
+        transport.confirmAll();
+        await tick(5);
+        expect(relay.pending).toBeLessThanOrEqual(30);
+      }
+      expect(new Set(store.marked).size).toBe(100);
+      await tick(20);
+      expect(relay.pending).toBe(0);
+    } finally {
+      transport.confirmAll();
+      await relay.stop();
+    }
+  });
+});
+
+describe('Dispatcher settle callback', () => {
+  it('is called once per row: after its mark statement, or after its failure is recorded', async () => {
+    const store = new FakeOutboxStore([]);
+    const transport = new FakeTransport();
+    const dispatcher = new Dispatcher(transport as unknown as Transport, store, { owner: 'me', markLingerMs: 10_000 });
+    const settled: string[] = [];
+    dispatcher.dispatch([row(1), row(2)], (m) => settled.push(m.id));
+    await tick(5);
+    transport.waiting[0].confirm();
+    transport.waiting[1].fail(new Error('nacked'));
+    await tick(5);
+    expect(settled).toEqual(['row-000002']); // the failure is settled; the confirmed row waits for its mark
+    await dispatcher.flush();
+    expect(store.marked).toEqual(['row-000001']);
+    expect(settled.sort()).toEqual(['row-000001', 'row-000002']);
+  });
+});
