@@ -14,6 +14,7 @@ import { PublishError, TopologyError } from '../../src/errors';
 import { type Logger, silentLogger as silent } from '../../src/logging/Logger';
 import { AmqpTransport, type AmqpTransportOptionsInput } from '../../src/transport/amqp';
 import type { Delivery, Topology, TransportMessage } from '../../src/transport/Transport';
+import { CapturingLogger, connectionPid } from '../support/broker';
 
 const AMQP_URL = process.env.TMM_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const BROKER = { host: new URL(AMQP_URL).hostname, port: Number(new URL(AMQP_URL).port || 5672) };
@@ -420,42 +421,6 @@ function message(exchange: string, routingKey: string): TransportMessage {
     contentType: 'application/json',
     timestamp: Date.now(),
   };
-}
-
-interface LogLine {
-  level: string;
-  message: string;
-  fields?: Record<string, unknown>;
-}
-
-class CapturingLogger implements Logger {
-  readonly lines: LogLine[] = [];
-  onLine: (line: LogLine) => void = () => undefined;
-  private add(level: string, message: string, fields?: Record<string, unknown>) {
-    const line = { level, message, fields };
-    this.lines.push(line);
-    this.onLine(line);
-  }
-  debug(m: string, f?: Record<string, unknown>) {
-    this.add('debug', m, f);
-  }
-  info(m: string, f?: Record<string, unknown>) {
-    this.add('info', m, f);
-  }
-  warn(m: string, f?: Record<string, unknown>) {
-    this.add('warn', m, f);
-  }
-  error(m: string, f?: Record<string, unknown>) {
-    this.add('error', m, f);
-  }
-}
-
-/** The broker-side pid of the connection with this client-provided name (needs rabbitmqctl). */
-async function connectionPid(connectionName: string): Promise<string> {
-  const { stdout } = await run('rabbitmqctl', ['-q', 'list_connections', '--no-table-headers', 'pid', 'client_properties']);
-  const line = stdout.split('\n').find((l) => l.includes(`{"connection_name","${connectionName}"}`));
-  if (!line) throw new Error(`no broker connection named ${connectionName}:\n${stdout}`);
-  return line.split('\t')[0].trim();
 }
 
 /** A TCP proxy to the broker that can cut every connection or stop passing the broker's bytes on. */
