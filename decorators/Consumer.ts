@@ -1,51 +1,10 @@
 import { ConfigurationError, type ConsumerMetadata, defineConsumerMetadata, hasOwnConsumerMetadata } from '../src';
 
-/** Options of @Consumer; what is left out comes from the `consumers` section of the tmm options. */
-export interface ConsumerOptions {
-  /**
-   * The queue this handler consumes; required, so that it survives renames of the class or method. tmm
-   * also declares `<queue>.retry.<ms>ms` retry queues and the `<queue>.dlq` dead-letter queue.
-   */
-  queue: string;
-  /** Routing key (pattern) to bind the queue with on the contract's exchange. Default: the contract's topic. */
-  topic?: string;
-  /** Exchange to bind on (a topic exchange, declared if missing). Default: the contract's, else producer.defaultExchange. */
-  exchange?: string;
-  /** Binding key on `exchange`; give either this or `topic`. */
-  routingKey?: string;
-  /** Unsettled deliveries at once (AMQP prefetch); default consumers.prefetch (16). */
-  prefetch?: number;
-  /** Handlers running at once (≤ prefetch); default: prefetch. */
-  concurrency?: number;
-  /**
-   * `maxAttempts` (the first included; default 5) with either `delays` (ms after the 1st, 2nd… failure; the
-   * last repeats) or `backoff` (initialDelayMs · factor^(n-1), capped); `false`: dead-letter on the first
-   * failure.
-   */
-  retry?: false | { maxAttempts?: number; delays?: number[]; backoff?: { initialDelayMs?: number; factor?: number; maxDelayMs?: number } };
-  /** Name of the dead-letter queue; default `<queue>.dlq`. */
-  deadLetter?: string;
-  /** Message TTL of the queue in ms: a message nobody consumes within it is moved to the dead-letter queue. */
-  ttl?: number;
-  /** One message at a time, in queue order: single active consumer, prefetch 1, retries wait in place. */
-  ordered?: boolean;
-  /** Same as @Idempotent(): the handler's effect happens once per message id (inbox claim). */
-  idempotent?: boolean;
-  /** Run the handler in a transaction (default true; required by idempotent). */
-  transactional?: boolean;
-  /**
-   * Deliveries handled in one transaction (≤ concurrency; default consumers.messagesPerTransaction, 1).
-   * Above 1 the deliveries in hand are run one after another in one transaction (one multi-row inbox
-   * claim, one commit, then their acks); when one fails, all are rolled back and each runs again alone.
-   * Much faster on databases where a commit costs (see docs/consumers.md), at the price of holding locks
-   * until the group commits and re-running the others' handlers when one fails.
-   */
-  messagesPerTransaction?: number;
-  /** `classic` or `quorum`; default consumers.queueType. */
-  queueType?: 'classic' | 'quorum';
-  /** The tmm instance (DataSource name) that runs this consumer; default `default`. */
-  dataSource?: string;
-}
+/**
+ * Options of @Consumer; what is left out comes from the `consumers` section of the tmm options. They are
+ * recorded as given (ConsumerMetadata, documented field by field in src/metadata/keys.ts).
+ */
+export type ConsumerOptions = ConsumerMetadata;
 
 const KEYS = new Set([
   'queue', 'topic', 'exchange', 'routingKey', 'prefetch', 'concurrency', 'retry', 'deadLetter', 'ttl', 'ordered', 'idempotent', 'transactional', 'messagesPerTransaction', 'queueType', 'dataSource',

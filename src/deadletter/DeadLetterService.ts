@@ -1,3 +1,4 @@
+import type { EntityManager } from 'typeorm';
 import { uuidv7 } from 'uuidv7';
 import { ConsumerHeaders } from '../consumer/ConsumerHeaders';
 import { InvalidInputError, MessageValidationError, NotFoundError, PayloadTooLargeError, StateConflictError } from '../errors';
@@ -168,35 +169,31 @@ export class DeadLetterService {
   }
 
   async discard(principal: string, ids: string[], comment?: string): Promise<ActionResult> {
-    const result: ActionResult = { done: [], skipped: [] };
-    for (let i = 0; i < ids.length; i += CHUNK) {
-      const chunk = [...new Set(ids.slice(i, i + CHUNK))];
-      await this.deps.transactions.run(
-        async () => {
-          const manager = this.deps.transactions.manager;
-          const letters = await this.deps.deadLetters.lock(manager, chunk, DISCARDABLE);
-          if (letters.length === 0) return;
-          const now = Date.now();
-          await this.deps.deadLetters.setStatus(manager, letters.map((l) => l.id), { from: DISCARDABLE, to: DeadLetterStatus.Discarded, at: now, by: principal });
-          await this.deps.audit.record(
-            manager,
-            letters.map((l) => ({
-              at: now,
-              principal,
-              action: 'dead-letter.discard',
-              targetType: 'dead-letter' as const,
-              targetId: l.id,
-              before: { status: l.status },
-              after: { status: DeadLetterStatus.Discarded },
-              comment: comment ?? null,
-            })),
-          );
-          result.done.push(...letters.map((l) => l.id));
-        },
-        { name: 'tmm.admin.discard' },
-      );
-      await this.addSkipped(result, chunk);
-    }
+    const result = await this.inChunks(
+      ids,
+      'tmm.admin.discard',
+      async (manager, chunk) => {
+        const letters = await this.deps.deadLetters.lock(manager, chunk, DISCARDABLE);
+        if (letters.length === 0) return [];
+        const now = Date.now();
+        await this.deps.deadLetters.setStatus(manager, letters.map((l) => l.id), { from: DISCARDABLE, to: DeadLetterStatus.Discarded, at: now, by: principal });
+        await this.deps.audit.record(
+          manager,
+          letters.map((l) => ({
+            at: now,
+            principal,
+            action: 'dead-letter.discard',
+            targetType: 'dead-letter' as const,
+            targetId: l.id,
+            before: { status: l.status },
+            after: { status: DeadLetterStatus.Discarded },
+            comment: comment ?? null,
+          })),
+        );
+        return letters.map((l) => l.id);
+      },
+      (r, chunk) => this.addSkipped(r, chunk),
+    );
     if (result.done.length > 0) this.logger.info('dead letters discarded', { principal, count: result.done.length });
     return result;
   }
@@ -214,35 +211,31 @@ export class DeadLetterService {
 
   /** DEAD/EXCEPTION outbox rows → PENDING, due now, attempts reset; the relay publishes them. */
   async retryOutbox(principal: string, ids: string[], comment?: string): Promise<ActionResult> {
-    const result: ActionResult = { done: [], skipped: [] };
-    for (let i = 0; i < ids.length; i += CHUNK) {
-      const chunk = [...new Set(ids.slice(i, i + CHUNK))];
-      await this.deps.transactions.run(
-        async () => {
-          const manager = this.deps.transactions.manager;
-          const rows = await this.deps.outboxAdmin.lock(manager, chunk, STUCK);
-          if (rows.length === 0) return;
-          const now = Date.now();
-          await this.deps.outboxAdmin.revive(manager, rows.map((r) => r.id), now);
-          await this.deps.audit.record(
-            manager,
-            rows.map((r) => ({
-              at: now,
-              principal,
-              action: 'outbox.retry',
-              targetType: 'outbox' as const,
-              targetId: r.id,
-              before: { status: r.status, attempts: r.attempts, availableAt: r.availableAt, lastError: r.lastError },
-              after: { status: OutboxStatus.Pending, attempts: 0, availableAt: now },
-              comment: comment ?? null,
-            })),
-          );
-          result.done.push(...rows.map((r) => r.id));
-        },
-        { name: 'tmm.admin.outbox-retry' },
-      );
-      await this.addSkippedOutbox(result, chunk);
-    }
+    const result = await this.inChunks(
+      ids,
+      'tmm.admin.outbox-retry',
+      async (manager, chunk) => {
+        const rows = await this.deps.outboxAdmin.lock(manager, chunk, STUCK);
+        if (rows.length === 0) return [];
+        const now = Date.now();
+        await this.deps.outboxAdmin.revive(manager, rows.map((r) => r.id), now);
+        await this.deps.audit.record(
+          manager,
+          rows.map((r) => ({
+            at: now,
+            principal,
+            action: 'outbox.retry',
+            targetType: 'outbox' as const,
+            targetId: r.id,
+            before: { status: r.status, attempts: r.attempts, availableAt: r.availableAt, lastError: r.lastError },
+            after: { status: OutboxStatus.Pending, attempts: 0, availableAt: now },
+            comment: comment ?? null,
+          })),
+        );
+        return rows.map((r) => r.id);
+      },
+      (r, chunk) => this.addSkippedOutbox(r, chunk),
+    );
     if (result.done.length > 0) {
       this.deps.relay?.nudge();
       this.logger.info('outbox rows retried', { principal, count: result.done.length });
@@ -252,27 +245,43 @@ export class DeadLetterService {
 
   /** Deletes DEAD/EXCEPTION outbox rows; the audit entry keeps each whole row. */
   async discardOutbox(principal: string, ids: string[], comment?: string): Promise<ActionResult> {
+    const result = await this.inChunks(
+      ids,
+      'tmm.admin.outbox-discard',
+      async (manager, chunk) => {
+        const rows = await this.deps.outboxAdmin.lock(manager, chunk, STUCK);
+        if (rows.length === 0) return [];
+        const now = Date.now();
+        await this.deps.outboxAdmin.remove(manager, rows.map((r) => r.id));
+        await this.deps.audit.record(
+          manager,
+          rows.map((r) => ({ at: now, principal, action: 'outbox.discard', targetType: 'outbox' as const, targetId: r.id, before: r, after: null, comment: comment ?? null })),
+        );
+        return rows.map((r) => r.id);
+      },
+      (r, chunk) => this.addSkippedOutbox(r, chunk),
+    );
+    if (result.done.length > 0) this.logger.info('outbox rows discarded', { principal, count: result.done.length });
+    return result;
+  }
+
+  /**
+   * Runs `fn` on the distinct ids, CHUNK at a time, each chunk in a transaction of its own (so one bad chunk
+   * does not undo the others); `fn` returns the ids it acted on, `skipped` then explains the rest of the chunk.
+   */
+  private async inChunks(
+    ids: string[],
+    name: string,
+    fn: (manager: EntityManager, chunk: string[]) => Promise<string[]>,
+    skipped: (result: ActionResult, chunk: string[]) => Promise<void>,
+  ): Promise<ActionResult> {
     const result: ActionResult = { done: [], skipped: [] };
     for (let i = 0; i < ids.length; i += CHUNK) {
       const chunk = [...new Set(ids.slice(i, i + CHUNK))];
-      await this.deps.transactions.run(
-        async () => {
-          const manager = this.deps.transactions.manager;
-          const rows = await this.deps.outboxAdmin.lock(manager, chunk, STUCK);
-          if (rows.length === 0) return;
-          const now = Date.now();
-          await this.deps.outboxAdmin.remove(manager, rows.map((r) => r.id));
-          await this.deps.audit.record(
-            manager,
-            rows.map((r) => ({ at: now, principal, action: 'outbox.discard', targetType: 'outbox' as const, targetId: r.id, before: r, after: null, comment: comment ?? null })),
-          );
-          result.done.push(...rows.map((r) => r.id));
-        },
-        { name: 'tmm.admin.outbox-discard' },
-      );
-      await this.addSkippedOutbox(result, chunk);
+      const done = await this.deps.transactions.run(() => fn(this.deps.transactions.manager, chunk), { name });
+      result.done.push(...done);
+      await skipped(result, chunk);
     }
-    if (result.done.length > 0) this.logger.info('outbox rows discarded', { principal, count: result.done.length });
     return result;
   }
 
