@@ -16,6 +16,7 @@ import { uuidv7 } from 'uuidv7';
 import { AmqpTransport, OutboxMessage, Tmm, defaultAmqpTransportOptions, defaultDispatcherOptions, silentLogger, toTransportMessage } from 'tmm';
 import { AMQP_URL, publishWindowed, queueDepth, toRawMessage } from '../support/amqp';
 import { createBenchSchema } from '../support/postgres';
+import { CpuGroups, cpuDelta, cpuSnapshot } from '../support/procCpu';
 import { median, round } from '../support/stats';
 
 const ROWS = Number(process.env.BENCH_RELAY_ROWS ?? 50_000);
@@ -75,6 +76,12 @@ async function main(): Promise<void> {
   /** This process's CPU time per message (µs), user + system, per side. */
   const relayCpu: number[] = [];
   const rawCpu: number[] = [];
+  /** CPU per message (µs) of this process, PostgreSQL, RabbitMQ and the rest of the machine, per side and round. */
+  const machineCpu: Record<'relay' | 'raw', CpuGroups[]> = { relay: [], raw: [] };
+  const recordMachine = (side: 'relay' | 'raw', before: CpuGroups | undefined) => {
+    const d = cpuDelta(before, cpuSnapshot());
+    if (d) machineCpu[side].push({ self: (d.self * 1000) / ROWS, postgres: (d.postgres * 1000) / ROWS, rabbitmq: (d.rabbitmq * 1000) / ROWS, other: (d.other * 1000) / ROWS });
+  };
   const cpuSince = (start: NodeJS.CpuUsage) => {
     const d = process.cpuUsage(start);
     return (d.user + d.system) / ROWS;
@@ -102,6 +109,7 @@ async function main(): Promise<void> {
     const relaySide = async (): Promise<number> => {
       await fill(backlog(exchange, ROWS));
       const before = { ...tmm.dispatcher.stats };
+      const machine = cpuSnapshot();
       const cpu = process.cpuUsage();
       const start = process.hrtime.bigint();
       await tmm.relay.start();
@@ -111,6 +119,7 @@ async function main(): Promise<void> {
       }
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
       relayCpu.push(cpuSince(cpu));
+      recordMachine('relay', machine);
       await tmm.relay.stop();
       const [{ n }] = (await schema.dataSource.query('SELECT COUNT(*)::int AS n FROM tmm_outbox')) as { n: number }[];
       const published = tmm.dispatcher.stats.published - before.published;
@@ -121,11 +130,13 @@ async function main(): Promise<void> {
 
     const rawSide = async (): Promise<number> => {
       const messages = backlog(exchange, ROWS).map((m) => toRawMessage(toTransportMessage(m)));
+      const machine = cpuSnapshot();
       const cpu = process.cpuUsage();
       const start = process.hrtime.bigint();
       await publishWindowed(confirm, messages, WINDOW);
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
       rawCpu.push(cpuSince(cpu));
+      recordMachine('raw', machine);
       await checkDelivered('raw');
       return ROWS / seconds;
     };
@@ -185,6 +196,12 @@ async function main(): Promise<void> {
       window: WINDOW,
       cpu_us_per_msg: round(median(relayCpu), 1),
       raw_cpu_us_per_msg: round(median(rawCpu), 1),
+      machine_cpu_us_per_msg: Object.fromEntries(
+        (['relay', 'raw'] as const).map((side) => [
+          side,
+          Object.fromEntries((['self', 'postgres', 'rabbitmq', 'other'] as const).map((g) => [g, round(median(machineCpu[side].map((c) => c[g])), 1)])),
+        ]),
+      ),
       insert_rows_per_s: Math.round(median(insertRates)),
       loadavg_1m: load.map((x) => round(x, 2)),
     }),

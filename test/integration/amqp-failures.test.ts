@@ -317,13 +317,21 @@ describe('AmqpTransport failure injection', () => {
     await t.publish(message('', queue));
 
     proxy.stallDownstream();
+    // Two publishes 300 ms apart: the confirm timeouts share one timer, and each must fail at its own
+    // deadline (the second neither with the first nor forgotten once the first is gone).
     const started = Date.now();
-    const err = await t.publish(message('', queue)).catch((e: unknown) => e);
-    const elapsed = Date.now() - started;
-    expect(err).toBeInstanceOf(PublishError);
-    expect(err).toMatchObject({ code: 'TMM_PUBLISH_TIMEOUT' });
-    expect(elapsed).toBeGreaterThanOrEqual(confirmTimeoutMs - 20);
-    expect(elapsed).toBeLessThan(confirmTimeoutMs + 1_000);
+    const failedAt = (p: Promise<void>) => p.then(() => ({ err: undefined as unknown, at: Date.now() }), (err: unknown) => ({ err, at: Date.now() }));
+    const first = failedAt(t.publish(message('', queue)));
+    await new Promise((r) => setTimeout(r, 300));
+    const secondSent = Date.now();
+    const second = failedAt(t.publish(message('', queue)));
+    for (const [{ err, at }, sent] of [[await first, started], [await second, secondSent]] as const) {
+      expect(err).toBeInstanceOf(PublishError);
+      expect(err).toMatchObject({ code: 'TMM_PUBLISH_TIMEOUT' });
+      expect(at - sent).toBeGreaterThanOrEqual(confirmTimeoutMs - 20);
+      expect(at - sent).toBeLessThan(confirmTimeoutMs + 1_000);
+    }
+    expect((await second).at - (await first).at).toBeGreaterThanOrEqual(250);
 
     // close() cannot get a close-ok from a silent broker; it gives up after closeTimeoutMs per step.
     const closing = Date.now();

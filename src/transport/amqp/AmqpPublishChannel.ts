@@ -11,12 +11,18 @@ export class ChannelGoneSignal extends Error {
   }
 }
 
+/** A publish awaiting its confirm. One plain object per message: no closure, no timer of its own. */
 interface PendingPublish {
   readonly message: TransportMessage;
+  /** Epoch ms after which it fails with TMM_PUBLISH_TIMEOUT. */
+  readonly deadline: number;
   /** Set by a basic.return; the broker sends it before the ack of the same message. */
   returned?: string;
   settled: boolean;
-  settle(err?: Error): void;
+  readonly resolve: () => void;
+  readonly reject: (err: Error) => void;
+  /** Called once when it settles, before the promise settles (the transport frees its in-flight slot). */
+  readonly onSettled: (() => void) | undefined;
 }
 
 export interface AmqpPublishChannelOptions {
@@ -31,14 +37,19 @@ export interface AmqpPublishChannelOptions {
  * ack (or the return that precedes it), its nack, its confirm timeout, or the channel closing.
  * Returns are matched to publishes by messageId, exchange and routing key (the earliest unconfirmed one
  * wins), because AMQP gives a return no delivery tag.
+ *
+ * Confirm timeouts share one timer: every publish has the same timeout, so the oldest pending publish
+ * always has the earliest deadline, and the timer is armed for it alone (a per-message timer cost about
+ * as much CPU as the rest of a publish).
  */
 export class AmqpPublishChannel {
   private open = true;
   private closeError: unknown;
   private writable = true;
   private drainWaiters: Array<() => void> = [];
+  /** Unconfirmed publishes in the order they were sent, hence also in the order of their deadlines. */
   private readonly pending = new Set<PendingPublish>();
-  private readonly byMessageId = new Map<string, PendingPublish[]>();
+  private deadlineTimer: NodeJS.Timeout | undefined;
 
   static async open(model: amqp.ChannelModel, options: AmqpPublishChannelOptions): Promise<AmqpPublishChannel> {
     const channel = await model.createConfirmChannel();
@@ -102,32 +113,15 @@ export class AmqpPublishChannel {
 
   /**
    * Publishes persistent and mandatory; resolves on the broker's ack. Throws ChannelGoneSignal when the
-   * channel is already closed (nothing was sent), otherwise settles with a PublishError.
+   * channel is already closed (nothing was sent), otherwise settles with a PublishError. `onSettled` is
+   * called once, just before the returned promise settles (whichever way).
    */
-  send(message: TransportMessage): Promise<void> {
+  send(message: TransportMessage, onSettled?: () => void): Promise<void> {
     if (!this.open) return Promise.reject(new ChannelGoneSignal());
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        p.settle(
-          new PublishError(
-            'TMM_PUBLISH_TIMEOUT',
-            `message ${message.id} to exchange "${message.exchange}" was not confirmed by the broker within ${this.options.confirmTimeoutMs}ms (it may still be delivered)`,
-          ),
-        );
-      }, this.options.confirmTimeoutMs);
-      const p: PendingPublish = {
-        message,
-        settled: false,
-        settle: (err) => {
-          if (p.settled) return;
-          p.settled = true;
-          clearTimeout(timer);
-          this.untrack(p);
-          if (err) reject(err);
-          else resolve();
-        },
-      };
-      this.track(p);
+      const p: PendingPublish = { message, deadline: Date.now() + this.options.confirmTimeoutMs, settled: false, resolve, reject, onSettled };
+      this.pending.add(p);
+      if (this.deadlineTimer === undefined) this.armDeadlineTimer();
       try {
         const ok = this.channel.publish(
           message.exchange,
@@ -147,20 +141,58 @@ export class AmqpPublishChannel {
         if (!ok) this.writable = false;
       } catch (err) {
         if (isClosedChannelError(err)) {
-          p.settled = true;
-          clearTimeout(timer);
-          this.untrack(p);
-          reject(new ChannelGoneSignal());
+          this.settle(p, new ChannelGoneSignal());
         } else {
-          p.settle(new PublishError('TMM_PUBLISH_FAILED', `message ${message.id} could not be published: ${errorText(err)}`, { cause: err }));
+          this.settle(p, new PublishError('TMM_PUBLISH_FAILED', `message ${message.id} could not be published: ${errorText(err)}`, { cause: err }));
         }
       }
     });
   }
 
+  private settle(p: PendingPublish, err?: Error): void {
+    if (p.settled) return;
+    p.settled = true;
+    this.pending.delete(p);
+    if (this.pending.size === 0) this.clearDeadlineTimer();
+    p.onSettled?.();
+    if (err) p.reject(err);
+    else p.resolve();
+  }
+
+  /** Arms the timer for the oldest pending publish (the earliest deadline); none when nothing is pending. */
+  private armDeadlineTimer(): void {
+    const oldest = this.pending.values().next();
+    if (oldest.done) return;
+    this.deadlineTimer = setTimeout(this.onDeadline, Math.max(0, oldest.value.deadline - Date.now()));
+  }
+
+  private clearDeadlineTimer(): void {
+    if (this.deadlineTimer === undefined) return;
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = undefined;
+  }
+
+  /** Fails every publish whose deadline has passed, then re-arms for the next one. */
+  private readonly onDeadline = (): void => {
+    this.deadlineTimer = undefined;
+    const now = Date.now();
+    for (const p of this.pending) {
+      if (p.deadline > now) break;
+      const m = p.message;
+      this.settle(
+        p,
+        new PublishError(
+          'TMM_PUBLISH_TIMEOUT',
+          `message ${m.id} to exchange "${m.exchange}" was not confirmed by the broker within ${this.options.confirmTimeoutMs}ms (it may still be delivered)`,
+        ),
+      );
+    }
+    if (this.deadlineTimer === undefined) this.armDeadlineTimer();
+  };
+
   /** Settles every unconfirmed publish with the given error (close() uses TMM_PUBLISH_CLOSED). */
   failAll(error: (message: TransportMessage) => Error): void {
-    for (const p of [...this.pending]) p.settle(error(p.message));
+    for (const p of [...this.pending]) this.settle(p, error(p.message));
   }
 
   /** Closes the channel, waiting at most timeoutMs for the broker's close-ok. Never throws. */
@@ -182,19 +214,20 @@ export class AmqpPublishChannel {
     const m = p.message;
     if (err === null || err === undefined) {
       if (p.returned !== undefined) {
-        p.settle(
+        this.settle(
+          p,
           new PublishError(
             'TMM_PUBLISH_UNROUTABLE',
             `message ${m.id} to exchange "${m.exchange}" with routing key "${m.routingKey}" was not routed to any queue (${p.returned})`,
           ),
         );
       } else {
-        p.settle();
+        this.settle(p);
       }
     } else if (/nack/i.test(errorText(err))) {
-      p.settle(new PublishError('TMM_PUBLISH_NACKED', `message ${m.id} to exchange "${m.exchange}" was nacked by the broker`, { cause: err }));
+      this.settle(p, new PublishError('TMM_PUBLISH_NACKED', `message ${m.id} to exchange "${m.exchange}" was nacked by the broker`, { cause: err }));
     } else {
-      p.settle(this.lostError(m));
+      this.settle(p, this.lostError(m));
     }
   }
 
@@ -226,34 +259,24 @@ export class AmqpPublishChannel {
     this.releaseDrainWaiters();
     // amqplib has already called back every unconfirmed publish with 'channel closed'; this catches any
     // publish it did not know about, so nothing waits for its timeout on a dead channel.
-    for (const p of [...this.pending]) p.settle(this.lostError(p.message));
+    for (const p of [...this.pending]) this.settle(p, this.lostError(p.message));
+    this.clearDeadlineTimer();
   }
 
   private onReturn(msg: amqp.Message): void {
     const id: unknown = msg.properties.messageId;
-    const candidates = typeof id === 'string' ? this.byMessageId.get(id) : undefined;
-    const p = candidates?.find(
-      (c) => c.returned === undefined && c.message.exchange === msg.fields.exchange && c.message.routingKey === msg.fields.routingKey,
-    );
+    // Returns are rare (a misrouted message): a scan of the unconfirmed publishes, oldest first, is cheaper
+    // overall than keeping an index by message id for every publish.
+    let p: PendingPublish | undefined;
+    for (const c of this.pending) {
+      if (c.returned === undefined && c.message.id === id && c.message.exchange === msg.fields.exchange && c.message.routingKey === msg.fields.routingKey) {
+        p = c;
+        break;
+      }
+    }
     const fields = msg.fields as amqp.MessageFields & { replyCode?: number; replyText?: string };
     if (p) p.returned = `${fields.replyCode ?? ''} ${fields.replyText ?? 'returned'}`.trim();
     else this.options.logger.debug('amqp return for a message no longer awaiting its confirm', { messageId: id });
-  }
-
-  private track(p: PendingPublish): void {
-    this.pending.add(p);
-    const list = this.byMessageId.get(p.message.id);
-    if (list) list.push(p);
-    else this.byMessageId.set(p.message.id, [p]);
-  }
-
-  private untrack(p: PendingPublish): void {
-    this.pending.delete(p);
-    const list = this.byMessageId.get(p.message.id);
-    if (!list) return;
-    const i = list.indexOf(p);
-    if (i >= 0) list.splice(i, 1);
-    if (list.length === 0) this.byMessageId.delete(p.message.id);
   }
 
   private releaseDrainWaiters(): void {

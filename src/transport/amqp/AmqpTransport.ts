@@ -166,7 +166,33 @@ export class AmqpTransport implements Transport {
     this.record(topology);
   }
 
-  async publish(message: TransportMessage): Promise<void> {
+  publish(message: TransportMessage): Promise<void> {
+    // Fast path, taken by nearly every publish: connected, the exchange known, the confirm channel open and
+    // writable, a free slot. No await before the write, so a publish costs one promise and no timer.
+    const channel = this.publishChannel;
+    if (
+      channel !== undefined &&
+      this.state === 'connected' &&
+      this.ready !== undefined &&
+      channel.model === this.ready &&
+      channel.isOpen &&
+      channel.isWritable &&
+      this.knownExchanges.has(message.exchange)
+    ) {
+      const release = this.window.tryAcquire();
+      if (release !== undefined) {
+        return channel.send(message, release).catch((err: unknown) => {
+          // Nothing was written (the channel closed in between): the full path gets a new channel.
+          if (err instanceof ChannelGoneSignal) return this.publishSlowly(message);
+          throw err;
+        });
+      }
+    }
+    return this.publishSlowly(message);
+  }
+
+  /** publish() when something is not in place yet: waits (bounded by confirmTimeoutMs) for a slot, the connection, the exchange check, the channel, the drain. */
+  private async publishSlowly(message: TransportMessage): Promise<void> {
     this.assertOpen(`publish ${message.id}`);
     const timeoutMs = this.options.confirmTimeoutMs;
     const deadline = Date.now() + timeoutMs;
@@ -208,7 +234,7 @@ export class AmqpTransport implements Transport {
           );
         }
         try {
-          return await channel.send(message);
+          return await channel.send(message, release);
         } catch (err) {
           // Nothing was written (the channel closed in between): safe to send on the next channel.
           if (err instanceof ChannelGoneSignal) continue;

@@ -14,6 +14,13 @@ export class InFlightWindow {
     return this.used;
   }
 
+  /** A release function when a slot is free now and nobody waits before us; otherwise undefined. */
+  tryAcquire(): (() => void) | undefined {
+    if (this.used >= this.size || this.waiters.length > 0) return undefined;
+    this.used++;
+    return this.releaser();
+  }
+
   /** Resolves with a release function (idempotent) once a slot is free. */
   acquire(deadline: number, onTimeout: () => Error): Promise<() => void> {
     if (this.used < this.size) {
