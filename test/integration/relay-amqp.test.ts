@@ -326,7 +326,12 @@ describe.each(dbLanes())('broker closes the relay connection mid-stream ($name)'
       // At full speed, so publishes are awaiting confirms when the close lands; slowed down only if the
       // stream would otherwise end before rabbitmqctl gets there.
       if (n === 200) closing = closeConnection(pid);
-      if (n === total - 1_500 && confirmedAtDisconnect === undefined) observed.pauseMs = 10;
+      // (The relay's window is 256 publishes: a pause of P ms per publish caps it at 256 000 / P msg/s, so the
+      // last 1,500 rows take at least 0.6 + 1 + 4 s once these pauses are on.)
+      if (confirmedAtDisconnect !== undefined) return;
+      if (n === total - 1_500) observed.pauseMs = 100;
+      if (n === total - 1_000) observed.pauseMs = 500;
+      if (n === total - 500) observed.pauseMs = 2_000;
     };
     const started = Date.now();
     await tmm.start();
