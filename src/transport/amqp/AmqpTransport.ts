@@ -234,7 +234,8 @@ export class AmqpTransport implements Transport {
           );
         }
         try {
-          return await channel.send(message, release);
+          // The slot is released in `finally`, not by send(): after a ChannelGoneSignal the loop sends again under the same slot.
+          return await channel.send(message);
         } catch (err) {
           // Nothing was written (the channel closed in between): safe to send on the next channel.
           if (err instanceof ChannelGoneSignal) continue;
