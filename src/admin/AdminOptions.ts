@@ -10,6 +10,13 @@ const schema = z.strictObject({
   host: z.string().min(1).optional(),
   /** Port; 0 picks a free one (see TmmAdmin.url). */
   port: z.number().int().min(0).max(65_535).optional(),
+  /**
+   * Host names (without port) the server answers to, checked against every request's Host header; `'*'`
+   * accepts any. Default: localhost, 127.0.0.1, ::1 and the `host` it listens on. Required when listening
+   * on a wildcard address (0.0.0.0, ::). Guards against DNS rebinding: a web page whose name resolves to
+   * this server gets 403 and reads nothing, not even the console.
+   */
+  allowedHosts: z.union([z.literal('*'), z.array(z.string().min(1).max(253).regex(/^[^\s/:@]+$|^\[[0-9A-Fa-f:.]+\]$|^[0-9A-Fa-f:.]+$/, 'a host name or address without port or path')).min(1)]).optional(),
   auth: z
     .strictObject({
       /** Bearer tokens by principal name: `{ ops: process.env.TMM_ADMIN_TOKEN }`; at least 16 characters. */
@@ -53,6 +60,8 @@ export type AdminOptions = z.input<typeof schema>;
 export interface ResolvedAdminOptions {
   host: string;
   port: number;
+  /** Lower-case host names without brackets or port, or '*' for any. */
+  allowedHosts: string[] | '*';
   auth: { tokens: Record<string, string>; users: Record<string, string>; anonymousLocalRead: boolean };
   readOnly: boolean;
   bodyLimitBytes: number;
@@ -62,7 +71,7 @@ export interface ResolvedAdminOptions {
   logger?: Logger;
 }
 
-export const defaultAdminOptions: Omit<ResolvedAdminOptions, 'auth'> = {
+export const defaultAdminOptions: Omit<ResolvedAdminOptions, 'auth' | 'allowedHosts'> = {
   host: '127.0.0.1',
   port: 8089,
   readOnly: false,
@@ -71,6 +80,23 @@ export const defaultAdminOptions: Omit<ResolvedAdminOptions, 'auth'> = {
   collector: { enabled: true, queues: [], prefetch: 32, retryDelayMs: 1000 },
   metrics: { enabled: true, sampleIntervalMs: 10_000 },
 };
+
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '[::]';
+}
+
+/** `Example.COM` → `example.com`, `[::1]` → `::1`. */
+export function normalizeHostName(name: string): string {
+  const lower = name.toLowerCase();
+  return lower.startsWith('[') && lower.endsWith(']') ? lower.slice(1, -1) : lower;
+}
+
+/** The host name of a Host header value (`name:port`, `[v6]:port`, `name`), normalized; undefined when malformed. */
+export function hostHeaderName(header: string | undefined): string | undefined {
+  if (header === undefined || header.length === 0) return undefined;
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[^\s/:@[\]]+)(?::\d{1,5})?$/.exec(header);
+  return m ? normalizeHostName(m[1]) : undefined;
+}
 
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
@@ -95,6 +121,7 @@ export function resolveAdminOptions(input: unknown): ResolvedAdminOptions {
   const resolved: ResolvedAdminOptions = {
     host: o.host ?? d.host,
     port: o.port ?? d.port,
+    allowedHosts: o.allowedHosts === '*' ? '*' : [],
     auth: { tokens: o.auth?.tokens ?? {}, users: o.auth?.users ?? {}, anonymousLocalRead: o.auth?.anonymousLocalRead ?? false },
     readOnly: o.readOnly ?? d.readOnly,
     bodyLimitBytes: o.bodyLimitBytes ?? d.bodyLimitBytes,
@@ -112,6 +139,16 @@ export function resolveAdminOptions(input: unknown): ResolvedAdminOptions {
   }
   if (resolved.auth.anonymousLocalRead && !isLoopback(resolved.host)) {
     throw new ConfigurationError('admin.auth.anonymousLocalRead', `only allowed on a loopback address, not on host "${resolved.host}"`);
+  }
+  if (o.allowedHosts !== '*') {
+    if (o.allowedHosts === undefined && isWildcard(resolved.host)) {
+      throw new ConfigurationError(
+        'admin.allowedHosts',
+        `required when listening on "${resolved.host}": list the host names clients use to reach the console (e.g. ["tmm-admin.internal"]), or '*' to accept any Host header`,
+      );
+    }
+    const given = o.allowedHosts ?? ['localhost', '127.0.0.1', '::1', ...(isWildcard(resolved.host) ? [] : [resolved.host])];
+    resolved.allowedHosts = [...new Set(given.map(normalizeHostName))];
   }
   return resolved;
 }

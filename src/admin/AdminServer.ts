@@ -12,7 +12,7 @@ import type { DeadLetterStore } from '../deadletter/DeadLetterStore';
 import type { OutboxAdminStore } from '../deadletter/OutboxAdminStore';
 import { isUuid } from '../deadletter/TypeOrmDeadLetterStore';
 import { AdminAuth, Principal } from './AdminAuth';
-import type { ResolvedAdminOptions } from './AdminOptions';
+import { type ResolvedAdminOptions, hostHeaderName } from './AdminOptions';
 import type { ThroughputSampler } from './metrics/ThroughputSampler';
 import type { TmmMetrics } from './metrics/TmmMetrics';
 import { redactSecrets } from './redactSecrets';
@@ -189,8 +189,23 @@ export class AdminServer {
     void reply.code(status).send({ error: { code, message } });
   }
 
-  /** Authentication for /api and /metrics; origin, permission and CSRF checks for state-changing calls. */
+  /**
+   * The Host header against `allowedHosts` (every request, the console's files too); then authentication
+   * for /api and /metrics; origin, permission and CSRF checks for state-changing calls.
+   */
   private guard(req: FastifyRequest, reply: FastifyReply, done: () => void): void {
+    const allowed = this.options.allowedHosts;
+    if (allowed !== '*') {
+      const name = hostHeaderName(req.headers.host);
+      if (name === undefined || !allowed.includes(name)) {
+        return this.deny(
+          reply,
+          403,
+          'TMM_HOST_NOT_ALLOWED',
+          `host "${String(req.headers.host ?? '').slice(0, 100)}" is not one this admin server answers to; add its name to admin.allowedHosts`,
+        );
+      }
+    }
     const path = req.url.split('?')[0];
     if (!(path.startsWith('/api/') || path === '/metrics')) return done();
     const principal = this.auth.authenticate(req.headers.authorization);

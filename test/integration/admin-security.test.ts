@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import { ConfigurationError, MemoryTransport, Tmm } from 'tmm';
 import { TmmAdmin, redactSecrets } from 'tmm/admin';
 import { AdminHarness, ALICE, ApiClient, basic, startAdminHarness } from '../support/adminHarness';
@@ -65,6 +66,48 @@ describe('admin security', () => {
     expect(crossOrigin.body.error.message).toBe('cross-site request refused');
     expect((await api.post(`/api/dead-letters/${id}/discard`, {}, { headers: { 'sec-fetch-site': 'cross-site' } })).status).toBe(403);
     await unchanged();
+  });
+
+  /** A request with a Host header of our choosing (fetch cannot set Host). */
+  function withHost(host: string, path: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; body: string }> {
+    const { hostname, port } = new URL(h.url);
+    return new Promise((resolve, reject) => {
+      const req = httpRequest({ hostname, port, path, method: init.method ?? 'GET', headers: { ...init.headers, host } }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end(init.body);
+    });
+  }
+
+  it('answers only to its own host names: a DNS-rebinding page gets 403 and reads nothing, not even the console', async () => {
+    const port = new URL(h.url).port;
+    const auth = `Bearer ${'x'.repeat(8)}secret-token-1`;
+    for (const host of [`evil.example:${port}`, 'evil.example', `127.0.0.1.evil.example:${port}`, 'a b']) {
+      for (const path of ['/', '/console.js', '/api/overview', `/api/dead-letters/${id}`, '/metrics']) {
+        const res = await withHost(host, path, { headers: { authorization: auth } });
+        expect({ host, path, status: res.status }).toEqual({ host, path, status: 403 });
+        expect(res.body).not.toContain(id);
+        expect(JSON.parse(res.body).error.code).toBe('TMM_HOST_NOT_ALLOWED');
+      }
+    }
+    // An action with valid credentials, CSRF token and a matching Origin, from a rebound name: refused, nothing changed.
+    const csrf = await ops().csrfToken();
+    const action = await withHost(`evil.example:${port}`, `/api/dead-letters/${id}/discard`, {
+      method: 'POST',
+      headers: { authorization: auth, 'content-type': 'application/json', 'x-csrf-token': csrf, origin: `http://evil.example:${port}` },
+      body: '{}',
+    });
+    expect(action.status).toBe(403);
+    expect(JSON.parse(action.body).error.message).toContain('admin.allowedHosts');
+    await unchanged();
+    // The server's own names still work.
+    for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`, 'LOCALHOST']) {
+      expect({ host, status: (await withHost(host, '/api/overview', { headers: { authorization: auth } })).status }).toEqual({ host, status: 200 });
+    }
   });
 
   it('a cross-site HTML form post (basic auth cached by the browser) is refused', async () => {

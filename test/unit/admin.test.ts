@@ -1,5 +1,5 @@
 import { ConfigurationError, MemoryTransport, errorFingerprint, normalizeErrorMessage, toDeadLetter } from 'tmm';
-import { MeteredTransport, ThroughputSampler, resolveAdminOptions } from 'tmm/admin';
+import { MeteredTransport, ThroughputSampler, hostHeaderName, resolveAdminOptions } from 'tmm/admin';
 
 describe('error fingerprints', () => {
   it('normalize ids, numbers, times and quoted values, so occurrences of one problem group together', () => {
@@ -27,6 +27,25 @@ describe('admin options', () => {
     expect(() => resolveAdminOptions({ auth: { users: { alice: 'short' } } })).toThrow(/"admin.auth.users.alice": must be at least 12 characters/);
     expect(() => resolveAdminOptions({ port: 70000, auth: { tokens: { ops: 'a'.repeat(16) } } })).toThrow(ConfigurationError);
     expect(() => resolveAdminOptions({ auth: { tokens: { 'bad name!': 'a'.repeat(16) } } })).toThrow(/admin.auth.tokens/);
+  });
+
+  it('allow the loopback names and the listening host by default; need allowedHosts on a wildcard address', () => {
+    const auth = { tokens: { ops: 'a'.repeat(16) } };
+    expect(resolveAdminOptions({ auth }).allowedHosts).toEqual(['localhost', '127.0.0.1', '::1']);
+    expect(resolveAdminOptions({ auth, host: '10.1.2.3' }).allowedHosts).toEqual(['localhost', '127.0.0.1', '::1', '10.1.2.3']);
+    expect(() => resolveAdminOptions({ auth, host: '0.0.0.0' })).toThrow(/"admin.allowedHosts": required when listening on "0.0.0.0"/);
+    expect(() => resolveAdminOptions({ auth, host: '::' })).toThrow(/admin.allowedHosts/);
+    expect(resolveAdminOptions({ auth, host: '0.0.0.0', allowedHosts: ['Admin.Example.COM', '[fd00::1]'] }).allowedHosts).toEqual(['admin.example.com', 'fd00::1']);
+    expect(resolveAdminOptions({ auth, host: '0.0.0.0', allowedHosts: '*' }).allowedHosts).toBe('*');
+    expect(() => resolveAdminOptions({ auth, allowedHosts: ['admin.example.com:8089'] })).toThrow(/"admin.allowedHosts.0": a host name or address without port or path/);
+    expect(() => resolveAdminOptions({ auth, allowedHosts: [] })).toThrow(/admin.allowedHosts/);
+  });
+
+  it('read the host name out of a Host header, or nothing when it is malformed', () => {
+    expect(hostHeaderName('LocalHost:8089')).toBe('localhost');
+    expect(hostHeaderName('127.0.0.1')).toBe('127.0.0.1');
+    expect(hostHeaderName('[::1]:8089')).toBe('::1');
+    for (const bad of [undefined, '', 'a b', 'evil.example/x', 'user@host', 'host:port', '[::1', 'host:123456']) expect(hostHeaderName(bad)).toBeUndefined();
   });
 });
 

@@ -265,10 +265,12 @@ export function buildProgram(run: (fn: (s: Session, g: Globals) => Promise<numbe
     .description('serve the admin API and console on this database (credentials from $TMM_ADMIN_TOKEN; resends are published by your application’s relay)')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port', intOption('port', 0, 65_535), 8089)
-    .action((opts: { host: string; port: number }) =>
+    .option('--allowed-hosts <names>', "comma-separated host names clients use to reach it, or '*' (required with --host 0.0.0.0)")
+    .action((opts: { host: string; port: number; allowedHosts?: string }) =>
       run(async (s) => {
         const token = process.env.TMM_ADMIN_TOKEN;
-        const options = resolveAdminOptions({ host: opts.host, port: opts.port, auth: token ? { tokens: { admin: token } } : {}, collector: { enabled: false } });
+        const allowedHosts = opts.allowedHosts === undefined ? undefined : opts.allowedHosts.trim() === '*' ? '*' : opts.allowedHosts.split(',').map((n) => n.trim()).filter((n) => n.length > 0);
+        const options = resolveAdminOptions({ host: opts.host, port: opts.port, allowedHosts, auth: token ? { tokens: { admin: token } } : {}, collector: { enabled: false } });
         const logger = new ConsoleLogger('info');
         const server = new AdminServer({ service: s.service, deadLetters: s.deadLetters, outboxAdmin: s.outboxAdmin, outbox: s.outbox, audit: s.audit, logger }, options);
         const url = await server.listen();
