@@ -6,3 +6,4 @@ export * from './redactSecrets';
 export * from './metrics/MeteredTransport';
 export * from './metrics/ThroughputSampler';
 export * from './metrics/TmmMetrics';
+export { createTmmAdminModule } from '../di/createTmmAdminModule';
