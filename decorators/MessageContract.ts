@@ -11,7 +11,11 @@ export interface MessageContractOptions {
 
 const TOPIC = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 
-/** Marks a class as a message contract. Its fields carry class-validator rules, checked on every send. */
+/**
+ * Marks a class as a message contract. Its fields carry class-validator rules, checked on every send. The
+ * class is also registered by topic and version in the process-wide contract registry (findContracts), which
+ * the admin uses to validate edited dead-letter payloads when no local consumer knows the contract.
+ */
 export function MessageContract(options: MessageContractOptions): ClassDecorator {
   if (!options || typeof options.topic !== 'string' || !TOPIC.test(options.topic) || options.topic.length > 255) {
     throw new ConfigurationError('MessageContract.topic', `must be dot-separated words (letters, digits, _ and -), got ${JSON.stringify(options?.topic)}`);

@@ -1,7 +1,7 @@
 import type { EntityManager } from 'typeorm';
 import { uuidv7 } from 'uuidv7';
 import { ConsumerHeaders } from '../consumer/ConsumerHeaders';
-import { InvalidInputError, MessageValidationError, NotFoundError, PayloadTooLargeError, StateConflictError } from '../errors';
+import { InputProblem, InvalidInputError, MessageValidationError, NotFoundError, PayloadTooLargeError, StateConflictError } from '../errors';
 import { Logger, silentLogger } from '../logging/Logger';
 import { ContractClass, deserializeContract, validateContract } from '../message/MessageContracts';
 import { OutboxMessage, OutboxStatus } from '../message/OutboxMessage';
@@ -29,8 +29,12 @@ export interface DeadLetterServiceDeps {
   leaseMs?: number;
   /** Edited payloads larger than this are refused (producer.maxPayloadBytes). */
   maxPayloadBytes?: number;
-  /** The @MessageContract class the dead letter's consumer reads, when this process knows it. */
-  contractFor?: (letter: DeadLetter) => ContractClass | undefined;
+  /**
+   * The @MessageContract class(es) an edited payload of this dead letter must satisfy (all of them), when
+   * this process knows any: see contractsForDeadLetter (the local consumer's, else the contract registry's
+   * for the letter's topic and version). Called with the stored dead letter.
+   */
+  contractFor?: (letter: DeadLetter) => ContractClass | readonly ContractClass[] | undefined;
   logger?: Logger;
 }
 
@@ -68,8 +72,9 @@ const STUCK: OutboxStatus[] = [OutboxStatus.Dead, OutboxStatus.Exception];
  *   resend is as reliable as any transactional send; published right after commit by the dispatcher when
  *   there is one, else by the next relay sweep. Sent to the consumer's own queue through the default
  *   exchange (only the consumer that failed gets it again), or with `to: 'route'` to the original route.
- * - edit + resend: the edited payload is validated against the consumer's contract when known (and must
- *   be a JSON object in any case); the dead letter keeps its original payload, the audit entry both.
+ * - edit + resend: the edited payload must be a JSON object and satisfy the contract when one is known:
+ *   the local consumer's, else every @MessageContract class loaded for the letter's topic and contract
+ *   version (contractsForDeadLetter); the dead letter keeps its original payload, the audit entry both.
  * - discard: NEW → DISCARDED.
  * - bulk: the same by filter or ids, in chunks of 200 per transaction; rows another operator changed
  *   meanwhile are skipped, never acted on twice.
@@ -286,8 +291,9 @@ export class DeadLetterService {
   }
 
   /**
-   * Checks an edited payload: size, a JSON object, and the consumer's contract (class-validator) when this
-   * process knows it. Throws InvalidInputError (with each failed constraint) or PayloadTooLargeError.
+   * Checks an edited payload: size, a JSON object, and the contract(s) `contractFor` gives for the stored
+   * letter (class-validator; every one of them must pass, a violation of any is reported). Throws
+   * InvalidInputError (with each failed constraint) or PayloadTooLargeError; changes nothing.
    */
   async checkPayload(letter: DeadLetter, payload: string): Promise<void> {
     const size = Buffer.byteLength(payload, 'utf8');
@@ -302,20 +308,30 @@ export class DeadLetterService {
     if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
       throw new InvalidInputError('payload must be a JSON object', [{ path: 'payload', message: 'must be a JSON object' }]);
     }
-    const contract = this.deps.contractFor?.(letter);
-    if (!contract) return;
-    try {
-      // As the consumer reads it: unknown properties are stripped there, so they are not an error here.
-      await validateContract(deserializeContract(contract, payload), contract.name, { rejectUnknownProperties: false });
-    } catch (e) {
-      if (e instanceof MessageValidationError) {
-        throw new InvalidInputError(
-          `payload does not satisfy contract ${contract.name}: ${e.violations.map((v) => `${v.property}: ${v.message}`).join('; ')}`,
-          e.violations.map((v) => ({ path: `payload.${v.property}`, message: v.message })),
-        );
+    const found = this.deps.contractFor?.(letter);
+    const contracts: readonly ContractClass[] = found === undefined ? [] : Array.isArray(found) ? found : [found as ContractClass];
+    const failed: MessageValidationError[] = [];
+    for (const contract of contracts) {
+      try {
+        // As the consumer reads it: unknown properties are stripped there, so they are not an error here.
+        await validateContract(deserializeContract(contract, payload), contract.name, { rejectUnknownProperties: false });
+      } catch (e) {
+        if (e instanceof MessageValidationError) failed.push(e);
+        else throw e;
       }
-      throw e;
     }
+    if (failed.length === 0) return;
+    const problems = new Map<string, InputProblem>();
+    for (const e of failed) {
+      for (const v of e.violations) {
+        const problem = { path: `payload.${v.property}`, message: v.message };
+        problems.set(`${problem.path}\u0000${problem.message}`, problem);
+      }
+    }
+    throw new InvalidInputError(
+      failed.map((e) => `payload does not satisfy contract ${e.contract}: ${e.violations.map((v) => `${v.property}: ${v.message}`).join('; ')}`).join('; '),
+      [...problems.values()],
+    );
   }
 
   private async addSkipped(result: ActionResult, chunk: string[]): Promise<void> {

@@ -10,3 +10,4 @@ export * from './DeadLetterService';
 export * from './DeadLetterHeaders';
 export * from './errorFingerprint';
 export * from './deadLetterSchema';
+export * from './deadLetterContracts';

@@ -1,7 +1,7 @@
 import { plainToInstance, instanceToPlain } from 'class-transformer';
 import { validate, ValidationError } from 'class-validator';
 import { ConstraintViolation, ContractNotRegisteredError, MessageValidationError } from '../errors';
-import { ContractMetadata, getContractMetadata } from '../metadata';
+import { ContractMetadata, getContractClasses, getContractMetadata } from '../metadata';
 
 export type ContractClass<T = object> = new (...args: never[]) => T;
 
@@ -14,6 +14,20 @@ export function contractOf(message: unknown): { type: ContractClass; meta: Contr
   const meta = type ? getContractMetadata(type) : undefined;
   if (!meta) throw new ContractNotRegisteredError(`an instance of ${type?.name ?? 'Object'}`);
   return { type, meta };
+}
+
+/**
+ * The @MessageContract classes loaded in this process for `topic` and `version` (the process-wide
+ * registry the decorator fills, whether or not any producer or consumer uses the class).
+ *
+ * Several classes for one topic and version is legitimate (a producer's and a consumer's copy of one
+ * contract, or two services' copies loaded in one admin process), so this never picks one: it returns
+ * all of them, in decoration (module load) order. A caller validating a payload must validate against
+ * every one and report a violation of any (what the admin's edit + resend does). Without `version`,
+ * the classes of every version of the topic, ascending by version. Empty for an unknown topic or version.
+ */
+export function findContracts(topic: string, version?: number): ContractClass[] {
+  return getContractClasses(topic, version) as ContractClass[];
 }
 
 /**

@@ -24,8 +24,41 @@ export interface ContractMetadata {
   exchange?: string;
 }
 
+/**
+ * Every class decorated with @MessageContract so far in this process, by topic, then by version, each list
+ * in decoration order. Read it through findContracts (src/message/MessageContracts.ts).
+ */
+const contractClasses = new Map<string, Map<number, Function[]>>();
+
 export function defineContractMetadata(target: Function, meta: ContractMetadata): void {
+  const previous = getContractMetadata(target);
+  if (previous) unregisterContractClass(target, previous);
   Reflect.defineMetadata(KEYS.contract, meta, target);
+  let versions = contractClasses.get(meta.topic);
+  if (!versions) contractClasses.set(meta.topic, (versions = new Map()));
+  const classes = versions.get(meta.version) ?? [];
+  if (!classes.includes(target)) versions.set(meta.version, [...classes, target]);
+}
+
+function unregisterContractClass(target: Function, meta: ContractMetadata): void {
+  const versions = contractClasses.get(meta.topic);
+  const classes = versions?.get(meta.version);
+  if (!versions || !classes) return;
+  const rest = classes.filter((c) => c !== target);
+  if (rest.length > 0) versions.set(meta.version, rest);
+  else versions.delete(meta.version);
+  if (versions.size === 0) contractClasses.delete(meta.topic);
+}
+
+/**
+ * The classes registered by @MessageContract for `topic`: with `version`, those of that version; without,
+ * those of every version (ascending version, then decoration order). Empty when none.
+ */
+export function getContractClasses(topic: string, version?: number): Function[] {
+  const versions = contractClasses.get(topic);
+  if (!versions) return [];
+  if (version !== undefined) return [...(versions.get(version) ?? [])];
+  return [...versions.keys()].sort((a, b) => a - b).flatMap((v) => versions.get(v)!);
 }
 
 export function getContractMetadata(target: Function): ContractMetadata | undefined {

@@ -17,10 +17,11 @@ interface Run {
   stderr: string;
 }
 
-/** Runs `tmm …` in its own process, as a script would, and returns its exit code and output. */
-function tmm(args: string[], env: Record<string, string> = {}): Promise<Run> {
+/** Runs `tmm …` in its own process, as a script would, and returns its exit code and output; `preload`: modules `node -r` loads first. */
+function tmm(args: string[], env: Record<string, string> = {}, preload: string[] = []): Promise<Run> {
   return new Promise((done) => {
-    execFile(process.execPath, ['-r', join(root, 'test', 'support', 'register.js'), ENTRY, ...args], { env: { ...process.env, ...env }, cwd: root }, (error, stdout, stderr) => {
+    const requires = [join(root, 'test', 'support', 'register.js'), ...preload].flatMap((m) => ['-r', m]);
+    execFile(process.execPath, [...requires, ENTRY, ...args], { env: { ...process.env, ...env }, cwd: root }, (error, stdout, stderr) => {
       done({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
@@ -135,6 +136,25 @@ describe('tmm CLI (through its entry point, in a child process)', () => {
     expect(ok.code).toBe(0);
     const row = await withDb(async (_ds, tm) => new TypeOrmOutboxStore(tm).get(json(ok).messages[id]));
     expect(row?.payload).toBe('{"orderId":"o-1","amountCents":150}');
+  });
+
+  it('validates an edited payload against the contract classes loaded into the process (node -r), by the letter’s topic and version', async () => {
+    const contracts = [join(root, 'test', 'support', 'contracts.ts')]; // LedgerPosted: ledger.posted, version 2
+    const ledger = { topic: 'ledger.posted', originalRoutingKey: 'ledger.posted', headers: { 'tmm-contract-version': 2 } };
+    const id = await addLetter(ledger);
+    const bad = join(dir, 'ledger-bad.json');
+    writeFileSync(bad, '{"entryId":"e-1","amount":300}');
+    const refused = await tmm(['dead', 'resend', id, '--payload-file', bad], env, contracts);
+    expect(refused.code).toBe(6);
+    expect(refused.stderr).toContain('LedgerPosted');
+    expect(refused.stderr).toContain('currency');
+    expect(json(await tmm(['dead', 'show', id, '--json'], env))).toMatchObject({ status: 'NEW', resentMessageId: null, audit: [] });
+    const good = join(dir, 'ledger-good.json');
+    writeFileSync(good, '{"entryId":"e-1","amount":300,"currency":"EUR"}');
+    const ok = await tmm(['dead', 'resend', id, '--payload-file', good, '--json'], env, contracts);
+    expect(ok.code).toBe(0);
+    const row = await withDb(async (_ds, tm) => new TypeOrmOutboxStore(tm).get(json(ok).messages[id]));
+    expect(row?.payload).toBe('{"entryId":"e-1","amount":300,"currency":"EUR"}');
   });
 
   it('bulk by filter needs --all-matching and at least one criterion', async () => {

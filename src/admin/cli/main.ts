@@ -6,6 +6,7 @@ import { Command, CommanderError, Option } from 'commander';
 import type { DataSource } from 'typeorm';
 import { DEAD_LETTER_STATUSES, DeadLetterFilter, DeadLetterStatus } from '../../deadletter/DeadLetter';
 import { DeadLetterService } from '../../deadletter/DeadLetterService';
+import { contractsForDeadLetter } from '../../deadletter/deadLetterContracts';
 import { TypeOrmAuditTrail } from '../../deadletter/TypeOrmAuditTrail';
 import { TypeOrmDeadLetterStore } from '../../deadletter/TypeOrmDeadLetterStore';
 import { TypeOrmOutboxAdminStore } from '../../deadletter/TypeOrmOutboxAdminStore';
@@ -55,6 +56,8 @@ class Session {
       outboxAdmin: this.outboxAdmin,
       audit: this.audit,
       owner: `tmm-cli-${process.pid}`,
+      // No consumers here: only contract classes loaded into this process (e.g. `node -r ./contracts.js`) validate edits.
+      contractFor: (letter) => contractsForDeadLetter(letter, []),
     });
   }
 }
