@@ -1,6 +1,7 @@
 import { deadLetterQueueSpec } from '../consumer/ConsumerDefinition';
 import { DeadLetterCollector, DeadLetterSource } from '../deadletter/DeadLetterCollector';
 import { DeadLetterService } from '../deadletter/DeadLetterService';
+import { contractsForDeadLetter } from '../deadletter/deadLetterContracts';
 import { TypeOrmAuditTrail } from '../deadletter/TypeOrmAuditTrail';
 import { TypeOrmDeadLetterStore } from '../deadletter/TypeOrmDeadLetterStore';
 import { TypeOrmOutboxAdminStore } from '../deadletter/TypeOrmOutboxAdminStore';
@@ -38,6 +39,8 @@ export class TmmAdmin {
   readonly metrics: TmmMetrics;
   readonly server: AdminServer;
   private started = false;
+  /** Detaches the metrics' relay observer (attached while started with metrics enabled). */
+  private unobserveRelay: (() => void) | undefined;
 
   constructor(
     readonly tmm: Tmm,
@@ -60,7 +63,7 @@ export class TmmAdmin {
       relay: tmm.relay,
       owner: tmm.instanceId,
       maxPayloadBytes: defaultProducerOptions.maxPayloadBytes,
-      contractFor: (letter) => tmm.consumers.definitions.find((d) => d.name === letter.consumer || d.queue === letter.queue)?.contract,
+      contractFor: (letter) => contractsForDeadLetter(letter, tmm.consumers.definitions),
       logger,
     });
     this.collector = new DeadLetterCollector(tmm.transport, tmm.transactions, this.deadLetters, {
@@ -84,6 +87,7 @@ export class TmmAdmin {
         dispatcher: tmm.dispatcher.stats,
         relay: tmm.relay.stats,
         consumers: tmm.consumers.stats,
+        consumersByName: tmm.consumers.statsByConsumer,
         collector: this.collector.stats,
       }),
       extra: tmm.transport instanceof MeteredTransport ? [tmm.transport.registry] : [],
@@ -123,9 +127,12 @@ export class TmmAdmin {
       await this.collector.start(this.sources());
     }
     this.sampler.start();
+    // Claim and mark statement timings for the tmm_relay_* histograms.
+    if (this.options.metrics.enabled) this.unobserveRelay = this.tmm.relay.observe(this.metrics.relayObserver);
     try {
       await this.server.listen();
     } catch (e) {
+      this.stopObserving();
       this.sampler.stop();
       await this.collector.stop();
       throw e;
@@ -144,7 +151,13 @@ export class TmmAdmin {
     if (!this.started) return;
     this.started = false;
     await this.server.close();
+    this.stopObserving();
     this.sampler.stop();
     await this.collector.stop();
+  }
+
+  private stopObserving(): void {
+    this.unobserveRelay?.();
+    this.unobserveRelay = undefined;
   }
 }

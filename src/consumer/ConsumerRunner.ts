@@ -55,6 +55,8 @@ const OUTCOME_STAT: Record<DeliveryOutcome, keyof ConsumerStats> = {
   abandoned: 'abandoned',
 };
 
+const newStats = (): ConsumerStats => ({ handled: 0, duplicates: 0, retried: 0, deadLettered: 0, requeued: 0, abandoned: 0 });
+
 /** One started consumer: its subscription, its pipeline, and the deliveries in hand. */
 class ActiveConsumer {
   subscription: Subscription | undefined;
@@ -64,6 +66,8 @@ class ActiveConsumer {
   constructor(
     readonly def: ConsumerDefinition,
     readonly pipeline: Pipeline,
+    /** This consumer's counters (kept across restarts of the runner). */
+    readonly stats: ConsumerStats,
   ) {}
 }
 
@@ -84,7 +88,9 @@ class ActiveConsumer {
  * transport itself is not closed here.
  */
 export class ConsumerRunner {
-  readonly stats: ConsumerStats = { handled: 0, duplicates: 0, retried: 0, deadLettered: 0, requeued: 0, abandoned: 0 };
+  /** Counters of every consumer of this runner together. */
+  readonly stats: ConsumerStats = newStats();
+  private readonly byConsumer = new Map<string, ConsumerStats>();
   private readonly sources: ConsumerSource[] = [];
   private readonly registered: object[] = [];
   private readonly recovery: RecoveryPolicy;
@@ -127,6 +133,14 @@ export class ConsumerRunner {
     return this.registry?.definitions ?? [];
   }
 
+  /**
+   * The same counters per consumer, keyed by the consumer's name (`Class.method`, the `consumer` of its dead
+   * letters): every consumer started since this runner was created, cumulative across restarts.
+   */
+  get statsByConsumer(): ReadonlyMap<string, Readonly<ConsumerStats>> {
+    return this.byConsumer;
+  }
+
   /** Handlers running now, across consumers. */
   get runningHandlers(): number {
     return this.inFlight.size;
@@ -166,7 +180,7 @@ export class ConsumerRunner {
     const gate = this.gate;
     try {
       const definitions = await this.declare();
-      this.active = definitions.map((d) => new ActiveConsumer(d, this.buildPipeline(d)));
+      this.active = definitions.map((d) => new ActiveConsumer(d, this.buildPipeline(d), this.statsOf(d.name)));
       for (const ac of this.active) {
         ac.subscription = await this.deps.transport.subscribe({ queue: workQueueSpec(ac.def), prefetch: ac.def.prefetch }, (delivery) =>
           this.onDelivery(ac, delivery, gate),
@@ -252,9 +266,21 @@ export class ConsumerRunner {
     return composeStages(stages);
   }
 
+  private statsOf(name: string): ConsumerStats {
+    let stats = this.byConsumer.get(name);
+    if (!stats) this.byConsumer.set(name, (stats = newStats()));
+    return stats;
+  }
+
+  /** Counts a settled delivery, for the runner and for its consumer. */
+  private count(ac: ActiveConsumer, stat: keyof ConsumerStats, n = 1): void {
+    this.stats[stat] += n;
+    ac.stats[stat] += n;
+  }
+
   private onDelivery(ac: ActiveConsumer, delivery: Delivery, gate: StopGate): void {
     if (gate.stopping || gate !== this.gate) {
-      this.stats.requeued++;
+      this.count(ac, 'requeued');
       void delivery.nack({ requeue: true });
       return;
     }
@@ -271,7 +297,7 @@ export class ConsumerRunner {
     const run: Promise<void> = ac
       .pipeline(state)
       .then(() => {
-        this.stats[OUTCOME_STAT[state.outcome ?? 'handled']]++;
+        this.count(ac, OUTCOME_STAT[state.outcome ?? 'handled']);
         if (state.outcome === 'duplicate') {
           this.deps.logger.debug('consumer skipped a duplicate', { consumer: ac.def.name, queue: ac.def.queue, messageId: state.messageId, redelivered: delivery.redelivered });
         }
@@ -284,7 +310,7 @@ export class ConsumerRunner {
           error: (e as Error)?.message ?? String(e),
         });
         if (!gate.abandoned) await delivery.nack({ requeue: true });
-        this.stats.requeued++;
+        this.count(ac, 'requeued');
       })
       .finally(() => {
         ac.running--;
@@ -292,7 +318,7 @@ export class ConsumerRunner {
         const next = ac.waiting.shift();
         if (next) {
           if (gate.stopping) {
-            this.stats.requeued++;
+            this.count(ac, 'requeued');
             void next.nack({ requeue: true });
           } else {
             this.launch(ac, next, gate);
@@ -304,8 +330,11 @@ export class ConsumerRunner {
   }
 
   private async releaseWaiting(): Promise<void> {
-    const waiting = this.active.flatMap((ac) => ac.waiting.splice(0));
-    this.stats.requeued += waiting.length;
+    const waiting = this.active.flatMap((ac) => {
+      const given = ac.waiting.splice(0);
+      this.count(ac, 'requeued', given.length);
+      return given;
+    });
     await Promise.all(waiting.map((d) => d.nack({ requeue: true })));
   }
 

@@ -1,8 +1,10 @@
+import { performance } from 'node:perf_hooks';
 import { TmmError } from '../errors';
 import { Logger, silentLogger } from '../logging/Logger';
 import { OutboxStore } from '../outbox/OutboxStore';
 import { DispatchItem, Dispatcher } from './Dispatcher';
 import { RelayLock } from './RelayLock';
+import { RelayObserver, RelayObservers } from './RelayObserver';
 
 export interface RelayOptions {
   /** Lease owner name of this process (the same as the Dispatcher's). */
@@ -67,6 +69,7 @@ export class Relay {
   /** Batches with heads of ordering keys not yet settled: their successors are claimable once they are. */
   private readonly orderedBatches = new Set<Promise<void>>();
   readonly stats = { sweeps: 0, claimed: 0 };
+  private readonly observers = new RelayObservers();
 
   constructor(
     private readonly store: OutboxStore,
@@ -97,6 +100,20 @@ export class Relay {
     this.loop = this.run();
   }
 
+  /**
+   * Attaches an observer of this relay's claim statements (`onClaim`) and of its Dispatcher's
+   * mark-delivered statements (`onMarked`, fast-path rows included); see RelayObserver for the contract.
+   * The returned function detaches it from both. Several may be attached.
+   */
+  observe(observer: RelayObserver): () => void {
+    const fromRelay = this.observers.add(observer);
+    const fromDispatcher = this.dispatcher.observe(observer);
+    return () => {
+      fromRelay();
+      fromDispatcher();
+    };
+  }
+
   /** Sweeps now instead of at the next interval. */
   nudge(): void {
     this.wake?.();
@@ -111,7 +128,10 @@ export class Relay {
 
   /** Claims up to a batch and hands it to the Dispatcher; `settled` resolves when the Dispatcher is done with every row. */
   private async claimBatch(): Promise<{ claimed: number; settled: Promise<void> }> {
+    const timed = this.observers.active;
+    const started = timed ? performance.now() : 0;
     const rows = await this.store.claimDue(this.options.owner, { leaseMs: this.options.leaseMs, limit: this.options.batchSize });
+    if (timed) this.observers.claimed(rows.length, performance.now() - started);
     this.stats.sweeps++;
     this.stats.claimed += rows.length;
     if (rows.length === 0) return { claimed: 0, settled: Promise.resolve() };

@@ -2,3 +2,4 @@ export * from './backoff';
 export * from './Dispatcher';
 export * from './Relay';
 export * from './RelayLock';
+export * from './RelayObserver';

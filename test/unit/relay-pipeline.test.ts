@@ -27,7 +27,7 @@ const row = (i: number): OutboxRecord => ({
 class FakeOutboxStore implements OutboxStore {
   readonly claims: number[] = [];
   readonly marked: string[] = [];
-  constructor(private readonly backlog: OutboxRecord[]) {}
+  constructor(readonly backlog: OutboxRecord[]) {}
   async append(_m: EntityManager, _messages: OutboxMessage[]): Promise<void> {}
   async markDelivered(ids: string[]): Promise<number> {
     this.marked.push(...ids);
@@ -117,5 +117,63 @@ describe('Dispatcher settle callback', () => {
     await dispatcher.flush();
     expect(store.marked).toEqual(['row-000001']);
     expect(settled.sort()).toEqual(['row-000001', 'row-000002']);
+  });
+});
+
+describe('RelayObserver', () => {
+  it('sees each claim statement and each mark-delivered statement (fast path too) with its rows; a throwing observer changes nothing', async () => {
+    const store = new FakeOutboxStore(Array.from({ length: 25 }, (_v, i) => row(i)));
+    const transport = new FakeTransport();
+    const dispatcher = new Dispatcher(transport as unknown as Transport, store, { owner: 'me', markLingerMs: 0, markBatchSize: 50 });
+    const relay = new Relay(store, dispatcher, { owner: 'me', batchSize: 10 });
+    const claims: number[] = [];
+    const marks: number[] = [];
+    const durations: number[] = [];
+    const throwing = relay.observe({
+      onClaim: () => {
+        throw new Error('observer bug');
+      },
+      onMarked: () => {
+        throw new Error('observer bug');
+      },
+    });
+    const detach = relay.observe({
+      onClaim: (rows, ms) => {
+        claims.push(rows);
+        durations.push(ms);
+      },
+      onMarked: (rows, ms) => {
+        marks.push(rows);
+        durations.push(ms);
+      },
+    });
+    const sweep = async () => {
+      const claimed = relay.sweepOnce();
+      await tick(5);
+      transport.confirmAll(); // every confirm of a batch lands before its mark statement runs
+      return claimed;
+    };
+    expect([await sweep(), await sweep(), await sweep(), await sweep()]).toEqual([10, 10, 5, 0]);
+    expect(claims).toEqual([10, 10, 5, 0]);
+    expect(marks).toEqual([10, 10, 5]);
+    expect(new Set(store.marked).size).toBe(25); // the throwing observer broke neither claims nor marks
+
+    // The fast path's marks are the same Dispatcher's: observed too.
+    dispatcher.dispatch([row(100), row(101)]);
+    await tick(5);
+    transport.confirmAll();
+    await dispatcher.flush();
+    expect(marks).toEqual([10, 10, 5, 2]);
+    expect(durations).toHaveLength(claims.length + marks.length);
+    for (const ms of durations) expect(ms).toBeGreaterThanOrEqual(0);
+
+    // Detached: no further calls, from the relay or the Dispatcher.
+    detach();
+    throwing();
+    store.backlog.push(row(200));
+    await sweep();
+    expect(claims).toEqual([10, 10, 5, 0]);
+    expect(marks).toEqual([10, 10, 5, 2]);
+    expect(store.marked).toContain('row-000200');
   });
 });

@@ -1,23 +1,53 @@
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { RelayObserver } from '../../relay/RelayObserver';
 import type { DeadLetterStore } from '../../deadletter/DeadLetterStore';
 import type { OutboxAdminStore, OutboxStats } from '../../deadletter/OutboxAdminStore';
 import type { DeadLetterSummaryCounts } from '../../deadletter/DeadLetter';
+
+/** What a consumer's deliveries came to (ConsumerStats). */
+export interface ConsumerCounts {
+  handled: number;
+  duplicates: number;
+  retried: number;
+  deadLettered: number;
+  requeued: number;
+  abandoned?: number;
+}
 
 /** Cumulative counters of this process's components (each optional: a CLI-served admin has none). */
 export interface ProcessCounters {
   dispatcher?: { published: number; failed: number; marked: number };
   relay?: { sweeps: number; claimed: number };
-  consumers?: { handled: number; duplicates: number; retried: number; deadLettered: number; requeued: number };
+  consumers?: ConsumerCounts;
+  /** The same per consumer, by name (`Class.method`, the `consumer` of its dead letters). */
+  consumersByName?: ReadonlyMap<string, ConsumerCounts>;
   collector?: { stored: number; duplicates: number; failed: number };
 }
 
+/** The `outcome` label of `tmm_consumer_messages_total` for each ConsumerCounts field. */
+const CONSUMER_OUTCOMES: readonly (readonly [keyof ConsumerCounts, string])[] = [
+  ['handled', 'handled'],
+  ['duplicates', 'duplicate'],
+  ['retried', 'retried'],
+  ['deadLettered', 'dead_lettered'],
+  ['requeued', 'requeued'],
+  ['abandoned', 'abandoned'],
+];
+
+const SECONDS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const ROWS_BUCKETS = [0, 1, 5, 10, 25, 50, 100, 200, 500, 1000, 2500, 5000, 10_000];
+
 /**
  * The Prometheus metrics of one tmm process, on its own registry (never the global one):
- * database gauges read at scrape time (cached `cacheMs`, so frequent scrapes cost one query set), and
- * counters mirrored from the components' own stats. A MeteredTransport's registry is appended.
+ * database gauges read at scrape time (cached `cacheMs`, so frequent scrapes cost one query set),
+ * counters mirrored from the components' own stats, and histograms of the relay's statements fed by
+ * `relayObserver` (attach it with `relay.observe(metrics.relayObserver)`; TmmAdmin does). A
+ * MeteredTransport's registry is appended.
  */
 export class TmmMetrics {
   readonly registry = new Registry();
+  /** Feeds `tmm_relay_claim_*` and `tmm_relay_mark_*`: pass it to Relay.observe (or Dispatcher.observe). */
+  readonly relayObserver: RelayObserver;
   private cache: { at: number; outbox: OutboxStats; dead: DeadLetterSummaryCounts } | undefined;
 
   constructor(
@@ -99,6 +129,45 @@ export class TmmMetrics {
     counter('tmm_consumer_retries_total', 'Failed deliveries sent to a retry queue (or retried in place)', (c) => c.consumers?.retried);
     counter('tmm_consumer_dead_lettered_total', 'Deliveries dead-lettered by consumers', (c) => c.consumers?.deadLettered);
     counter('tmm_dead_letters_collected_total', 'Dead letters stored by this process’s collector', (c) => c.collector?.stored);
+    new Counter({
+      name: 'tmm_consumer_messages_total',
+      help: 'Deliveries per consumer (Class.method) by outcome: handled|duplicate|retried|dead_lettered|requeued|abandoned',
+      labelNames: ['consumer', 'outcome'],
+      registers: r,
+      collect() {
+        const byName = deps.counters().consumersByName;
+        this.reset();
+        if (!byName) return;
+        for (const [consumer, counts] of byName) {
+          for (const [field, outcome] of CONSUMER_OUTCOMES) this.inc({ consumer, outcome }, counts[field] ?? 0);
+        }
+      },
+    });
+
+    const claimSeconds = new Histogram({
+      name: 'tmm_relay_claim_duration_seconds',
+      help: 'Duration of the relay’s claim statement (one per sweep)',
+      buckets: SECONDS_BUCKETS,
+      registers: r,
+    });
+    const claimRows = new Histogram({ name: 'tmm_relay_claim_rows', help: 'Rows returned by a claim statement (0: nothing was due)', buckets: ROWS_BUCKETS, registers: r });
+    const markSeconds = new Histogram({
+      name: 'tmm_relay_mark_duration_seconds',
+      help: 'Duration of a mark-delivered statement (relay and fast path)',
+      buckets: SECONDS_BUCKETS,
+      registers: r,
+    });
+    const markRows = new Histogram({ name: 'tmm_relay_mark_rows', help: 'Confirmed ids per mark-delivered statement', buckets: ROWS_BUCKETS, registers: r });
+    this.relayObserver = {
+      onClaim(rows, ms) {
+        claimSeconds.observe(ms / 1000);
+        claimRows.observe(rows);
+      },
+      onMarked(rows, ms) {
+        markSeconds.observe(ms / 1000);
+        markRows.observe(rows);
+      },
+    };
   }
 
   private async snapshot(): Promise<{ outbox: OutboxStats; dead: DeadLetterSummaryCounts }> {
