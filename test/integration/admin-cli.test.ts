@@ -138,20 +138,24 @@ describe('tmm CLI (through its entry point, in a child process)', () => {
     expect(row?.payload).toBe('{"orderId":"o-1","amountCents":150}');
   });
 
-  it('validates an edited payload against the contract classes loaded into the process (node -r), by the letter’s topic and version', async () => {
-    const contracts = [join(root, 'test', 'support', 'contracts.ts')]; // LedgerPosted: ledger.posted, version 2
+  it('validates an edited payload against the contract classes loaded with --require, by the letter’s topic and version', async () => {
+    const missing = await tmm(['--require', './no/such/contracts.js', 'dead', 'list'], env);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('--require ./no/such/contracts.js: module not found');
+    // LedgerPosted: ledger.posted, version 2 (a path relative to the working directory, as with node -r)
+    const withContracts = (args: string[]) => tmm(['--require', './test/support/contracts.ts', ...args], env);
     const ledger = { topic: 'ledger.posted', originalRoutingKey: 'ledger.posted', headers: { 'tmm-contract-version': 2 } };
     const id = await addLetter(ledger);
     const bad = join(dir, 'ledger-bad.json');
     writeFileSync(bad, '{"entryId":"e-1","amount":300}');
-    const refused = await tmm(['dead', 'resend', id, '--payload-file', bad], env, contracts);
+    const refused = await withContracts(['dead', 'resend', id, '--payload-file', bad]);
     expect(refused.code).toBe(6);
     expect(refused.stderr).toContain('LedgerPosted');
     expect(refused.stderr).toContain('currency');
     expect(json(await tmm(['dead', 'show', id, '--json'], env))).toMatchObject({ status: 'NEW', resentMessageId: null, audit: [] });
     const good = join(dir, 'ledger-good.json');
     writeFileSync(good, '{"entryId":"e-1","amount":300,"currency":"EUR"}');
-    const ok = await tmm(['dead', 'resend', id, '--payload-file', good, '--json'], env, contracts);
+    const ok = await withContracts(['dead', 'resend', id, '--payload-file', good, '--json']);
     expect(ok.code).toBe(0);
     const row = await withDb(async (_ds, tm) => new TypeOrmOutboxStore(tm).get(json(ok).messages[id]));
     expect(row?.payload).toBe('{"entryId":"e-1","amount":300,"currency":"EUR"}');

@@ -2,6 +2,8 @@
 import 'reflect-metadata';
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
+import { createRequire } from 'node:module';
+import { isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import type { DataSource } from 'typeorm';
 import { DEAD_LETTER_STATUSES, DeadLetterFilter, DeadLetterStatus } from '../../deadletter/DeadLetter';
@@ -27,6 +29,7 @@ interface Globals {
   schema?: string;
   json?: boolean;
   as?: string;
+  require?: string[];
 }
 
 /** The services over one database, for one CLI command. */
@@ -121,6 +124,11 @@ export function buildProgram(run: (fn: (s: Session, g: Globals) => Promise<numbe
     .option('--schema <name>', 'PostgreSQL schema (search_path)')
     .option('--json', 'machine-readable output (one JSON document on stdout)')
     .option('--as <principal>', 'who you are in the audit trail (default: cli:<os user>)')
+    .option(
+      '--require <module>',
+      'load this module first, e.g. your compiled @MessageContract classes, so edited payloads are validated against them (repeatable; a path or a package name)',
+      (v: string, previous: string[] | undefined) => [...(previous ?? []), v],
+    )
     .showHelpAfterError()
     .exitOverride();
   const g = (): Globals => program.opts<Globals>();
@@ -342,6 +350,7 @@ export async function main(argv: string[]): Promise<number> {
   let code: number = ExitCode.Ok;
   const run = async (fn: (s: Session, g: Globals) => Promise<number | void>, globals: () => Globals): Promise<void> => {
     const g = globals();
+    for (const m of g.require ?? []) loadModule(m);
     const ds = await openDatabase(g.db ?? process.env.TMM_DB_URL, { schema: g.schema });
     try {
       const principal = g.as ?? `cli:${safeUser()}`;
@@ -367,6 +376,22 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`tmm: ${message}\n`);
   }
   return code;
+}
+
+/** Loads a --require module, resolved from the working directory as `node -r` would. */
+function loadModule(name: string): void {
+  const fromCwd = createRequire(join(process.cwd(), 'noop.js'));
+  let path: string;
+  try {
+    path = fromCwd.resolve(name.startsWith('.') || isAbsolute(name) ? resolvePath(name) : name);
+  } catch {
+    throw new CliExit(ExitCode.Usage, `--require ${name}: module not found (from ${process.cwd()})`);
+  }
+  try {
+    fromCwd(path);
+  } catch (e) {
+    throw new CliExit(ExitCode.Usage, `--require ${name}: could not load it: ${(e as Error)?.message ?? String(e)}`);
+  }
 }
 
 function safeUser(): string {
