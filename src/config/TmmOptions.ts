@@ -64,6 +64,8 @@ const schema = z.strictObject({
       enabled: z.boolean().optional(),
       pollIntervalMs: ms.min(10).optional(),
       batchSize: z.number().int().min(1).max(10_000).optional(),
+      /** Most rows held at once (claimed, not yet settled); the next batch is claimed while earlier ones publish. Default 3 × batchSize. */
+      maxPendingRows: z.number().int().min(1).max(1_000_000).optional(),
       leaseMs: ms.min(1000).optional(),
       retentionMs: ms.optional(),
       shutdownTimeoutMs: ms.optional(),

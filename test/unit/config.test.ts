@@ -36,6 +36,8 @@ describe('tmm options', () => {
     expect(() => validateTmmOptions({ dataSource, producer: { maxPayloadBytes: -1 } })).toThrow(/"producer\.maxPayloadBytes"/);
     expect(() => validateTmmOptions({ dataSource, context: 'zone.js' })).toThrow(/"context"/);
     expect(() => validateTmmOptions({ dataSource, dispatcher: { concurrency: 0 } })).toThrow(/"dispatcher\.concurrency"/);
+    expect(() => validateTmmOptions({ dataSource, relay: { maxPendingRows: 0 } })).toThrow(/"relay\.maxPendingRows"/);
+    expect(validateTmmOptions({ dataSource, relay: { maxPendingRows: 2000 } }).relay?.maxPendingRows).toBe(2000);
   });
 
   it('the inversify module validates when created and binds every component', async () => {
