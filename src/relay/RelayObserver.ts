@@ -19,7 +19,7 @@ export interface RelayObserver {
   onMarked?(rows: number, ms: number): void;
 }
 
-/** The observers of one component; notify() calls each, swallowing what it throws. */
+/** The observers of one component (internal to the relay); each notification calls every one, swallowing what it throws. */
 export class RelayObservers {
   private list: RelayObserver[] = [];
 
@@ -41,19 +41,17 @@ export class RelayObservers {
   }
 
   claimed(rows: number, ms: number): void {
-    for (const o of this.list) {
-      try {
-        o.onClaim?.(rows, ms);
-      } catch {
-        // An observer must not break the relay (see RelayObserver).
-      }
-    }
+    this.notify('onClaim', rows, ms);
   }
 
   marked(rows: number, ms: number): void {
+    this.notify('onMarked', rows, ms);
+  }
+
+  private notify(method: keyof RelayObserver, rows: number, ms: number): void {
     for (const o of this.list) {
       try {
-        o.onMarked?.(rows, ms);
+        o[method]?.(rows, ms);
       } catch {
         // An observer must not break the relay (see RelayObserver).
       }
