@@ -1,3 +1,4 @@
+import type { EntityManager } from 'typeorm';
 import type { Dialect } from '../transaction/dialect';
 
 /**
@@ -30,4 +31,22 @@ export function numOrNull(v: unknown): number | null {
 
 export function strOrNull(v: unknown): string | null {
   return v === null || v === undefined ? null : String(v);
+}
+
+/**
+ * Locks the rows of `table` with these ids that are in one of `statuses`, in id order (so two operators
+ * acting on overlapping sets lock in the same order and never deadlock), for the rest of `manager`'s
+ * transaction; SQLite's single writer needs no row lock. Ids must already be valid (callers filter them).
+ */
+export async function lockRowsByIdAndStatus(
+  manager: EntityManager,
+  dialect: Dialect,
+  table: 'tmm_dead_letter' | 'tmm_outbox',
+  ids: readonly string[],
+  statuses: readonly string[],
+): Promise<Record<string, unknown>[]> {
+  if (ids.length === 0) return [];
+  const q = new SqlParams(dialect);
+  const forUpdate = dialect === 'sqlite' ? '' : ' FOR UPDATE';
+  return manager.query(`SELECT * FROM ${table} WHERE id IN (${q.list(ids)}) AND status IN (${q.list(statuses)}) ORDER BY id${forUpdate}`, q.values);
 }

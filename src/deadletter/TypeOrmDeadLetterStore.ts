@@ -15,7 +15,7 @@ import {
   PageRequest,
 } from './DeadLetter';
 import { DeadLetterStatusChange, DeadLetterStore } from './DeadLetterStore';
-import { SqlParams, num, numOrNull, strOrNull } from './SqlParams';
+import { SqlParams, lockRowsByIdAndStatus, num, numOrNull, strOrNull } from './SqlParams';
 
 const INSERT_COLUMNS = [
   'id', 'message_id', 'dead_letter_queue', 'queue', 'consumer', 'topic', 'original_exchange', 'original_routing_key',
@@ -162,14 +162,7 @@ export class TypeOrmDeadLetterStore implements DeadLetterStore {
   }
 
   async lock(manager: EntityManager, ids: string[], statuses: DeadLetterStatus[]): Promise<DeadLetter[]> {
-    const valid = ids.filter(isUuid);
-    if (valid.length === 0) return [];
-    const q = this.sql();
-    const forUpdate = this.dialect === 'sqlite' ? '' : ' FOR UPDATE';
-    const rows: Record<string, unknown>[] = await manager.query(
-      `SELECT * FROM tmm_dead_letter WHERE id IN (${q.list(valid)}) AND status IN (${q.list(statuses)}) ORDER BY id${forUpdate}`,
-      q.values,
-    );
+    const rows = await lockRowsByIdAndStatus(manager, this.dialect, 'tmm_dead_letter', ids.filter(isUuid), statuses);
     return rows.map(toDeadLetter);
   }
 

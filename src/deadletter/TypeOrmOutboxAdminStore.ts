@@ -5,7 +5,7 @@ import { toRecord } from '../outbox/TypeOrmOutboxStore';
 import type { Dialect } from '../transaction/dialect';
 import type { Page, PageRequest } from './DeadLetter';
 import { OutboxAdminStore, OutboxRowFilter, OutboxRowSummary, OutboxStats } from './OutboxAdminStore';
-import { SqlParams, num, numOrNull, strOrNull } from './SqlParams';
+import { SqlParams, lockRowsByIdAndStatus, num, numOrNull, strOrNull } from './SqlParams';
 import { affectedRows, clampInt, isUuid } from './TypeOrmDeadLetterStore';
 
 const STUCK: OutboxStatus[] = [OutboxStatus.Dead, OutboxStatus.Exception];
@@ -72,14 +72,7 @@ export class TypeOrmOutboxAdminStore implements OutboxAdminStore {
   }
 
   async lock(manager: EntityManager, ids: string[], statuses: OutboxStatus[]): Promise<OutboxRecord[]> {
-    const valid = ids.filter(isUuid);
-    if (valid.length === 0) return [];
-    const q = new SqlParams(this.dialect);
-    const forUpdate = this.dialect === 'sqlite' ? '' : ' FOR UPDATE';
-    const rows: Record<string, unknown>[] = await manager.query(
-      `SELECT * FROM tmm_outbox WHERE id IN (${q.list(valid)}) AND status IN (${q.list(statuses)}) ORDER BY id${forUpdate}`,
-      q.values,
-    );
+    const rows = await lockRowsByIdAndStatus(manager, this.dialect, 'tmm_outbox', ids.filter(isUuid), statuses);
     return rows.map(toRecord);
   }
 
