@@ -20,6 +20,8 @@ module.exports = {
     '^tmm/decorators$': '<rootDir>/decorators/index.ts',
     '^tmm/testing$': '<rootDir>/src/testing/index.ts',
     '^tmm/admin$': '<rootDir>/src/admin/index.ts',
+    '^tmm/amqp$': '<rootDir>/src/transport/amqp/index.ts',
+    '^tmm/inversify$': '<rootDir>/src/di/index.ts',
   },
   setupFiles: ['reflect-metadata'],
   testTimeout: 60000,

@@ -1,4 +1,5 @@
-import { ConfigurationError, type ConsumerMetadata, defineConsumerMetadata, hasOwnConsumerMetadata } from '../src';
+import { ConfigurationError } from '../src/errors/TmmError';
+import { type ConsumerMetadata, defineConsumerMetadata, hasOwnConsumerMetadata } from '../src/metadata/keys';
 
 /**
  * Options of @Consumer; what is left out comes from the `consumers` section of the tmm options. They are

@@ -1,4 +1,5 @@
-import { ConfigurationError, defineIdempotentMetadata } from '../src';
+import { ConfigurationError } from '../src/errors/TmmError';
+import { defineIdempotentMetadata } from '../src/metadata/keys';
 
 /**
  * Makes a @Consumer's effect happen once per message id: before the handler runs, a claim (consumer

@@ -1,4 +1,5 @@
-import { ConfigurationError, defineContractMetadata } from '../src';
+import { ConfigurationError } from '../src/errors/TmmError';
+import { defineContractMetadata } from '../src/metadata/keys';
 
 export interface MessageContractOptions {
   /** Logical topic, also the default routing key: dot-separated words, e.g. `order.paid`. */

@@ -1,4 +1,7 @@
-import { ConfigurationError, Propagation, copyMethodMetadata, defineTransactionalMetadata, wrapInTransaction, WrapOptions } from '../src';
+import { ConfigurationError } from '../src/errors/TmmError';
+import { copyMethodMetadata, defineTransactionalMetadata } from '../src/metadata/keys';
+import { Propagation } from '../src/transaction/Propagation';
+import { wrapInTransaction, type WrapOptions } from '../src/runtime/wrapInTransaction';
 
 export type TransactionalOptions = WrapOptions;
 

@@ -1,4 +1,6 @@
-import { ConfigurationError, type InterceptorRef, defineInterceptorsMetadata } from '../src';
+import { ConfigurationError } from '../src/errors/TmmError';
+import type { InterceptorRef } from '../src/consumer/ConsumeContext';
+import { defineInterceptorsMetadata } from '../src/metadata/keys';
 
 /**
  * Adds interceptors around @Consumer handlers: on a class, around each of its consumers; on a method,

@@ -1,16 +1,80 @@
+// The `tmm` entry point: the core. Every name here is exported on purpose (docs/api.md lists and defends
+// each); it loads TypeORM's types only, and no broker client, DI container or HTTP server. RabbitMQ is
+// `tmm/amqp`, inversify `tmm/inversify`, the in-process transport `tmm/testing`, the admin `tmm/admin`.
 import 'reflect-metadata';
 
-export * from './errors';
-export * from './logging/Logger';
-export * from './metadata';
-export * from './message';
-export * from './context';
-export * from './transaction';
-export * from './transport';
-export * from './outbox';
-export * from './relay';
-export * from './consumer';
-export * from './deadletter';
-export * from './config';
-export * from './runtime';
-export * from './di';
+// The instance and its options
+export { Tmm } from './runtime/Tmm';
+export type { TmmComponents, TmmHealth, TmmHealthCheck, TmmStats, ShutdownHooksOptions } from './runtime/Tmm';
+export type { TmmOptions, ResolvedTmmOptions } from './config/TmmOptions';
+export { resolveTmmOptions } from './config/TmmOptions';
+
+// Sending
+export type { MessageProducer, SendMode, SendOptions } from './outbox/MessageProducer';
+export type { OutboxMessage, TmmHeaders } from './message/OutboxMessage';
+export { OutboxStatus } from './message/OutboxMessage';
+
+// Transactions and the async context
+export type { TransactionManager } from './transaction/TransactionManager';
+export type { TransactionScope, Hook } from './transaction/TransactionScope';
+export { Propagation } from './transaction/Propagation';
+export type { IsolationLevel, TransactionOptions } from './transaction/Propagation';
+export type { ContextStore, TmmContext } from './context/ContextStore';
+export { AsyncLocalContextStore } from './context/AsyncLocalContextStore';
+export { ClsHookedContextStore } from './context/ClsHookedContextStore';
+export type { ClsNamespace } from './context/ClsHookedContextStore';
+
+// Ports (implement these to replace an adapter; each has its contract in its doc comment)
+export type { OutboxStore, OutboxRecord, Lease } from './outbox/OutboxStore';
+export type { InboxStore } from './consumer/InboxStore';
+export type {
+  Transport,
+  TransportMessage,
+  TransportFeatures,
+  Headers,
+  HeaderValue,
+  Topology,
+  ExchangeSpec,
+  QueueSpec,
+  BindingSpec,
+  Delivery,
+  DeliveryHandler,
+  SubscribeOptions,
+  Subscription,
+} from './transport/Transport';
+export type { Logger, LogLevel } from './logging/Logger';
+export { ConsoleLogger, silentLogger } from './logging/Logger';
+export type { SqlDialect, DialectName } from './sql/SqlDialect';
+
+// Consuming
+export type { ConsumeContext, ConsumeInterceptor, InterceptionContext, InterceptorRef } from './consumer/ConsumeContext';
+export type { ConsumerRunner, ConsumerStats } from './consumer/ConsumerRunner';
+export type { ConsumerSource } from './consumer/ConsumerSource';
+export { ConsumerHeaders, DeadLetterReason } from './consumer/ConsumerHeaders';
+
+// Schema
+export { migrate, migrationStatements, TmmSchemaMigration } from './outbox/schema';
+export type { MigrationResult, MigrateOptions } from './outbox/schema';
+
+// Errors (match on `TmmError.is(e, code)`: it works across two installed copies of tmm)
+export {
+  TmmError,
+  MessageValidationError,
+  ContractNotRegisteredError,
+  PayloadTooLargeError,
+  NoActiveTransactionError,
+  IllegalTransactionStateError,
+  UnexpectedRollbackError,
+  ConfigurationError,
+  NotConfiguredError,
+  UnsupportedDatabaseError,
+  MissingPeerDependencyError,
+  PublishError,
+  TransportClosedError,
+  TopologyError,
+  NonRetryableError,
+  UnparseableMessageError,
+  ConsumerDefinitionError,
+  HandlerAbandonedError,
+} from './errors/TmmError';
+export type { ConstraintViolation, TmmErrorCode } from './errors/TmmError';

@@ -18,7 +18,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import * as amqp from 'amqplib';
 import { IsInt, IsString } from 'class-validator';
 import { DataSource } from 'typeorm';
-import { AmqpTransport, ConsumeContext, ConsumerRunner, Tmm, resolveConsumerRunnerOptions, silentLogger } from 'tmm';
+import { AmqpTransport, ConsumeContext, ConsumerRunner, Tmm, resolveConsumerRunnerOptions, silentLogger } from '../../src/internal';
 import { Consumer, MessageContract } from 'tmm/decorators';
 import { median, round } from '../support/stats';
 

@@ -14,7 +14,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import * as amqp from 'amqplib';
 import { IsInt } from 'class-validator';
 import { Column, Entity, PrimaryColumn } from 'typeorm';
-import { AmqpTransport, Tmm, silentLogger } from 'tmm';
+import { AmqpTransport, Tmm, silentLogger } from '../../src/internal';
 import { MessageContract, TransactionalMessage } from 'tmm/decorators';
 import { AMQP_URL } from '../support/amqp';
 import { createBenchSchema } from '../support/postgres';

@@ -16,7 +16,7 @@ import { Column, DataSource, Entity, PrimaryColumn } from 'typeorm';
 import Database from 'better-sqlite3';
 import { Client } from 'pg';
 import { uuidv7 } from 'uuidv7';
-import { AsyncLocalContextStore, ClsHookedContextStore, ContextStore, MIGRATIONS, Tmm, newContext } from 'tmm';
+import { AsyncLocalContextStore, ClsHookedContextStore, ContextStore, MIGRATIONS, Tmm, newContext } from '../../src/internal';
 import { MessageContract, Transactional, TransactionalMessage } from 'tmm/decorators';
 import { median, round, timeOps } from '../support/stats';
 

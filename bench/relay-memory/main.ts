@@ -18,7 +18,7 @@ import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import * as amqp from 'amqplib';
-import { migrate } from 'tmm';
+import { migrate } from '../../src/internal';
 import { AMQP_URL } from '../support/amqp';
 import { createBenchSchema } from '../support/postgres';
 import { round } from '../support/stats';

@@ -9,7 +9,7 @@
  */
 import 'reflect-metadata';
 import { DataSource } from 'typeorm';
-import { AmqpTransport, Tmm, silentLogger } from 'tmm';
+import { AmqpTransport, Tmm, silentLogger } from '../../src/internal';
 import { pgConnection } from '../support/postgres';
 
 type Command = { type: 'drain' } | { type: 'stop' };

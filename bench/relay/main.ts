@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
 import * as amqp from 'amqplib';
 import { uuidv7 } from 'uuidv7';
-import { AmqpTransport, OutboxMessage, Tmm, defaultAmqpTransportOptions, defaultDispatcherOptions, silentLogger, toTransportMessage } from 'tmm';
+import { AmqpTransport, OutboxMessage, Tmm, defaultAmqpTransportOptions, defaultDispatcherOptions, silentLogger, toTransportMessage } from '../../src/internal';
 import { AMQP_URL, publishWindowed, queueDepth, toRawMessage } from '../support/amqp';
 import { createBenchSchema } from '../support/postgres';
 import { CpuGroups, cpuDelta, cpuSnapshot } from '../support/procCpu';

@@ -3,7 +3,7 @@
  * src/transport/amqp/" is about the library; a baseline has to talk to the broker without tmm.)
  */
 import * as amqp from 'amqplib';
-import type { TransportMessage } from 'tmm';
+import type { TransportMessage } from '../../src/internal';
 
 export const AMQP_URL = process.env.TMM_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 

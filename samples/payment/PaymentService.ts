@@ -1,5 +1,6 @@
 import { inject, injectable } from 'inversify';
-import { MessageProducer, TMM, TransactionManager } from 'tmm';
+import { MessageProducer, TransactionManager } from 'tmm';
+import { TMM } from 'tmm/inversify';
 import { TransactionalMessage } from 'tmm/decorators';
 import { OrderPaid } from './OrderPaid';
 import { Payment } from './Payment';

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Container } from 'inversify';
 import { DataSource } from 'typeorm';
-import { MessageProducer, TMM, Tmm, createTmmModule } from 'tmm';
+import { MessageProducer } from 'tmm';
+import { TMM, createTmmModule } from 'tmm/inversify';
 import { adminDemo } from './adminDemo';
 import { InvoiceHandler } from './InvoiceHandler';
 import { Payment } from './Payment';
@@ -26,7 +27,7 @@ async function main(): Promise<void> {
   container.bind(PaymentService).toSelf();
   container.bind(TicketingHandler).toSelf().inSingletonScope(); // its @Consumer is found by tmm.start()
   container.bind(InvoiceHandler).toSelf().inSingletonScope(); // the admin part: fails until its cause is fixed
-  const tmm = container.get<Tmm>(TMM.Tmm);
+  const tmm = container.get(TMM.Tmm);
   await tmm.start(); // initializes the DataSource, migrates tmm's tables, starts the consumers
 
   const ticketing = container.get(TicketingHandler);

@@ -6,7 +6,6 @@ import { TypeOrmAuditTrail } from '../deadletter/TypeOrmAuditTrail';
 import { TypeOrmDeadLetterStore } from '../deadletter/TypeOrmDeadLetterStore';
 import { TypeOrmOutboxAdminStore } from '../deadletter/TypeOrmOutboxAdminStore';
 import { TmmError } from '../errors';
-import { defaultProducerOptions } from '../outbox/MessageProducer';
 import type { Tmm } from '../runtime/Tmm';
 import { AdminContext, AdminServer } from './AdminServer';
 import { AdminOptions, ResolvedAdminOptions, resolveAdminOptions } from './AdminOptions';
@@ -62,7 +61,9 @@ export class TmmAdmin {
       dispatcher: tmm.dispatcher,
       relay: tmm.relay,
       owner: tmm.instanceId,
-      maxPayloadBytes: defaultProducerOptions.maxPayloadBytes,
+      // The configured limits, not the defaults: a resend obeys what a send would.
+      maxPayloadBytes: tmm.options.producer.maxPayloadBytes,
+      leaseMs: tmm.options.producer.leaseMs,
       contractFor: (letter) => contractsForDeadLetter(letter, tmm.consumers.definitions),
       logger,
     });

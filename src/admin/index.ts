@@ -1,3 +1,6 @@
+// The `tmm/admin` entry point: TMM-ADMIN (dead-letter store and service, HTTP API and console, metrics).
+// Its inversify module is createTmmAdminModule from `tmm/inversify`.
+import './requireAdminPeers';
 export * from './AdminOptions';
 export * from './AdminAuth';
 export * from './AdminServer';
@@ -6,4 +9,3 @@ export * from './redactSecrets';
 export * from './metrics/MeteredTransport';
 export * from './metrics/ThroughputSampler';
 export * from './metrics/TmmMetrics';
-export { createTmmAdminModule } from '../di/createTmmAdminModule';

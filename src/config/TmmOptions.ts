@@ -1,10 +1,14 @@
 import { z } from 'zod';
 import type { DataSource } from 'typeorm';
 import { ContextStore } from '../context/ContextStore';
-import { defaultConsumerRunnerOptions } from '../consumer/ConsumerRunnerOptions';
+import { ConsumerRunnerOptions, defaultConsumerRunnerOptions, resolveConsumerRunnerOptions } from '../consumer/ConsumerRunnerOptions';
 import { ConfigurationError } from '../errors';
 import { LogLevel, Logger } from '../logging/Logger';
 import { Transport } from '../transport/Transport';
+import { ProducerOptions, defaultProducerOptions } from '../outbox/MessageProducer';
+import { DispatcherOptions, defaultDispatcherOptions } from '../relay/Dispatcher';
+import { RelayOptions, defaultRelayOptions } from '../relay/Relay';
+import { BackoffOptions, defaultBackoffOptions } from '../relay/backoff';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
 const dataSourceSchema = z.custom<DataSource>(
@@ -141,4 +145,69 @@ export function validateTmmOptions(input: unknown): TmmOptions {
   const first = issues[0];
   const error = new ConfigurationError(first.path, first.detail + (issues.length > 1 ? ` (and ${issues.length - 1} more problem(s): ${issues.slice(1).map((i) => `${i.path}: ${i.detail}`).join('; ')})` : ''));
   throw error;
+}
+
+
+/**
+ * The complete options of one tmm instance: every default filled in (in this one function), frozen.
+ * `Tmm.options` exposes it read-only. Components receive their section of it.
+ */
+export interface ResolvedTmmOptions {
+  readonly dataSource: DataSource;
+  readonly name: string;
+  /** undefined until the Tmm picks one (hostname-pid-random). */
+  readonly instanceId: string | undefined;
+  readonly transport: 'memory' | Transport;
+  readonly context: 'async-local-storage' | 'cls-hooked' | ContextStore;
+  readonly logger: LogLevel | Logger;
+  readonly migrate: boolean;
+  readonly producer: Readonly<Omit<ProducerOptions, 'owner'>>;
+  readonly dispatcher: Readonly<Omit<DispatcherOptions, 'owner' | 'logger' | 'backoff'> & { backoff: Readonly<BackoffOptions> }>;
+  readonly relay: Readonly<Omit<RelayOptions, 'owner' | 'logger' | 'maxPendingRows'> & { enabled: boolean; maxPendingRows: number }>;
+  readonly sqlite: Readonly<{ busyTimeoutMs: number | undefined }>;
+  readonly consumers: Readonly<ConsumerRunnerOptions>;
+}
+
+/** Drops keys whose value is undefined, so an explicit `undefined` never overrides a default. */
+function defined<T extends object>(o: T | undefined): Partial<T> {
+  return Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o)) {
+      // The DataSource, transport, logger and context are the app's live objects: never frozen.
+      if (v && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) deepFreeze(v);
+      else if (Array.isArray(v)) deepFreeze(v);
+    }
+  }
+  return o;
+}
+
+/** Validates (validateTmmOptions) and resolves: the one place where tmm's defaults are applied. */
+export function resolveTmmOptions(input: TmmOptions): ResolvedTmmOptions {
+  const o = validateTmmOptions(input);
+  const relay = { ...defaultRelayOptions, enabled: true, ...defined(o.relay) };
+  const { logger: _relayLogger, ...relayRest } = relay;
+  const { logger: _dispatcherLogger, backoff: _b, ...dispatcherDefaults } = defaultDispatcherOptions;
+  const resolved: ResolvedTmmOptions = {
+    dataSource: o.dataSource,
+    name: o.name ?? 'default',
+    instanceId: o.instanceId,
+    transport: o.transport ?? 'memory',
+    context: o.context ?? 'async-local-storage',
+    logger: o.logger ?? 'warn',
+    migrate: o.migrate ?? true,
+    producer: { ...defaultProducerOptions, ...defined(o.producer) },
+    dispatcher: {
+      ...dispatcherDefaults,
+      ...defined(o.dispatcher),
+      backoff: { ...defaultBackoffOptions, ...defined(o.dispatcher?.backoff) },
+    },
+    relay: { ...relayRest, maxPendingRows: Math.max(relay.maxPendingRows ?? 3 * relay.batchSize, relay.batchSize) },
+    sqlite: { busyTimeoutMs: o.sqlite?.busyTimeoutMs },
+    consumers: resolveConsumerRunnerOptions(o.consumers as Parameters<typeof resolveConsumerRunnerOptions>[0]),
+  };
+  return deepFreeze(resolved);
 }

@@ -137,6 +137,11 @@ export class ConsumerRunner {
    * The same counters per consumer, keyed by the consumer's name (`Class.method`, the `consumer` of its dead
    * letters): every consumer started since this runner was created, cumulative across restarts.
    */
+  /** Fresh copies of the totals and of each consumer's counters. */
+  statsSnapshot(): { total: ConsumerStats; byConsumer: Record<string, ConsumerStats> } {
+    return { total: { ...this.stats }, byConsumer: Object.fromEntries([...this.byConsumer].map(([k, v]) => [k, { ...v }])) };
+  }
+
   get statsByConsumer(): ReadonlyMap<string, Readonly<ConsumerStats>> {
     return this.byConsumer;
   }

@@ -41,7 +41,7 @@ export class RecoveryPolicy {
   decide(def: ConsumerDefinition, attempt: number, error: unknown): RecoveryDecision {
     if (error instanceof UnparseableMessageError) return { action: 'dead-letter', reason: DeadLetterReason.Unparseable };
     if (error instanceof MessageValidationError) return { action: 'dead-letter', reason: DeadLetterReason.InvalidMessage };
-    if (error instanceof NonRetryableError) {
+    if (TmmError.isNonRetryable(error)) {
       return { action: 'dead-letter', reason: error.code === 'TMM_MESSAGE_ID_MISSING' ? DeadLetterReason.MissingMessageId : DeadLetterReason.NonRetryable };
     }
     if (attempt >= def.maxAttempts) return { action: 'dead-letter', reason: DeadLetterReason.MaxAttempts };
@@ -145,7 +145,7 @@ function errorText(e: unknown): string {
 }
 
 function errorCode(e: unknown): string {
-  if (e instanceof TmmError) return e.code;
+  if (TmmError.is(e)) return e.code;
   if (e instanceof Error) return e.name;
   return typeof e;
 }

@@ -1,8 +1,8 @@
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { IllegalTransactionStateError, TmmError } from '../errors';
-import type { Dialect } from '../transaction/dialect';
+import type { SqlDialect } from '../sql/SqlDialect';
 import { Propagation } from '../transaction/Propagation';
-import type { TypeOrmTransactionManager } from '../transaction/TypeOrmTransactionManager';
+import type { TransactionManager } from '../transaction/TransactionManager';
 import type { InboxStore } from './InboxStore';
 
 /** Rows deleted per purge statement, so a purge never holds long locks. */
@@ -19,19 +19,16 @@ const CLAIM_CHUNK = 500;
  * PostgreSQL is one multi-row INSERT … ON CONFLICT DO NOTHING RETURNING message_id per 500 ids.
  */
 export class TypeOrmInboxStore implements InboxStore {
-  private readonly dialect: Dialect;
   private readonly dataSource: DataSource;
   private readonly claimSql: string;
 
-  constructor(private readonly transactions: TypeOrmTransactionManager) {
-    this.dialect = transactions.dialect;
+  constructor(
+    private readonly transactions: TransactionManager,
+    private readonly dialect: SqlDialect,
+  ) {
     this.dataSource = transactions.dataSource;
-    this.claimSql =
-      this.dialect === 'postgres'
-        ? 'INSERT INTO tmm_inbox (consumer, message_id, processed_at) VALUES ($1, $2, $3) ON CONFLICT (consumer, message_id) DO NOTHING'
-        : this.dialect === 'mysql'
-          ? 'INSERT IGNORE INTO tmm_inbox (consumer, message_id, processed_at) VALUES (?, ?, ?)'
-          : 'INSERT INTO tmm_inbox (consumer, message_id, processed_at) VALUES (?, ?, ?) ON CONFLICT (consumer, message_id) DO NOTHING';
+    const p = (n: number) => dialect.placeholder(n);
+    this.claimSql = dialect.insertIgnore('tmm_inbox', ['consumer', 'message_id', 'processed_at'], `(${p(1)}, ${p(2)}, ${p(3)})`, ['consumer', 'message_id']);
   }
 
   async claim(manager: EntityManager, consumer: string, messageId: string, now: number = Date.now()): Promise<boolean> {
@@ -55,7 +52,7 @@ export class TypeOrmInboxStore implements InboxStore {
     if (ids.length === 0) return claimed;
     // Only PostgreSQL gets the multi-row form: MySQL has no RETURNING, and TypeORM's sqlite3 driver runs
     // INSERTs without reading rows (RETURNING would come back empty); SQLite statements cost no round trip.
-    if (this.dialect !== 'postgres' || ids.length === 1) {
+    if (this.dialect.name !== 'postgres' || ids.length === 1) {
       for (const id of ids) if (await this.claim(manager, consumer, id, now)) claimed.add(id);
       return claimed;
     }
@@ -86,13 +83,13 @@ export class TypeOrmInboxStore implements InboxStore {
   }
 
   async has(consumer: string, messageId: string): Promise<boolean> {
-    const p = this.dialect === 'postgres' ? ['$1', '$2'] : ['?', '?'];
+    const p = [this.dialect.placeholder(1), this.dialect.placeholder(2)];
     const rows: unknown[] = await this.dataSource.query(`SELECT 1 AS hit FROM tmm_inbox WHERE consumer = ${p[0]} AND message_id = ${p[1]}`, [consumer, messageId]);
     return rows.length > 0;
   }
 
   private purgeSql(): string {
-    switch (this.dialect) {
+    switch (this.dialect.name) {
       case 'postgres':
         return `DELETE FROM tmm_inbox WHERE ctid IN (SELECT ctid FROM tmm_inbox WHERE processed_at < $1 LIMIT ${PURGE_BATCH})`;
       case 'mysql':
@@ -104,7 +101,7 @@ export class TypeOrmInboxStore implements InboxStore {
 
   /** A write outside any caller transaction; on SQLite through the writer lock (the single writer). */
   private async write(sql: string, params: unknown[]): Promise<number> {
-    if (this.dialect === 'sqlite') {
+    if (this.dialect.name === 'sqlite') {
       return this.transactions.run(async () => (await this.transactions.current()!.queryRunner.query(sql, params, true)).affected ?? 0, {
         propagation: Propagation.Required,
         name: 'tmm.inbox.purge',

@@ -1,8 +1,8 @@
-import type { ResolutionContext } from 'inversify';
 import type { ConsumerSource } from '../consumer/ConsumerSource';
-import { ConsumerDefinitionError } from '../errors';
+import { ConsumerDefinitionError } from '../errors/TmmError';
 import type { Logger } from '../logging/Logger';
-import { getConsumerClasses } from '../metadata';
+import { getConsumerClasses } from '../metadata/keys';
+import type { Lookup } from './inversifyCompat';
 
 /**
  * The container scan: each class that has @Consumer methods is looked up in the container under its own
@@ -10,10 +10,10 @@ import { getConsumerClasses } from '../metadata';
  * consumers. A decorated class that is not bound is reported (warn) and skipped — that is how a consumer
  * can be left out of one process (say, an API node) while another runs it.
  */
-export function containerConsumerSource(context: ResolutionContext, logger: Logger): ConsumerSource {
-  const lookup = (type: Function): unknown => {
+export function containerConsumerSource(lookup: Lookup, logger: Logger): ConsumerSource {
+  const find = (type: Function): unknown => {
     try {
-      return context.get(type as never, { optional: true, autobind: false });
+      return lookup.getOptional(type);
     } catch (e) {
       throw new ConsumerDefinitionError(type.name, `could not be resolved from the inversify container: ${(e as Error).message}`);
     }
@@ -22,7 +22,7 @@ export function containerConsumerSource(context: ResolutionContext, logger: Logg
     instances: () => {
       const found: object[] = [];
       for (const type of getConsumerClasses()) {
-        const instance = lookup(type);
+        const instance = find(type);
         if (instance === undefined) {
           logger.warn('class has @Consumer methods but is not bound in the container under its class; its consumers are not started', {
             class: type.name,
@@ -34,6 +34,6 @@ export function containerConsumerSource(context: ResolutionContext, logger: Logg
       }
       return found;
     },
-    resolve: (type) => lookup(type),
+    resolve: (type) => find(type),
   };
 }

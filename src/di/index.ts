@@ -1,2 +1,6 @@
-export * from './tokens';
-export * from './createTmmModule';
+// The `tmm/inversify` entry point: the only code that loads inversify (the app's own, 6, 7 or 8).
+export { TMM } from './tokens';
+export type { TmmToken } from './tokens';
+export { createTmmModule } from './createTmmModule';
+export type { TmmContainerModule } from './createTmmModule';
+export { createTmmAdminModule } from './createTmmAdminModule';

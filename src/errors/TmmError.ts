@@ -1,15 +1,81 @@
 /**
+ * Every code a TmmError carries. Stable strings: they land in logs, headers and HTTP answers. A user's
+ * NonRetryableError may carry a code of its own (any string).
+ */
+export const TMM_ERROR_CODES = [
+  'TMM_MESSAGE_INVALID', 'TMM_CONTRACT_MISSING', 'TMM_PAYLOAD_TOO_LARGE', 'TMM_NO_TRANSACTION', 'TMM_ILLEGAL_TRANSACTION_STATE',
+  'TMM_UNEXPECTED_ROLLBACK', 'TMM_CONFIG_INVALID', 'TMM_NOT_CONFIGURED', 'TMM_UNSUPPORTED_DATABASE', 'TMM_MISSING_PEER',
+  'TMM_PUBLISH_UNROUTABLE', 'TMM_PUBLISH_NACKED', 'TMM_PUBLISH_TIMEOUT', 'TMM_PUBLISH_CONNECTION_LOST', 'TMM_PUBLISH_CLOSED',
+  'TMM_PUBLISH_FAILED', 'TMM_TRANSPORT_CLOSED', 'TMM_TRANSPORT_CONNECT_TIMEOUT', 'TMM_SUBSCRIBE_FAILED', 'TMM_TOPOLOGY',
+  'TMM_NON_RETRYABLE', 'TMM_MESSAGE_UNPARSEABLE', 'TMM_MESSAGE_ID_MISSING', 'TMM_INBOX_KEY_INVALID', 'TMM_CONSUMER_INVALID',
+  'TMM_CONSUMERS_STARTED', 'TMM_HANDLER_ABANDONED', 'TMM_INTERCEPTOR_NEXT_TWICE', 'TMM_RELAY_STOPPED', 'TMM_RELAY_LOCKED',
+  'TMM_NOT_STARTED', 'TMM_COLLECTOR_STARTED', 'TMM_NOT_FOUND', 'TMM_STATE_CONFLICT', 'TMM_INVALID_INPUT', 'TMM_UNAUTHORIZED',
+  'TMM_FORBIDDEN', 'TMM_CSRF', 'TMM_HOST_NOT_ALLOWED', 'TMM_BAD_REQUEST', 'TMM_ADMIN_NOT_STARTED', 'TMM_ADMIN_ASSETS', 'TMM_CLI',
+  'TMM_INTERNAL',
+] as const;
+export type TmmErrorCode = (typeof TMM_ERROR_CODES)[number];
+
+/** Brands shared by every copy of tmm loaded in a process (two installed versions still recognize each other's errors). */
+const TMM_ERROR = Symbol.for('tmm.error');
+const NON_RETRYABLE = Symbol.for('tmm.error.nonRetryable');
+
+/**
  * Every error tmm throws on purpose is a TmmError: it has a stable `code` (safe to match on and to log)
  * and, where it wraps another failure, that failure as `cause`. Subclasses exist for each failure a caller
  * may want to handle; their messages name the method, message id, option path or constraint involved.
+ * Match with `TmmError.is(e, 'TMM_PUBLISH_TIMEOUT')` rather than `instanceof`: it also recognizes errors
+ * made by another installed copy of tmm.
  */
 export class TmmError extends Error {
   readonly code: string;
 
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: TmmErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.name = new.target.name;
+    Object.defineProperty(this, TMM_ERROR, { value: true });
+  }
+
+  /** True for an error made by any copy of tmm, with this code when one is given. */
+  static is(e: unknown, code?: TmmErrorCode | (string & {})): e is TmmError {
+    return typeof e === 'object' && e !== null && (e as Record<symbol, unknown>)[TMM_ERROR] === true && (code === undefined || (e as TmmError).code === code);
+  }
+
+  /** True for a NonRetryableError (or a subclass) from any copy of tmm: the consumer dead-letters it at once. */
+  static isNonRetryable(e: unknown): e is NonRetryableError {
+    return typeof e === 'object' && e !== null && (e as Record<symbol, unknown>)[NON_RETRYABLE] === true;
+  }
+}
+
+/**
+ * An optional peer dependency is needed for what was asked (a driver, amqplib, cls-hooked, fastify…) and is
+ * not installed: the message names the package and the install command.
+ */
+export class MissingPeerDependencyError extends TmmError {
+  constructor(
+    readonly packageName: string,
+    readonly neededFor: string,
+    options?: { cause?: unknown },
+  ) {
+    super('TMM_MISSING_PEER', `${neededFor} needs the package "${packageName}", which is not installed: npm install ${packageName}`, options);
+  }
+}
+
+/**
+ * Loads an optional peer dependency at the moment it is needed, resolved from the app (as a plain
+ * `require` from tmm's own files would be). A missing package becomes a MissingPeerDependencyError naming
+ * it; any other load failure (a broken native build) is rethrown as it is.
+ */
+export function requirePeer<T>(packageName: string, neededFor: string): T {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require(packageName) as T;
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if ((code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND') && String((e as Error).message).includes(`'${packageName}'`)) {
+      throw new MissingPeerDependencyError(packageName, neededFor, { cause: e });
+    }
+    throw e;
   }
 }
 
@@ -109,7 +175,7 @@ export class UnsupportedDatabaseError extends TmmError {
 /** A publish failed: returned as unroutable, nacked, timed out, or the connection went away. */
 export class PublishError extends TmmError {
   constructor(
-    code: 'TMM_PUBLISH_UNROUTABLE' | 'TMM_PUBLISH_NACKED' | 'TMM_PUBLISH_TIMEOUT' | 'TMM_PUBLISH_CONNECTION_LOST' | 'TMM_PUBLISH_CLOSED' | 'TMM_PUBLISH_FAILED',
+    code: Extract<TmmErrorCode, `TMM_PUBLISH_${string}`>,
     message: string,
     options?: { cause?: unknown },
   ) {
@@ -138,7 +204,8 @@ export class TopologyError extends TmmError {
  */
 export class NonRetryableError extends TmmError {
   constructor(message: string, options?: { cause?: unknown; code?: string }) {
-    super(options?.code ?? 'TMM_NON_RETRYABLE', message, options);
+    super((options?.code ?? 'TMM_NON_RETRYABLE') as TmmErrorCode, message, options);
+    Object.defineProperty(this, NON_RETRYABLE, { value: true });
   }
 }
 

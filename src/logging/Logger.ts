@@ -45,3 +45,34 @@ export function redactUrl(url: string): string {
     return '***';
   }
 }
+
+type LogMethod = (...args: unknown[]) => unknown;
+
+/**
+ * Takes the logger an app already has: any object with debug/info/warn/error. A pino logger (its methods
+ * take the fields first: `info(obj, msg)`) is called that way; winston, console-like and tmm loggers
+ * take `(message, fields)`. Missing methods fall back to the nearest present one; a logger that throws
+ * is never allowed to break tmm.
+ */
+export function toLogger(logger: object): Logger {
+  const l = logger as Record<string, unknown>;
+  const pino = typeof l.bindings === 'function' && typeof l.child === 'function' && 'levels' in l;
+  const pick = (...names: string[]): LogMethod | undefined => {
+    for (const n of names) if (typeof l[n] === 'function') return (l[n] as LogMethod).bind(logger);
+    return undefined;
+  };
+  const make = (...names: string[]) => {
+    const fn = pick(...names);
+    return (message: string, fields?: Record<string, unknown>): void => {
+      if (!fn) return;
+      try {
+        if (pino) fields === undefined ? fn(message) : fn(fields, message);
+        else fields === undefined ? fn(message) : fn(message, fields);
+      } catch {
+        // a broken logger must not turn into a failed publish or handler
+      }
+    };
+  };
+  if (!pino && l instanceof ConsoleLogger) return logger as Logger;
+  return { debug: make('debug', 'info'), info: make('info'), warn: make('warn', 'error'), error: make('error', 'warn') };
+}

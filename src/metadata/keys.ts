@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { processWide } from './processWide';
 
 /**
  * Every reflect-metadata key tmm uses, each with its typed define/get pair. A key string is written
@@ -28,7 +29,7 @@ export interface ContractMetadata {
  * Every class decorated with @MessageContract so far in this process, by topic, then by version, each list
  * in decoration order. Read it through findContracts (src/message/MessageContracts.ts).
  */
-const contractClasses = new Map<string, Map<number, Function[]>>();
+const contractClasses = processWide('contractClasses', () => new Map<string, Map<number, Function[]>>());
 
 export function defineContractMetadata(target: Function, meta: ContractMetadata): void {
   const previous = getContractMetadata(target);
@@ -54,6 +55,16 @@ function unregisterContractClass(target: Function, meta: ContractMetadata): void
  * The classes registered by @MessageContract for `topic`: with `version`, those of that version; without,
  * those of every version (ascending version, then decoration order). Empty when none.
  */
+/** The metadata of every @MessageContract class loaded in this process. */
+export function getContractMetadataList(): ContractMetadata[] {
+  const out: ContractMetadata[] = [];
+  for (const versions of contractClasses.values()) for (const classes of versions.values()) for (const c of classes) {
+    const meta = getContractMetadata(c);
+    if (meta) out.push(meta);
+  }
+  return out;
+}
+
 export function getContractClasses(topic: string, version?: number): Function[] {
   const versions = contractClasses.get(topic);
   if (!versions) return [];
@@ -138,7 +149,7 @@ export interface ConsumerMetadata {
 }
 
 /** Classes with at least one @Consumer method, in decoration order; what the explorer looks for. */
-const consumerClasses = new Set<Function>();
+const consumerClasses = processWide('consumerClasses', () => new Set<Function>());
 
 export function defineConsumerMetadata(prototype: object, method: string | symbol, meta: ConsumerMetadata): void {
   Reflect.defineMetadata(KEYS.consumer, meta, prototype, method);

@@ -50,4 +50,9 @@ export interface OutboxStore {
   releaseLeases(ids: string[], owner: string): Promise<number>;
   /** Deletes up to `limit` DELIVERED rows delivered before `before`; returns how many. */
   purgeDelivered(before: number, limit: number): Promise<number>;
+  /**
+   * How many rows are PENDING and when the oldest of them became due (epoch ms; null when none), for
+   * health checks. Optional: a store without it reports no backlog.
+   */
+  backlogStats?(): Promise<{ pending: number; oldestDueAt: number | null }>;
 }

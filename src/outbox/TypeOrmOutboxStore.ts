@@ -1,8 +1,8 @@
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { OutboxMessage, OutboxStatus } from '../message/OutboxMessage';
-import { Dialect } from '../transaction/dialect';
 import { Propagation } from '../transaction/Propagation';
-import { TypeOrmTransactionManager } from '../transaction/TypeOrmTransactionManager';
+import type { SqlDialect } from '../sql/SqlDialect';
+import type { TransactionManager } from '../transaction/TransactionManager';
 import { Lease, OutboxRecord, OutboxStore } from './OutboxStore';
 
 const COLUMNS = [
@@ -18,16 +18,17 @@ const MAX_ERROR = 2000;
 
 /** OutboxStore on raw SQL through TypeORM (no entity registration needed in the user's DataSource). */
 export class TypeOrmOutboxStore implements OutboxStore {
-  private readonly dialect: Dialect;
   private readonly dataSource: DataSource;
 
-  constructor(private readonly transactions: TypeOrmTransactionManager) {
-    this.dialect = transactions.dialect;
+  constructor(
+    private readonly transactions: TransactionManager,
+    private readonly dialect: SqlDialect,
+  ) {
     this.dataSource = transactions.dataSource;
   }
 
   private p(n: number): string {
-    return this.dialect === 'postgres' ? `$${n}` : '?';
+    return this.dialect.placeholder(n);
   }
 
   async append(manager: EntityManager, messages: OutboxMessage[], lease?: Lease): Promise<void> {
@@ -50,7 +51,7 @@ export class TypeOrmOutboxStore implements OutboxStore {
   /** Runs a write outside any caller transaction; on SQLite through the writer lock. */
   private async write(sql: string, params: unknown[]): Promise<number> {
     const exec = async (qr: QueryRunner): Promise<number> => (await qr.query(sql, params, true)).affected ?? 0;
-    if (this.dialect === 'sqlite') {
+    if (this.dialect.name === 'sqlite') {
       return this.transactions.run(() => exec(this.transactions.current()!.queryRunner), { propagation: Propagation.Required, name: 'tmm.outbox' });
     }
     const qr = this.dataSource.createQueryRunner();
@@ -70,7 +71,7 @@ export class TypeOrmOutboxStore implements OutboxStore {
       : (params.push(OutboxStatus.Delivered, now), `UPDATE tmm_outbox SET status = ${this.p(1)}, delivered_at = ${this.p(2)}, lease_owner = NULL, lease_until = NULL`);
     params.push(owner, now, OutboxStatus.Pending);
     const fence = `(lease_owner = ${this.p(params.length - 2)} OR lease_owner IS NULL OR lease_until < ${this.p(params.length - 1)}) AND status = ${this.p(params.length)}`;
-    if (this.dialect === 'postgres') {
+    if (this.dialect.name === 'postgres') {
       // One array parameter instead of one per id: a constant statement text, less to bind and to parse.
       params.push(ids);
       return this.write(`${head} WHERE ${fence} AND id = ANY(${this.p(params.length)}::uuid[])`, params);
@@ -100,7 +101,7 @@ export class TypeOrmOutboxStore implements OutboxStore {
       `t.status = 'PENDING' AND t.available_at <= ${this.p(1)} AND (t.lease_until IS NULL OR t.lease_until < ${this.p(2)}) ` +
       `AND (t.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM tmm_outbox o WHERE o.ordering_key = t.ordering_key ` +
       `AND o.status = 'PENDING' AND o.id < t.id))`;
-    if (this.dialect === 'postgres') {
+    if (this.dialect.name === 'postgres') {
       const qr = this.dataSource.createQueryRunner();
       try {
         // `id = ANY(ARRAY(subquery))`, not `id IN (subquery)`: for IN, PostgreSQL hash-joins the subquery's ids
@@ -120,12 +121,12 @@ export class TypeOrmOutboxStore implements OutboxStore {
     const claim = async (manager: EntityManager): Promise<OutboxRecord[]> => {
       // MariaDB: read more candidates than needed, as concurrent claimers read the same head of the queue
       // and each then skips the rows the others locked.
-      const read = this.dialect === 'mysql' ? limit * 4 : limit;
+      const read = this.dialect.name === 'mysql' ? limit * 4 : limit;
       let ids: string[] = (
         (await manager.query(`SELECT t.id FROM tmm_outbox t WHERE ${due} ORDER BY t.available_at, t.id LIMIT ${read}`, [now, now])) as { id: string }[]
       ).map((r) => String(r.id));
       if (ids.length === 0) return [];
-      if (this.dialect === 'mysql') {
+      if (this.dialect.name === 'mysql') {
         // Lock by primary key only, skipping rows another claimer holds: a locking scan of the due index
         // (or of the ordering subquery) takes gap locks and deadlocks concurrent claimers on InnoDB.
         const marks = ids.map(() => '?').join(', ');
@@ -143,7 +144,7 @@ export class TypeOrmOutboxStore implements OutboxStore {
       const rows: Record<string, unknown>[] = await manager.query(`SELECT * FROM tmm_outbox WHERE id IN (${marks})`, ids);
       return rows.map(toRecord).sort(byDueThenId);
     };
-    if (this.dialect === 'sqlite') {
+    if (this.dialect.name === 'sqlite') {
       return this.transactions.run(() => claim(this.transactions.manager), { propagation: Propagation.Required, name: 'tmm.relay.claim' });
     }
     // MariaDB/MySQL: its own transaction on a pooled connection, so the row locks hold until the UPDATE.
@@ -169,13 +170,16 @@ export class TypeOrmOutboxStore implements OutboxStore {
 
   async purgeDelivered(before: number, limit: number): Promise<number> {
     const n = Math.max(1, Math.floor(limit));
-    const sql =
-      this.dialect === 'mysql'
-        ? `DELETE FROM tmm_outbox WHERE status = 'DELIVERED' AND delivered_at < ? ORDER BY delivered_at LIMIT ${n}`
-        : this.dialect === 'postgres'
-          ? `DELETE FROM tmm_outbox WHERE id = ANY(ARRAY(SELECT id FROM tmm_outbox WHERE status = 'DELIVERED' AND delivered_at < $1 LIMIT ${n}))` // see claimDue
-          : `DELETE FROM tmm_outbox WHERE id IN (SELECT id FROM tmm_outbox WHERE status = 'DELIVERED' AND delivered_at < ? LIMIT ${n})`;
-    return this.write(sql, [before]);
+    // PostgreSQL: id = ANY(ARRAY(subquery)), see claimDue.
+    return this.write(this.dialect.limitedDelete('tmm_outbox', 'id', `status = 'DELIVERED' AND delivered_at < ${this.p(1)}`, n), [before]);
+  }
+
+  async backlogStats(): Promise<{ pending: number; oldestDueAt: number | null }> {
+    const rows: { n: number | string; oldest: number | string | null }[] = await this.dataSource.query(
+      `SELECT COUNT(*) AS n, MIN(available_at) AS oldest FROM tmm_outbox WHERE status = 'PENDING'`,
+    );
+    const r = rows[0];
+    return { pending: Number(r?.n ?? 0), oldestDueAt: r?.oldest === null || r?.oldest === undefined ? null : Number(r.oldest) };
   }
 
   async get(id: string): Promise<OutboxRecord | undefined> {

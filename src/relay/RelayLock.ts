@@ -1,3 +1,4 @@
+import { sqlDialectFor } from '../sql/SqlDialect';
 import { TmmError } from '../errors';
 import { Propagation } from '../transaction/Propagation';
 import { TypeOrmTransactionManager } from '../transaction/TypeOrmTransactionManager';
@@ -29,7 +30,7 @@ export class RelayLock {
   ) {}
 
   private p(n: number): string {
-    return this.transactions.dialect === 'postgres' ? `$${n}` : '?';
+    return sqlDialectFor(this.transactions.dialect).placeholder(n);
   }
 
   async acquire(now = Date.now()): Promise<void> {

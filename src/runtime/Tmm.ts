@@ -1,106 +1,180 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { DataSource } from 'typeorm';
-import { TmmOptions, validateTmmOptions } from '../config/TmmOptions';
-import { AsyncLocalContextStore, ClsHookedContextStore, ContextStore } from '../context';
+import { ResolvedTmmOptions, TmmOptions, resolveTmmOptions } from '../config/TmmOptions';
+import { AsyncLocalContextStore } from '../context/AsyncLocalContextStore';
+import { ClsHookedContextStore } from '../context/ClsHookedContextStore';
+import type { ContextStore } from '../context/ContextStore';
 import { ConsumerRunner } from '../consumer/ConsumerRunner';
-import { resolveConsumerRunnerOptions } from '../consumer/ConsumerRunnerOptions';
+import type { InboxStore } from '../consumer/InboxStore';
 import { TypeOrmInboxStore } from '../consumer/TypeOrmInboxStore';
-import { ConsoleLogger, Logger } from '../logging/Logger';
-import { MessageProducer, defaultProducerOptions } from '../outbox/MessageProducer';
+import { ConsoleLogger, Logger, toLogger } from '../logging/Logger';
+import { getContractMetadataList } from '../metadata/keys';
+import { MessageProducer } from '../outbox/MessageProducer';
+import type { OutboxStore } from '../outbox/OutboxStore';
 import { TypeOrmOutboxStore } from '../outbox/TypeOrmOutboxStore';
-import { MigrationResult, migrate } from '../outbox/schema';
+import { MigrationResult, migrate, prepareSqlite } from '../outbox/schema';
 import { Dispatcher } from '../relay/Dispatcher';
 import { Relay } from '../relay/Relay';
 import { RelayLock } from '../relay/RelayLock';
-import { defaultBackoffOptions } from '../relay/backoff';
+import { sqlDialectFor } from '../sql/SqlDialect';
+import type { TransactionManager } from '../transaction/TransactionManager';
 import { TypeOrmTransactionManager } from '../transaction/TypeOrmTransactionManager';
 import { MemoryTransport } from '../transport/memory/MemoryTransport';
-import { Transport } from '../transport/Transport';
+import type { ExchangeSpec, Transport } from '../transport/Transport';
 import { TmmRegistry } from './TmmRegistry';
 
 /**
+ * Adapters a Tmm can be given instead of the ones it builds from its options (a port each; see their doc
+ * comments for the contract an implementation must keep). Anything left out is built as usual.
+ */
+export interface TmmComponents {
+  /** Replaces `options.transport`. */
+  transport?: Transport;
+  /** Replaces the TypeORM outbox (tmm_outbox) the producer writes and the relay reads. */
+  outbox?: OutboxStore;
+  /** Replaces the TypeORM inbox (tmm_inbox) idempotent consumers claim in. */
+  inbox?: InboxStore;
+  /** Replaces `options.logger`. Any object with debug/info/warn/error works; pino and winston loggers as they are. */
+  logger?: Logger | object;
+  /** Replaces `options.context`. */
+  contextStore?: ContextStore;
+}
+
+/** One check of tmm.health(). */
+export interface TmmHealthCheck {
+  ok: boolean;
+  detail?: string;
+}
+
+/** What tmm.health() reports: `ok` when every check is ok. Shaped for a /health route or a terminus indicator. */
+export interface TmmHealth {
+  ok: boolean;
+  started: boolean;
+  checks: {
+    database: TmmHealthCheck & { latencyMs?: number };
+    broker: TmmHealthCheck;
+    relay: TmmHealthCheck & { enabled: boolean; pendingRows: number };
+    outbox: TmmHealthCheck & { pending: number | null; oldestPendingAgeMs: number | null };
+    consumers: TmmHealthCheck & { enabled: boolean; count: number; runningHandlers: number };
+  };
+}
+
+/** Counters of this process since start. */
+export interface TmmStats {
+  dispatcher: Readonly<{ published: number; failed: number; marked: number; deferred: number }>;
+  relay: Readonly<{ sweeps: number; claimed: number }>;
+  consumers: ReturnType<ConsumerRunner['statsSnapshot']>;
+}
+
+export interface ShutdownHooksOptions {
+  /** Signals to stop on (default SIGTERM and SIGINT). */
+  signals?: NodeJS.Signals[];
+  /** The whole shutdown may take at most this long before the process exits anyway (default 30 s). */
+  timeoutMs?: number;
+  /** Destroy the DataSource after tmm stopped (default true). */
+  destroyDataSource?: boolean;
+  /** Exit the process when done (default true; exit code 0, or 1 when the shutdown failed or timed out). */
+  exit?: boolean;
+}
+
+/**
  * One configured tmm instance: the components wired for one DataSource. Build it with `new Tmm(options)`
- * (or through the inversify module), `await start()` before use, `await stop()` on shutdown.
+ * (or through `tmm/inversify` / `tmm/nestjs`), `await start()` before use, `await stop()` on shutdown.
+ *
+ * Its facade: `producer`, `transactions`, `consumers`, `options`, `stats()`, `health()`, `start()`,
+ * `stop()`, `enableShutdownHooks()`. The other members are the wired components, exposed for tmm's own
+ * admin and tests (`@internal`, left out of the published typings).
  */
 export class Tmm {
+  /** The resolved options (every default filled in), frozen. */
+  readonly options: ResolvedTmmOptions;
   readonly name: string;
   readonly instanceId: string;
-  readonly dataSource: DataSource;
-  readonly contextStore: ContextStore;
+  /** Runs code in transactions (Spring propagation), with the transaction-bound EntityManager. */
   readonly transactions: TypeOrmTransactionManager;
-  readonly outbox: TypeOrmOutboxStore;
-  readonly transport: Transport;
-  readonly dispatcher: Dispatcher;
+  /** Sends message contracts: in a transaction they are stored with it and published iff it commits. */
   readonly producer: MessageProducer;
-  readonly relay: Relay;
-  /** Where idempotent consumers claim messages (`tmm_inbox`). */
-  readonly inbox: TypeOrmInboxStore;
   /** Runs the @Consumer handlers: found at start(), stopped (drained) first by stop(). */
   readonly consumers: ConsumerRunner;
   readonly logger: Logger;
-  private readonly options: TmmOptions;
+  /** @internal */ readonly dataSource: DataSource;
+  /** @internal */ readonly contextStore: ContextStore;
+  /** @internal */ readonly outbox: OutboxStore;
+  /** @internal */ readonly transport: Transport;
+  /** @internal */ readonly dispatcher: Dispatcher;
+  /** @internal */ readonly relay: Relay;
+  /** @internal Where idempotent consumers claim messages (`tmm_inbox`). */
+  readonly inbox: InboxStore;
   private started = false;
+  private stopping: Promise<void> | undefined;
 
-  constructor(options: TmmOptions) {
-    this.options = validateTmmOptions(options);
-    const o = this.options;
-    this.name = o.name ?? 'default';
+  constructor(options: TmmOptions, components: TmmComponents = {}) {
+    const o = (this.options = resolveTmmOptions(options));
+    this.name = o.name;
     this.instanceId = o.instanceId ?? `${hostname().slice(0, 40)}-${process.pid}-${randomBytes(3).toString('hex')}`;
-    this.logger = typeof o.logger === 'object' ? o.logger : new ConsoleLogger(o.logger ?? 'warn');
+    this.logger = components.logger
+      ? toLogger(components.logger)
+      : typeof o.logger === 'object'
+        ? toLogger(o.logger)
+        : new ConsoleLogger(o.logger);
     this.dataSource = o.dataSource;
     this.contextStore =
-      o.context === undefined || o.context === 'async-local-storage'
-        ? new AsyncLocalContextStore()
-        : o.context === 'cls-hooked'
-          ? new ClsHookedContextStore()
-          : o.context;
-    this.transactions = new TypeOrmTransactionManager(this.dataSource, { contextStore: this.contextStore, logger: this.logger });
-    this.outbox = new TypeOrmOutboxStore(this.transactions);
-    this.transport = o.transport === undefined || o.transport === 'memory' ? new MemoryTransport(this.logger) : o.transport;
+      components.contextStore ??
+      (o.context === 'async-local-storage' ? new AsyncLocalContextStore() : o.context === 'cls-hooked' ? new ClsHookedContextStore() : o.context);
+    const transactions = new TypeOrmTransactionManager(this.dataSource, { contextStore: this.contextStore, logger: this.logger });
+    this.transactions = transactions;
+    const dialect = sqlDialectFor(transactions.dialect);
+    this.outbox = components.outbox ?? new TypeOrmOutboxStore(transactions, dialect);
+    this.transport = components.transport ?? (o.transport === 'memory' ? new MemoryTransport(this.logger) : o.transport);
     this.dispatcher = new Dispatcher(this.transport, this.outbox, {
       ...o.dispatcher,
-      backoff: { ...defaultBackoffOptions, ...o.dispatcher?.backoff },
       owner: this.instanceId,
       logger: this.logger,
-    } as ConstructorParameters<typeof Dispatcher>[2]);
-    const { enabled: _enabled, ...relayOptions } = o.relay ?? {};
+    });
+    const { enabled: _enabled, ...relayOptions } = o.relay;
     this.relay = new Relay(
       this.outbox,
       this.dispatcher,
       { ...relayOptions, owner: this.instanceId, logger: this.logger },
-      this.transactions.dialect === 'sqlite' ? new RelayLock(this.transactions, this.instanceId) : undefined,
-      o.dispatcher?.deleteDelivered === false,
+      transactions.dialect === 'sqlite' ? new RelayLock(transactions, this.instanceId) : undefined,
+      !o.dispatcher.deleteDelivered,
     );
-    this.producer = new MessageProducer(this.transactions, this.outbox, this.dispatcher, this.transport, {
+    this.producer = new MessageProducer(transactions, this.outbox, this.dispatcher, this.transport, {
       ...o.producer,
       owner: this.instanceId,
     });
-    this.inbox = new TypeOrmInboxStore(this.transactions);
+    this.inbox = components.inbox ?? new TypeOrmInboxStore(transactions, dialect);
     this.consumers = new ConsumerRunner(
       {
         transport: this.transport,
-        transactions: this.transactions,
+        transactions,
         contextStore: this.contextStore,
         inbox: this.inbox,
         logger: this.logger,
         tmmName: this.name,
-        defaultExchange: o.producer?.defaultExchange ?? defaultProducerOptions.defaultExchange,
+        defaultExchange: o.producer.defaultExchange,
       },
-      resolveConsumerRunnerOptions(o.consumers),
+      o.consumers,
     );
   }
 
   /**
-   * Initializes the DataSource if needed, migrates tmm's tables (unless `migrate: false`), registers for
+   * Initializes the DataSource if needed, migrates tmm's tables (unless `migrate: false`), declares the
+   * exchanges the producer publishes to (the default one and every loaded contract's), registers for
    * decorators, starts the relay (unless `relay.enabled: false`) and the consumers (unless
    * `consumers.enabled: false`); a failure of either undoes the rest.
    */
   async start(): Promise<MigrationResult | undefined> {
+    if (this.started) return undefined;
     if (!this.dataSource.isInitialized) await this.dataSource.initialize();
-    const result = this.options.migrate === false ? undefined : await migrate(this.dataSource, { sqliteBusyTimeoutMs: this.options.sqlite?.busyTimeoutMs });
+    const result = this.options.migrate ? await migrate(this.dataSource, { sqliteBusyTimeoutMs: this.options.sqlite.busyTimeoutMs }) : undefined;
+    if (!this.options.migrate && this.transactions.dialect === 'sqlite') await prepareSqlite(this.dataSource, this.options.sqlite.busyTimeoutMs ?? 5000);
+    // A producer may start before any consumer declared its exchange: without this its rows would wait
+    // PENDING with "exchange does not exist" until some consumer process came up.
+    await this.transport.declare({ exchanges: this.producerExchanges() });
     TmmRegistry.register(this);
-    if (this.options.relay?.enabled !== false) {
+    if (this.options.relay.enabled) {
       try {
         await this.relay.start();
       } catch (e) {
@@ -108,7 +182,7 @@ export class Tmm {
         throw e;
       }
     }
-    if (this.options.consumers?.enabled !== false) {
+    if (this.options.consumers.enabled) {
       try {
         await this.consumers.start();
       } catch (e) {
@@ -122,22 +196,122 @@ export class Tmm {
     return result;
   }
 
+  /** The exchanges this producer may publish to: the default one and those named by loaded @MessageContract classes. */
+  private producerExchanges(): ExchangeSpec[] {
+    const names = new Set<string>([this.options.producer.defaultExchange]);
+    for (const meta of getContractMetadataList()) if (meta.exchange) names.add(meta.exchange);
+    return [...names].map((name) => ({ name, type: 'topic' as const }));
+  }
+
   get isStarted(): boolean {
     return this.started;
   }
 
   /**
    * Stops the consumers (running handlers finish, bounded by consumers.shutdownTimeoutMs), then the relay
-   * and the fast path (in-flight publishes finish and are marked), unregisters, closes the transport.
+   * and the fast path (in-flight publishes finish and are marked, bounded by relay.shutdownTimeoutMs),
+   * unregisters, closes the transport. Calling it again while it runs returns the same promise.
    */
-  async stop(options: { closeTransport?: boolean } = {}): Promise<void> {
-    if (!this.started) return;
+  stop(options: { closeTransport?: boolean } = {}): Promise<void> {
+    if (!this.started) return this.stopping ?? Promise.resolve();
     this.started = false;
-    // First, while the registry, the dispatcher and the transport still serve the handlers' sends and acks.
-    await this.consumers.stop();
-    TmmRegistry.unregister(this);
-    await this.relay.stop();
-    await this.dispatcher.stop();
-    if (options.closeTransport ?? true) await this.transport.close();
+    this.stopping = (async () => {
+      // First, while the registry, the dispatcher and the transport still serve the handlers' sends and acks.
+      await this.consumers.stop();
+      TmmRegistry.unregister(this);
+      await this.relay.stop();
+      await this.dispatcher.stop();
+      if (options.closeTransport ?? true) await this.transport.close();
+    })();
+    return this.stopping;
+  }
+
+  /** Counters of this process since start (fresh copies). */
+  stats(): TmmStats {
+    return { dispatcher: { ...this.dispatcher.stats }, relay: { ...this.relay.stats }, consumers: this.consumers.statsSnapshot() };
+  }
+
+  /**
+   * Checks what a load balancer or an operator needs to know, each bounded by `timeoutMs` (default 2 s):
+   * the database answers, the broker is connected, the relay runs (where enabled), the outbox backlog and
+   * the age of its oldest due row, the consumers run (where enabled). Never throws.
+   */
+  async health(options: { timeoutMs?: number } = {}): Promise<TmmHealth> {
+    const timeoutMs = options.timeoutMs ?? 2000;
+    const bounded = <T>(p: Promise<T>): Promise<T> =>
+      Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs).unref())]);
+    const database: TmmHealth['checks']['database'] = { ok: false };
+    const t0 = Date.now();
+    try {
+      await bounded(this.dataSource.query('SELECT 1'));
+      database.ok = true;
+      database.latencyMs = Date.now() - t0;
+    } catch (e) {
+      database.detail = (e as Error).message;
+    }
+    const connected = this.transport.isConnected;
+    const broker: TmmHealthCheck = connected === false ? { ok: false, detail: 'not connected' } : { ok: true, ...(connected === undefined ? { detail: 'the transport does not report its connection' } : {}) };
+    const relayEnabled = this.options.relay.enabled;
+    const relay = { ok: !relayEnabled || this.relay.isRunning, enabled: relayEnabled, pendingRows: this.relay.pending, ...(relayEnabled && !this.relay.isRunning ? { detail: 'not running' } : {}) };
+    const outbox: TmmHealth['checks']['outbox'] = { ok: true, pending: null, oldestPendingAgeMs: null };
+    if (database.ok && this.outbox.backlogStats) {
+      try {
+        const b = await bounded(this.outbox.backlogStats());
+        outbox.pending = b.pending;
+        outbox.oldestPendingAgeMs = b.oldestDueAt === null ? null : Math.max(0, Date.now() - b.oldestDueAt);
+      } catch (e) {
+        outbox.ok = false;
+        outbox.detail = (e as Error).message;
+      }
+    }
+    const consumersEnabled = this.options.consumers.enabled;
+    const consumers = {
+      ok: !this.started || !consumersEnabled || this.consumers.isRunning,
+      enabled: consumersEnabled,
+      count: this.consumers.definitions.length,
+      runningHandlers: this.consumers.runningHandlers,
+    };
+    const checks = { database, broker, relay: { ...relay, ok: !this.started || relay.ok }, outbox, consumers };
+    return { ok: this.started && Object.values(checks).every((c) => c.ok), started: this.started, checks };
+  }
+
+  /**
+   * Stops tmm when the process is told to (SIGTERM / SIGINT): stop consuming and let running handlers
+   * finish, drain the relay (bounded by its shutdownTimeoutMs), close the transport, destroy the
+   * DataSource, exit. The whole sequence is bounded by `timeoutMs`. Returns a function that removes the
+   * hooks again.
+   */
+  enableShutdownHooks(options: ShutdownHooksOptions = {}): () => void {
+    const signals = options.signals ?? ['SIGTERM', 'SIGINT'];
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    let fired = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (fired) return;
+      fired = true;
+      this.logger.info('shutting down', { signal, tmm: this.name });
+      const timer = setTimeout(() => {
+        this.logger.error('shutdown did not finish in time; exiting', { timeoutMs });
+        if (options.exit ?? true) process.exit(1);
+      }, timeoutMs);
+      timer.unref();
+      (async () => {
+        await this.stop();
+        if ((options.destroyDataSource ?? true) && this.dataSource.isInitialized) await this.dataSource.destroy();
+      })().then(
+        () => {
+          clearTimeout(timer);
+          if (options.exit ?? true) process.exit(0);
+        },
+        (e) => {
+          clearTimeout(timer);
+          this.logger.error('shutdown failed', { error: e });
+          if (options.exit ?? true) process.exit(1);
+        },
+      );
+    };
+    for (const s of signals) process.on(s, onSignal);
+    return () => {
+      for (const s of signals) process.off(s, onSignal);
+    };
   }
 }

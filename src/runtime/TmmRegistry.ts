@@ -1,7 +1,9 @@
 import { NotConfiguredError } from '../errors';
+import { processWide } from '../metadata/processWide';
 import type { Tmm } from './Tmm';
 
-const instances = new Map<string, Tmm>();
+/** Shared by every copy of tmm in the process (src/metadata/processWide.ts). */
+const instances = processWide('instances', () => new Map<string, Tmm>());
 
 /**
  * Where decorators find the running Tmm instance for a DataSource name (`default` unless configured).

@@ -105,6 +105,11 @@ export interface TransportFeatures {
  */
 export interface Transport {
   readonly features: TransportFeatures;
+  /**
+   * Whether the transport holds a working connection to its broker right now (for health checks). Optional:
+   * undefined means the transport does not know or does not say.
+   */
+  readonly isConnected?: boolean;
   declare(topology: Topology): Promise<void>;
   publish(message: TransportMessage): Promise<void>;
   subscribe(options: SubscribeOptions, handler: DeliveryHandler): Promise<Subscription>;

@@ -1,3 +1,3 @@
 export * from './Transport';
 export * from './memory';
-export * from './amqp';
+

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { AsyncLocalContextStore, ClsHookedContextStore, ContextStore, TmmContext, newContext } from 'tmm';
+import { AsyncLocalContextStore, ClsHookedContextStore, ContextStore, TmmContext, newContext } from '../../src/internal';
 
 const KEY = Symbol('test');
 const ctxWith = (value: string): TmmContext => {

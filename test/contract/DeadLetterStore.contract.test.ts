@@ -8,7 +8,8 @@ import {
   TypeOrmOutboxStore,
   TypeOrmTransactionManager,
   migrate,
-} from 'tmm';
+} from '../../src/internal';
+import { sqlDialectFor } from '../../src/sql/SqlDialect';
 import { TestDatabase, createTestDatabase, dbLanes } from '../support/databases';
 import { newDeadLetter } from '../support/deadLetters';
 
@@ -39,7 +40,7 @@ describe.each(dbLanes())('dead-letter stores (DeadLetterStore, AuditTrail, Outbo
     tm = new TypeOrmTransactionManager(db.dataSource);
     store = new TypeOrmDeadLetterStore(db.dataSource, tm.dialect);
     audit = new TypeOrmAuditTrail(db.dataSource, tm.dialect);
-    outbox = new TypeOrmOutboxStore(tm);
+    outbox = new TypeOrmOutboxStore(tm, sqlDialectFor(tm.dialect));
     outboxAdmin = new TypeOrmOutboxAdminStore(db.dataSource, tm.dialect);
   });
   afterAll(async () => db?.dispose());

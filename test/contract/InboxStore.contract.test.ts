@@ -4,7 +4,8 @@
  * cases here are the races and rollbacks around it.
  */
 import { randomUUID } from 'node:crypto';
-import { IllegalTransactionStateError, type InboxStore, TypeOrmInboxStore, TypeOrmTransactionManager, migrate } from 'tmm';
+import { IllegalTransactionStateError, type InboxStore, TypeOrmInboxStore, TypeOrmTransactionManager, migrate } from '../../src/internal';
+import { sqlDialectFor } from '../../src/sql/SqlDialect';
 import { type TestDatabase, createTestDatabase, dbLanes } from '../support/databases';
 import { LedgerEntry } from '../support/entities';
 
@@ -18,7 +19,7 @@ describe.each(dbLanes())('InboxStore contract on $name', ({ kind }) => {
     db = await createTestDatabase(kind, [LedgerEntry]);
     await migrate(db.dataSource);
     tm = new TypeOrmTransactionManager(db.dataSource);
-    inbox = new TypeOrmInboxStore(tm);
+    inbox = new TypeOrmInboxStore(tm, sqlDialectFor(tm.dialect));
   });
   afterAll(async () => db?.dispose());
   beforeEach(() => {

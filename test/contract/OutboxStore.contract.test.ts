@@ -1,5 +1,6 @@
 import { uuidv7 } from 'uuidv7';
-import { MIGRATIONS, OutboxMessage, TypeOrmOutboxStore, TypeOrmTransactionManager, migrate } from 'tmm';
+import { MIGRATIONS, OutboxMessage, TypeOrmOutboxStore, TypeOrmTransactionManager, migrate } from '../../src/internal';
+import { sqlDialectFor } from '../../src/sql/SqlDialect';
 import { TestDatabase, createTestDatabase, dbLanes } from '../support/databases';
 
 const message = (over: Partial<OutboxMessage> = {}): OutboxMessage => ({
@@ -23,7 +24,7 @@ describe.each(dbLanes())('OutboxStore contract on $name', ({ kind }) => {
   beforeAll(async () => {
     db = await createTestDatabase(kind);
     tm = new TypeOrmTransactionManager(db.dataSource);
-    store = new TypeOrmOutboxStore(tm);
+    store = new TypeOrmOutboxStore(tm, sqlDialectFor(tm.dialect));
   });
   afterAll(async () => db?.dispose());
 

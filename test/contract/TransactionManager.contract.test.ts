@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { IllegalTransactionStateError, Propagation, TypeOrmTransactionManager, UnexpectedRollbackError, migrate } from 'tmm';
+import { IllegalTransactionStateError, Propagation, TypeOrmTransactionManager, UnexpectedRollbackError, migrate } from '../../src/internal';
 import { TestDatabase, createTestDatabase, dbLanes, typeormLane } from '../support/databases';
 import { LedgerEntry } from '../support/entities';
 

@@ -1,4 +1,4 @@
-import { ConsumeContext, DeadLetterStatus, NewDeadLetter, OutboxMessage } from 'tmm';
+import { ConsumeContext, DeadLetterStatus, NewDeadLetter, OutboxMessage } from '../../src/internal';
 import { Consumer } from 'tmm/decorators';
 import { uuidv7 } from 'uuidv7';
 import { AdminHarness, ALICE, ApiClient, basic, startAdminHarness } from '../support/adminHarness';

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DataSource } from 'typeorm';
 import { uuidv7 } from 'uuidv7';
-import { TypeOrmDeadLetterStore, TypeOrmOutboxStore, TypeOrmTransactionManager } from 'tmm';
+import { TypeOrmDeadLetterStore, TypeOrmOutboxStore, TypeOrmTransactionManager } from '../../src/internal';
+import { sqlDialectFor } from '../../src/sql/SqlDialect';
 import { newDeadLetter } from '../support/deadLetters';
 
 const root = resolve(__dirname, '..', '..');
@@ -108,7 +109,7 @@ describe('tmm CLI (through its entry point, in a child process)', () => {
     expect(resent.code).toBe(0);
     const messageId = json(resent).messages[id];
     // The resend is a PENDING outbox row: the application's relay publishes it.
-    const row = await withDb(async (_ds, tm) => new TypeOrmOutboxStore(tm).get(messageId));
+    const row = await withDb(async (_ds, tm) => new TypeOrmOutboxStore(tm, sqlDialectFor(tm.dialect)).get(messageId));
     expect(row).toMatchObject({ status: 'PENDING', routingKey: 'ticketing.order-paid', exchange: '' });
     const shown = json(await tmm(['dead', 'show', id, '--json'], env));
     expect(shown).toMatchObject({ status: 'RESENT', statusBy: 'ops:jane', audit: [{ principal: 'ops:jane', action: 'dead-letter.resend', comment: 'fixed in 1.4.2' }] });
@@ -134,7 +135,7 @@ describe('tmm CLI (through its entry point, in a child process)', () => {
     writeFileSync(good, '{"orderId":"o-1","amountCents":150}');
     const ok = await tmm(['dead', 'resend', id, '--payload-file', good, '--json'], env);
     expect(ok.code).toBe(0);
-    const row = await withDb(async (_ds, tm) => new TypeOrmOutboxStore(tm).get(json(ok).messages[id]));
+    const row = await withDb(async (_ds, tm) => new TypeOrmOutboxStore(tm, sqlDialectFor(tm.dialect)).get(json(ok).messages[id]));
     expect(row?.payload).toBe('{"orderId":"o-1","amountCents":150}');
   });
 
@@ -157,7 +158,7 @@ describe('tmm CLI (through its entry point, in a child process)', () => {
     writeFileSync(good, '{"entryId":"e-1","amount":300,"currency":"EUR"}');
     const ok = await withContracts(['dead', 'resend', id, '--payload-file', good, '--json']);
     expect(ok.code).toBe(0);
-    const row = await withDb(async (_ds, tm) => new TypeOrmOutboxStore(tm).get(json(ok).messages[id]));
+    const row = await withDb(async (_ds, tm) => new TypeOrmOutboxStore(tm, sqlDialectFor(tm.dialect)).get(json(ok).messages[id]));
     expect(row?.payload).toBe('{"entryId":"e-1","amount":300,"currency":"EUR"}');
   });
 
@@ -176,7 +177,7 @@ describe('tmm CLI (through its entry point, in a child process)', () => {
   it('outbox list / retry / discard act on DEAD rows only', async () => {
     const [dead, other] = [uuidv7(), uuidv7()];
     await withDb(async (_ds, tm) => {
-      const outbox = new TypeOrmOutboxStore(tm);
+      const outbox = new TypeOrmOutboxStore(tm, sqlDialectFor(tm.dialect));
       const m = (id: string) => ({ id, topic: 'a.b', exchange: 'x', routingKey: 'a.b', payload: '{}', headers: {}, availableAt: Date.now(), orderingKey: null, createdAt: Date.now() });
       await tm.run(() => outbox.append(tm.manager, [m(dead), m(other)]));
       await outbox.recordFailure(dead, 'relay', { error: 'TMM_PUBLISH_UNROUTABLE: no queue', retryAt: Date.now(), dead: true });
@@ -186,7 +187,7 @@ describe('tmm CLI (through its entry point, in a child process)', () => {
     expect((await tmm(['outbox', 'list', '--status', 'NOPE'], env)).code).toBe(2);
     expect((await tmm(['outbox', 'retry', other], env)).code).toBe(4); // PENDING: nothing to retry
     expect((await tmm(['outbox', 'retry', dead], env)).code).toBe(0);
-    const revived = await withDb(async (_ds, tm) => new TypeOrmOutboxStore(tm).get(dead));
+    const revived = await withDb(async (_ds, tm) => new TypeOrmOutboxStore(tm, sqlDialectFor(tm.dialect)).get(dead));
     expect(revived).toMatchObject({ status: 'PENDING', attempts: 0 });
     expect((await tmm(['outbox', 'discard', dead], env)).code).toBe(4); // PENDING again, not DEAD
     expect((await tmm(['outbox', 'discard', uuidv7()], env)).code).toBe(3);

@@ -7,7 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Page } from 'playwright-core';
-import { AmqpTransport, ConsumeContext, silentLogger } from 'tmm';
+import { AmqpTransport, ConsumeContext, silentLogger } from '../../src/internal';
 import { Consumer } from 'tmm/decorators';
 import { AdminHarness, startAdminHarness } from '../support/adminHarness';
 import { launchBrowser } from '../support/browser';

@@ -1,4 +1,4 @@
-import { NewDeadLetter, findContracts } from 'tmm';
+import { NewDeadLetter, findContracts } from '../../src/internal';
 import { AdminHarness, startAdminHarness } from '../support/adminHarness';
 import { LedgerPosted } from '../support/contracts';
 import { DbKind } from '../support/databases';

@@ -1,6 +1,7 @@
 import { Container } from 'inversify';
-import { ConfigurationError, DeadLetterService, MemoryTransport, TMM, Tmm, createTmmModule } from 'tmm';
-import { TmmAdmin, createTmmAdminModule } from 'tmm/admin';
+import { ConfigurationError, DeadLetterService, MemoryTransport, TMM, Tmm, createTmmModule } from '../../src/internal';
+import { TmmAdmin } from 'tmm/admin';
+import { createTmmAdminModule } from 'tmm/inversify';
 import { TestDatabase, createTestDatabase } from '../support/databases';
 
 const TOKEN = 'di-test-token-0123456789';

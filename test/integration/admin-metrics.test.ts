@@ -2,7 +2,7 @@
  * The metrics fed by hooks in the core: the relay's statement histograms (RelayObserver) and the
  * per-consumer delivery counters (ConsumerRunner.statsByConsumer), scraped from a running admin's /metrics.
  */
-import { MemoryTransport, OutboxMessage } from 'tmm';
+import { MemoryTransport, OutboxMessage } from '../../src/internal';
 import { Consumer } from 'tmm/decorators';
 import { uuidv7 } from 'uuidv7';
 import { AdminHarness, startAdminHarness } from '../support/adminHarness';

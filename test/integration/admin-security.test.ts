@@ -1,5 +1,5 @@
 import { request as httpRequest } from 'node:http';
-import { ConfigurationError, MemoryTransport, Tmm } from 'tmm';
+import { ConfigurationError, MemoryTransport, Tmm } from '../../src/internal';
 import { TmmAdmin, redactSecrets } from 'tmm/admin';
 import { AdminHarness, ALICE, ApiClient, basic, startAdminHarness } from '../support/adminHarness';
 import { CapturingLogger } from '../support/broker';

@@ -17,7 +17,7 @@ import {
   type Tmm,
   type Transport,
   deadLetterQueueSpec,
-} from 'tmm';
+} from '../../src/internal';
 import { Consumer } from 'tmm/decorators';
 import { LedgerPosted } from '../support/contracts';
 import { ConsumerTestEnv, QueueReader, type TransportKind, sleep, uniquePrefix, waitUntil, wireMessage } from '../support/consumers';

@@ -5,7 +5,7 @@
  * redelivers a message whose effect is already committed: the inbox claim makes the next run skip it).
  * Either way every message's effect happens exactly once.
  */
-import { AmqpTransport, type Topology, silentLogger } from 'tmm';
+import { AmqpTransport, type Topology, silentLogger } from '../../src/internal';
 import { FixtureProcess, killFixtures } from '../support/fixtureProcess';
 import { AMQP_URL, uniquePrefix, waitUntil, wireMessage } from '../support/consumers';
 import { type TestDatabase, createTestDatabase } from '../support/databases';

@@ -21,7 +21,7 @@ import {
   TmmRegistry,
   TopologyError,
   createTmmModule,
-} from 'tmm';
+} from '../../src/internal';
 import { Consumer, UseInterceptors } from 'tmm/decorators';
 import { LedgerPosted } from '../support/contracts';
 import { ConsumerTestEnv, QueueReader, RecordingLogger, sleep, uniquePrefix, waitUntil, wireMessage } from '../support/consumers';

@@ -3,7 +3,7 @@
  * real dead-letter queues into tmm_dead_letter; the broker is acked only after the row committed, a
  * redelivered dead letter is stored once, and a failed insert gives the message back instead of losing it.
  */
-import { AmqpTransport, ConsumeContext, ConsumerHeaders, Topology, deadLetterQueueSpec, silentLogger } from 'tmm';
+import { AmqpTransport, ConsumeContext, ConsumerHeaders, Topology, deadLetterQueueSpec, silentLogger } from '../../src/internal';
 import { Consumer } from 'tmm/decorators';
 import type { AdminOptions } from 'tmm/admin';
 import { AdminHarness, startAdminHarness } from '../support/adminHarness';

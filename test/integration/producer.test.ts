@@ -10,7 +10,7 @@ import {
   Propagation,
   Tmm,
   TmmRegistry,
-} from 'tmm';
+} from '../../src/internal';
 import { MessageContract, Transactional, TransactionalMessage } from 'tmm/decorators';
 import { LedgerPosted } from '../support/contracts';
 import { dbLanes } from '../support/databases';

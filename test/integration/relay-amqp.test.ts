@@ -10,7 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { uuidv7 } from 'uuidv7';
-import { AmqpTransport, AmqpTransportOptionsInput, OutboxMessage, OutboxStatus, Tmm, TmmOptions, Topology, Transport, TransportMessage, migrate, silentLogger } from 'tmm';
+import { AmqpTransport, AmqpTransportOptionsInput, OutboxMessage, OutboxStatus, Tmm, TmmOptions, Topology, Transport, TransportMessage, migrate, silentLogger } from '../../src/internal';
 import { TransactionalMessage } from 'tmm/decorators';
 import { AMQP_URL, Arrival, BlackHoleBroker, CapturingLogger, QueueTally, closeConnection, connectionPid, removeTopology, sleep, waitUntil } from '../support/broker';
 import { LedgerPosted } from '../support/contracts';

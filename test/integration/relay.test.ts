@@ -1,5 +1,5 @@
 import { uuidv7 } from 'uuidv7';
-import { Delivery, MemoryTransport, OutboxMessage, RelayLockedError, Tmm } from 'tmm';
+import { Delivery, MemoryTransport, OutboxMessage, RelayLockedError, Tmm } from '../../src/internal';
 import { TestDatabase, createTestDatabase, dbLanes } from '../support/databases';
 
 const row = (over: Partial<OutboxMessage> = {}): OutboxMessage => ({

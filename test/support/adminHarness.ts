@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { MemoryTransport, Tmm, TmmOptions, Transport } from 'tmm';
+import { MemoryTransport, Tmm, TmmOptions, Transport } from '../../src/internal';
 import { AdminOptions, TmmAdmin } from 'tmm/admin';
 import { DbKind, TestDatabase, createTestDatabase } from './databases';
 

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import * as net from 'node:net';
 import { promisify } from 'node:util';
-import { AmqpTransport, Delivery, Logger, Subscription, Topology, Transport, TransportMessage, silentLogger } from 'tmm';
+import { AmqpTransport, Delivery, Logger, Subscription, Topology, Transport, TransportMessage, silentLogger } from '../../src/internal';
 
 /** The local RabbitMQ the integration tests use (`rabbitmqctl` must work too). */
 export const AMQP_URL = process.env.TMM_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';

@@ -13,7 +13,7 @@ import {
   type TransportMessage,
   consumerTopology,
   silentLogger,
-} from 'tmm';
+} from '../../src/internal';
 import { type DbKind, type TestDatabase, createTestDatabase } from './databases';
 
 export const AMQP_URL = process.env.TMM_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';

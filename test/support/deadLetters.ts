@@ -1,5 +1,5 @@
 import { uuidv7 } from 'uuidv7';
-import { NewDeadLetter, errorFingerprint } from 'tmm';
+import { NewDeadLetter, errorFingerprint } from '../../src/internal';
 import type { DataSource } from 'typeorm';
 
 /** A dead letter as the collector would build it; `over` changes any field (fingerprint follows consumer/error). */

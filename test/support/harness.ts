@@ -1,4 +1,4 @@
-import { Delivery, MemoryTransport, Tmm, TmmOptions } from 'tmm';
+import { Delivery, MemoryTransport, Tmm, TmmOptions } from '../../src/internal';
 import { DbKind, TestDatabase, createTestDatabase } from './databases';
 import { LedgerEntry } from './entities';
 

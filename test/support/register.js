@@ -12,6 +12,8 @@ const aliases = {
   'tmm/decorators': path.join(root, 'decorators', 'index.ts'),
   'tmm/testing': path.join(root, 'src', 'testing', 'index.ts'),
   'tmm/admin': path.join(root, 'src', 'admin', 'index.ts'),
+  'tmm/amqp': path.join(root, 'src', 'transport', 'amqp', 'index.ts'),
+  'tmm/inversify': path.join(root, 'src', 'di', 'index.ts'),
 };
 
 const resolve = Module._resolveFilename;

@@ -1,4 +1,4 @@
-import { ConfigurationError, MemoryTransport, errorFingerprint, normalizeErrorMessage, toDeadLetter } from 'tmm';
+import { ConfigurationError, MemoryTransport, errorFingerprint, normalizeErrorMessage, toDeadLetter } from '../../src/internal';
 import { MeteredTransport, ThroughputSampler, hostHeaderName, resolveAdminOptions } from 'tmm/admin';
 
 describe('error fingerprints', () => {

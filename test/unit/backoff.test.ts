@@ -1,4 +1,4 @@
-import { backoffDelay, topicMatches } from 'tmm';
+import { backoffDelay, topicMatches } from '../../src/internal';
 
 describe('backoffDelay', () => {
   const o = { initialDelayMs: 100, maxDelayMs: 1000, factor: 2, jitter: 0.5 };

@@ -1,6 +1,6 @@
 import { DataSource } from 'typeorm';
 import { Container } from 'inversify';
-import { ConfigurationError, MessageProducer, TMM, Tmm, createTmmModule, validateTmmOptions } from 'tmm';
+import { ConfigurationError, MessageProducer, TMM, Tmm, createTmmModule, validateTmmOptions } from '../../src/internal';
 import { MessageContract, Transactional } from 'tmm/decorators';
 
 const dataSource = new DataSource({ type: 'better-sqlite3', database: ':memory:' });

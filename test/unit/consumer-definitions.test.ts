@@ -17,7 +17,7 @@ import {
   resolveConsumerRunnerOptions,
   retryDelays,
   workQueueSpec,
-} from 'tmm';
+} from '../../src/internal';
 import { Consumer, Idempotent, MessageContract, UseInterceptors } from 'tmm/decorators';
 import { LedgerPosted } from '../support/contracts';
 

@@ -1,5 +1,5 @@
 import { IsInt, IsPositive, IsString, Length } from 'class-validator';
-import { ContractClass, DeadLetter, DeadLetterService, DeadLetterServiceDeps, InvalidInputError, contractsForDeadLetter, findContracts } from 'tmm';
+import { ContractClass, DeadLetter, DeadLetterService, DeadLetterServiceDeps, InvalidInputError, contractsForDeadLetter, findContracts } from '../../src/internal';
 import { MessageContract } from 'tmm/decorators';
 import { LedgerPosted } from '../support/contracts';
 import { newDeadLetter } from '../support/deadLetters';

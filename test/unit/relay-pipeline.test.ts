@@ -3,7 +3,7 @@
  * backlog from memory and a transport whose confirms the test releases by hand.
  */
 import type { EntityManager } from 'typeorm';
-import { Dispatcher, OutboxMessage, OutboxRecord, OutboxStore, Relay, Transport, TransportMessage } from 'tmm';
+import { Dispatcher, OutboxMessage, OutboxRecord, OutboxStore, Relay, Transport, TransportMessage } from '../../src/internal';
 
 const row = (i: number): OutboxRecord => ({
   id: `row-${String(i).padStart(6, '0')}`,

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import 'reflect-metadata';
+import { sqlDialectFor } from '../../sql/SqlDialect';
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { createRequire } from 'node:module';
@@ -47,7 +48,7 @@ class Session {
   ) {
     this.transactions = new TypeOrmTransactionManager(dataSource);
     const dialect = this.transactions.dialect;
-    this.outbox = new TypeOrmOutboxStore(this.transactions);
+    this.outbox = new TypeOrmOutboxStore(this.transactions, sqlDialectFor(this.transactions.dialect));
     this.deadLetters = new TypeOrmDeadLetterStore(dataSource, dialect);
     this.audit = new TypeOrmAuditTrail(dataSource, dialect);
     this.outboxAdmin = new TypeOrmOutboxAdminStore(dataSource, dialect);
@@ -340,7 +341,7 @@ function exitCodeOf(e: unknown): ExitCode {
   if (e instanceof NotFoundError) return ExitCode.NotFound;
   if (e instanceof StateConflictError) return ExitCode.Conflict;
   if (e instanceof InvalidInputError || e instanceof PayloadTooLargeError) return ExitCode.InvalidInput;
-  if (e instanceof TmmError && e.code === 'TMM_CONFIG_INVALID') return ExitCode.Unavailable;
+  if (TmmError.is(e) && e.code === 'TMM_CONFIG_INVALID') return ExitCode.Unavailable;
   const message = String((e as Error)?.message ?? '');
   if (/no such table|does not exist|doesn't exist/i.test(message)) return ExitCode.Unavailable;
   return ExitCode.Failure;

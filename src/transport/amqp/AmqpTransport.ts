@@ -269,7 +269,7 @@ export class AmqpTransport implements Transport {
       if (model !== undefined && this.ready !== model && this.state !== 'closed') return sub;
       this.subscriptions.delete(sub);
       await sub.cancel().catch(() => undefined);
-      if (err instanceof TmmError) throw err;
+      if (TmmError.is(err)) throw err;
       throw new TmmError('TMM_SUBSCRIBE_FAILED', `subscription to queue "${name}" could not start: ${errorText(err)}`, { cause: err });
     }
     return sub;

@@ -1,3 +1,8 @@
+// The `tmm/amqp` entry point: the RabbitMQ transport (the only code that loads amqplib, an optional peer).
+import { requirePeer } from '../../errors/TmmError';
+
+requirePeer('amqplib', 'tmm/amqp (the RabbitMQ transport)');
+
 export * from './AmqpTransport';
 export { AmqpDelivery, AmqpSubscription, fromAmqpMessage } from './AmqpSubscription';
 export { queueArguments } from './amqpTopology';

@@ -47,6 +47,11 @@ export class MemoryTransport implements Transport {
   private readonly exchanges = new Map<string, ExchangeSpec>();
   private readonly queues = new Map<string, MemoryQueue>();
   private closed = false;
+
+  /** In process: connected until closed. */
+  get isConnected(): boolean {
+    return !this.closed;
+  }
   private ttlTimer: NodeJS.Timeout | undefined;
 
   async declare(topology: Topology): Promise<void> {
