@@ -9,6 +9,9 @@ status=0
 npx tsc -p tsconfig.json --noEmit || { echo "type check failed" >&2; status=1; }
 npx jest -c jest.config.js --json --outputFile=.tmp/jest-primary.json "$@" || status=1
 npx jest -c jest.typeorm03.config.js --json --outputFile=.tmp/jest-typeorm03.json || status=1
+# The package as users get it: npm pack, installed into three fresh apps, compiled and run (test/package/run.js).
+rm -f .tmp/package-result.json
+node test/package/run.js || status=1
 node -e '
   const fs = require("fs");
   let passed = 0, failed = 0, pending = 0, suitesFailed = 0;
@@ -20,6 +23,12 @@ node -e '
     suitesFailed += r.numRuntimeErrorTestSuites || 0; // suites that could not run at all (their tests are not counted)
     console.log(`lane ${lane}: ${r.numPassedTests} passed, ${r.numFailedTests} failed in ${r.numTotalTestSuites} suites`);
   }
+  const pf = ".tmp/package-result.json";
+  if (fs.existsSync(pf)) {
+    const p = JSON.parse(fs.readFileSync(pf, "utf8"));
+    passed += p.passed; failed += p.failed;
+    console.log(`lane package: ${p.passed} passed, ${p.failed} failed`);
+  } else { console.error("lane package: no result file"); failed++; }
   if (suitesFailed > 0) console.log(`${suitesFailed} suite(s) failed to run; each counts as one failure`);
   console.log(`tests: ${passed} passed, ${failed + suitesFailed} failed` + (pending ? `, ${pending} skipped` : ""));
 '

@@ -1,5 +1,4 @@
 import type { DataSource } from 'typeorm';
-import type { TmmAdmin } from '../admin/TmmAdmin';
 import type { ConsumerRunner } from '../consumer/ConsumerRunner';
 import type { InboxStore } from '../consumer/InboxStore';
 import type { ContextStore } from '../context/ContextStore';
@@ -23,6 +22,18 @@ export type TmmToken<T> = symbol & (abstract new (...args: any[]) => T); // esli
 
 const token = <T>(name: string): TmmToken<T> => Symbol.for(`tmm:${name}`) as TmmToken<T>;
 
+/**
+ * What `TMM.Admin` resolves to: the TmmAdmin of `tmm/admin`, seen through the members an app uses (so that
+ * `tmm/inversify`'s typings do not pull in the admin's HTTP server types for apps without the admin).
+ */
+export interface TmmAdminHandle {
+  start(): Promise<unknown>;
+  stop(): Promise<void>;
+  readonly service: DeadLetterService;
+  readonly deadLetters: DeadLetterStore;
+  readonly audit: AuditTrail;
+}
+
 /** Service identifiers for what createTmmModule (and createTmmAdminModule) bind. */
 export const TMM = {
   Tmm: token<Tmm>('Tmm'),
@@ -38,7 +49,7 @@ export const TMM = {
   ConsumerRunner: token<ConsumerRunner>('ConsumerRunner'),
   InboxStore: token<InboxStore>('InboxStore'),
   /** Bound by createTmmAdminModule: the TmmAdmin and its parts. */
-  Admin: token<TmmAdmin>('Admin'),
+  Admin: token<TmmAdminHandle>('Admin'),
   DeadLetterService: token<DeadLetterService>('DeadLetterService'),
   DeadLetterStore: token<DeadLetterStore>('DeadLetterStore'),
   AuditTrail: token<AuditTrail>('AuditTrail'),

@@ -84,7 +84,7 @@ export interface ShutdownHooksOptions {
  *
  * Its facade: `producer`, `transactions`, `consumers`, `options`, `stats()`, `health()`, `start()`,
  * `stop()`, `enableShutdownHooks()`. The other members are the wired components, exposed for tmm's own
- * admin and tests (`@internal`, left out of the published typings).
+ * admin and tests (marked internal: left out of the published typings).
  */
 export class Tmm {
   /** The resolved options (every default filled in), frozen. */
