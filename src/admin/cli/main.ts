@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import 'reflect-metadata';
+import './requireCliPeers';
 import { sqlDialectFor } from '../../sql/SqlDialect';
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
@@ -17,7 +18,8 @@ import { InvalidInputError, NotFoundError, PayloadTooLargeError, StateConflictEr
 import { ConsoleLogger } from '../../logging/Logger';
 import { OutboxStatus } from '../../message/OutboxMessage';
 import { TypeOrmOutboxStore } from '../../outbox/TypeOrmOutboxStore';
-import { migrate } from '../../outbox/schema';
+import { migrate, migrationStatements } from '../../outbox/schema';
+import { dialectOf } from '../../transaction/dialect';
 import { TypeOrmTransactionManager } from '../../transaction/TypeOrmTransactionManager';
 import { AdminServer } from '../AdminServer';
 import { resolveAdminOptions } from '../AdminOptions';
@@ -137,14 +139,29 @@ export function buildProgram(run: (fn: (s: Session, g: Globals) => Promise<numbe
 
   program
     .command('migrate')
-    .description("create or upgrade tmm's tables (idempotent)")
-    .action(() =>
-      run(async (s, o) => {
+    .description("create or upgrade tmm's tables (idempotent; safe from several processes at once)")
+    .option('--print-sql [dialect]', "print the SQL for a fresh database instead of running it (dialect: sqlite, postgres or mysql; default: the database's)")
+    .action((cmd: { printSql?: string | boolean }) => {
+      const printSql = cmd.printSql;
+      if (typeof printSql === 'string') {
+        if (!['sqlite', 'postgres', 'mysql'].includes(printSql)) {
+          process.stderr.write(`tmm: --print-sql takes sqlite, postgres or mysql, got "${printSql}"\n`);
+          process.exitCode = ExitCode.Usage;
+          return;
+        }
+        out(migrationStatements(printSql as 'sqlite' | 'postgres' | 'mysql').map((sql) => `${sql};`).join('\n\n'));
+        return;
+      }
+      return run(async (s, o) => {
+        if (printSql) {
+          out(migrationStatements(dialectOf(s.dataSource)).map((sql) => `${sql};`).join('\n\n'));
+          return;
+        }
         const r = await migrate(s.dataSource);
         if (o.json) json(r);
         else out(r.applied.length === 0 ? `schema is up to date (${r.dialect})` : `applied (${r.dialect}): ${r.applied.map((a) => `${a.component} v${a.version}`).join(', ')}`);
-      }, g),
-    );
+      }, g);
+    });
 
   program
     .command('status')
