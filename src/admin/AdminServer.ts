@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import Fastify, { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { InvalidInputError, NotFoundError, PayloadTooLargeError, StateConflictError, TmmError } from '../errors';
 import type { Logger } from '../logging/Logger';
+import type { TmmHealth } from '../runtime/Tmm';
 import { OutboxStatus } from '../message/OutboxMessage';
 import type { OutboxStore } from '../outbox/OutboxStore';
 import type { AuditTrail } from '../deadletter/AuditTrail';
@@ -28,6 +29,8 @@ export interface AdminContext {
   metrics?: TmmMetrics;
   /** The consumers this process runs and the queues its collector reads (for the overview). */
   info?: () => { consumers: { name: string; queue: string; deadLetterQueue: string }[]; collecting: string[] };
+  /** The instance's health (tmm.health()): `/health` for load balancers, `/api/health` with the details. */
+  health?: () => Promise<TmmHealth>;
   logger: Logger;
 }
 
@@ -262,6 +265,20 @@ export class AdminServer {
         void reply.send(asset.body);
       });
     }
+
+    // For a load balancer or an orchestrator's probe: no credentials needed (the Host allow-list still
+    // applies), so it says only ok or not and which checks failed; 503 when not ok.
+    app.get('/health', async (_req, reply) => {
+      if (!this.ctx.health) return reply.code(404).send({ error: { code: 'TMM_NOT_FOUND', message: 'no health source' } });
+      const h = await this.ctx.health();
+      const failing = Object.entries(h.checks).filter(([, c]) => !c.ok).map(([k]) => k);
+      return reply.code(h.ok ? 200 : 503).send({ ok: h.ok, started: h.started, failing });
+    });
+    app.get('/api/health', async (_req, reply) => {
+      if (!this.ctx.health) return reply.code(404).send({ error: { code: 'TMM_NOT_FOUND', message: 'no health source' } });
+      const h = await this.ctx.health();
+      return reply.code(h.ok ? 200 : 503).send(h);
+    });
 
     app.get('/api/session', async (req) => ({
       principal: req.principal!.name,

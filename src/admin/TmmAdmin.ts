@@ -105,6 +105,7 @@ export class TmmAdmin {
         consumers: tmm.consumers.definitions.map((d) => ({ name: d.name, queue: d.queue, deadLetterQueue: d.deadLetterQueue })),
         collecting: this.collector.queues,
       }),
+      health: () => tmm.health(),
       logger,
     };
     this.server = new AdminServer(context, this.options);

@@ -33,7 +33,7 @@ describe('admin security', () => {
 
   it('no credentials → 401 on reads, actions and metrics, with a WWW-Authenticate challenge', async () => {
     const anon = new ApiClient(h.url, undefined);
-    for (const path of ['/api/overview', '/api/dead-letters', `/api/dead-letters/${id}`, '/metrics', '/api/session']) {
+    for (const path of ['/api/overview', '/api/dead-letters', `/api/dead-letters/${id}`, '/metrics', '/api/session', '/api/health']) {
       const res = await anon.get(path);
       expect({ path, status: res.status }).toEqual({ path, status: 401 });
       expect(res.body.error.code).toBe('TMM_UNAUTHORIZED');
@@ -41,6 +41,17 @@ describe('admin security', () => {
     }
     expect((await anon.post(`/api/dead-letters/${id}/resend`, {}, { csrf: false })).status).toBe(401);
     await unchanged();
+  });
+
+  it('/health answers a probe without credentials with ok and the failing checks only; the details need credentials', async () => {
+    const anon = new ApiClient(h.url, undefined);
+    const res = await anon.get('/health');
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ ok: true, started: true, failing: [] });
+    const detail = await ops().get('/api/health');
+    expect(detail.status).toBe(200);
+    expect(detail.body.checks.database.ok).toBe(true);
+    expect(detail.body.checks.outbox).toHaveProperty('oldestPendingAgeMs');
   });
 
   it('wrong token, wrong password, unknown user or scheme → 401', async () => {
