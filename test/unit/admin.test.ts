@@ -1,5 +1,6 @@
 import { ConfigurationError, MemoryTransport, errorFingerprint, normalizeErrorMessage, toDeadLetter } from '../../src/internal';
-import { MeteredTransport, ThroughputSampler, hostHeaderName, resolveAdminOptions } from 'tmm/admin';
+import { MeteredTransport, ThroughputSampler, resolveAdminOptions } from 'tmm/admin';
+import { hostHeaderName } from '../../src/admin/AdminOptions';
 
 describe('error fingerprints', () => {
   it('normalize ids, numbers, times and quoted values, so occurrences of one problem group together', () => {
