@@ -171,8 +171,10 @@ export class Tmm {
     const result = this.options.migrate ? await migrate(this.dataSource, { sqliteBusyTimeoutMs: this.options.sqlite.busyTimeoutMs }) : undefined;
     if (!this.options.migrate && this.transactions.dialect === 'sqlite') await prepareSqlite(this.dataSource, this.options.sqlite.busyTimeoutMs ?? 5000);
     // A producer may start before any consumer declared its exchange: without this its rows would wait
-    // PENDING with "exchange does not exist" until some consumer process came up.
-    await this.transport.declare({ exchanges: this.producerExchanges() });
+    // PENDING with "exchange does not exist" until some consumer process came up. A broker that is down
+    // must not keep the producer from starting (the outbox holds what it sends), so this waits a little,
+    // then goes on trying in the background until it succeeds or tmm stops.
+    await this.declareProducerExchanges();
     TmmRegistry.register(this);
     if (this.options.relay.enabled) {
       try {
@@ -196,6 +198,38 @@ export class Tmm {
     return result;
   }
 
+  private declareTimer: NodeJS.Timeout | undefined;
+
+  private async declareProducerExchanges(): Promise<void> {
+    const topology = { exchanges: this.producerExchanges() };
+    let settled = false;
+    const attempt = this.transport.declare(topology).then(
+      () => true,
+      (e: unknown) => {
+        this.logger.warn('could not declare the producer exchanges yet; retrying in the background', { error: (e as Error).message });
+        return false;
+      },
+    );
+    const ok = await Promise.race([attempt, new Promise<boolean>((r) => setTimeout(() => r(false), 3000).unref())]);
+    settled = ok;
+    if (settled) return;
+    const retry = (delayMs: number): void => {
+      this.declareTimer = setTimeout(async () => {
+        if (!this.started) return;
+        try {
+          await this.transport.declare(topology);
+          this.logger.info('producer exchanges declared', { exchanges: topology.exchanges.map((x) => x.name) });
+        } catch {
+          retry(Math.min(delayMs * 2, 30_000));
+        }
+      }, delayMs);
+      this.declareTimer.unref();
+    };
+    void attempt.then((done) => {
+      if (!done) retry(1000);
+    });
+  }
+
   /** The exchanges this producer may publish to: the default one and those named by loaded @MessageContract classes. */
   private producerExchanges(): ExchangeSpec[] {
     const names = new Set<string>([this.options.producer.defaultExchange]);
@@ -215,6 +249,7 @@ export class Tmm {
   stop(options: { closeTransport?: boolean } = {}): Promise<void> {
     if (!this.started) return this.stopping ?? Promise.resolve();
     this.started = false;
+    clearTimeout(this.declareTimer);
     this.stopping = (async () => {
       // First, while the registry, the dispatcher and the transport still serve the handlers' sends and acks.
       await this.consumers.stop();
