@@ -1,22 +1,14 @@
 import type { EntityManager } from 'typeorm';
 import type { Dialect } from '../transaction/dialect';
+import { SqlParameters, sqlDialectFor } from '../sql/SqlDialect';
 
 /**
- * Collects bind parameters while a statement is written left to right: `p(value)` returns the
- * placeholder (`$n` on PostgreSQL, `?` elsewhere) and remembers the value, so the text order always
- * matches the parameter order on the positional dialects.
+ * The SqlDialect's parameter collector (src/sql/SqlDialect.ts), made from a dialect name: `p(value)` returns
+ * the placeholder and remembers the value, so text order always matches parameter order.
  */
-export class SqlParams {
-  readonly values: unknown[] = [];
-  constructor(readonly dialect: Dialect) {}
-
-  p(value: unknown): string {
-    this.values.push(value);
-    return this.dialect === 'postgres' ? `$${this.values.length}` : '?';
-  }
-
-  list(values: readonly unknown[]): string {
-    return values.map((v) => this.p(v)).join(', ');
+export class SqlParams extends SqlParameters {
+  constructor(readonly dialectName: Dialect) {
+    super(sqlDialectFor(dialectName));
   }
 }
 
