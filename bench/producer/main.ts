@@ -283,7 +283,8 @@ async function benchSqlite(): Promise<Record<number, LevelResult>> {
     const [{ synchronous }] = (await sqlite.query('PRAGMA synchronous')) as { synchronous: number }[];
     raw.pragma(`synchronous = ${Number(synchronous)}`);
     raw.exec('CREATE TABLE bench_order (id varchar PRIMARY KEY NOT NULL, amount integer NOT NULL)');
-    for (const m of MIGRATIONS.filter((x) => x.component === 'outbox')) for (const sql of m.statements.sqlite) raw.exec(sql);
+    // Every tmm migration, as tmm.start() runs them: the outbox's indexes include the admin's partial one.
+    for (const m of MIGRATIONS) for (const sql of m.statements.sqlite) raw.exec(sql);
     const ops = { 1: Number(process.env.BENCH_SQLITE_OPS ?? 1000), 32: Number(process.env.BENCH_SQLITE_OPS_32 ?? 1500) };
     const result = await compare('sqlite', t.world, sqliteFloor(raw), ops);
     if (profiler.enabled) await t.profile(ops[1] * 3);
