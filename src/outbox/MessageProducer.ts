@@ -117,7 +117,8 @@ export class MessageProducer {
           ? undefined
           : this.store.append(scope.manager, c.messages, { owner: this.options.owner, until: Date.now() + this.options.leaseMs }),
       );
-      scope.afterCommit(() => this.dispatcher.dispatch(c.messages));
+      // Off the caller's path: its await ends at COMMIT; the publishes start on the next event-loop turn.
+      scope.afterCommit(() => this.dispatcher.dispatchSoon(c.messages));
     }
     collector.messages.push(...messages);
   }
