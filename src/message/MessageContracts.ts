@@ -37,10 +37,22 @@ export function findContracts(topic: string, version?: number): ContractClass[] 
  * reads messages of a newer contract version that added fields.
  * Throws MessageValidationError listing every failed constraint, nested ones with a dotted path.
  */
-export async function validateContract(message: object, contractName: string, options: { rejectUnknownProperties?: boolean } = {}): Promise<void> {
-  const errors = await validate(message, { forbidUnknownValues: true, whitelist: true, forbidNonWhitelisted: options.rejectUnknownProperties ?? true });
-  if (errors.length > 0) throw new MessageValidationError(contractName, flatten(errors));
+export function validateContract(message: object, contractName: string, options: { rejectUnknownProperties?: boolean } = {}): Promise<void> {
+  const validatorOptions = options.rejectUnknownProperties === false ? CONSUMER_VALIDATION : PRODUCER_VALIDATION;
+  // A plain .then, not an async function: one promise fewer per message on the producer's path.
+  let validating: Promise<ValidationError[]>;
+  try {
+    validating = validate(message, validatorOptions);
+  } catch (e) {
+    return Promise.reject(e); // as the async function this was: a rejection, never a synchronous throw
+  }
+  return validating.then((errors) => {
+    if (errors.length > 0) throw new MessageValidationError(contractName, flatten(errors));
+  });
 }
+
+const PRODUCER_VALIDATION = Object.freeze({ forbidUnknownValues: true, whitelist: true, forbidNonWhitelisted: true });
+const CONSUMER_VALIDATION = Object.freeze({ forbidUnknownValues: true, whitelist: true, forbidNonWhitelisted: false });
 
 function flatten(errors: ValidationError[], prefix = ''): ConstraintViolation[] {
   const out: ConstraintViolation[] = [];
