@@ -26,10 +26,17 @@ export class TypeOrmOutboxStore implements OutboxStore {
   /** INSERT text per row count: built once, the same text every time (what a prepared statement needs). */
   private readonly insertSql = new Map<number, string>();
 
-  constructor(private readonly transactions: TypeOrmTransactionManager) {
+  /**
+   * `writer` replaces the driver adapter chosen for the DataSource's driver: e.g. `new TypeOrmQueryWriter()`
+   * behind a pooler that cannot keep named statements (PgBouncer in transaction mode before 1.21).
+   */
+  constructor(
+    private readonly transactions: TypeOrmTransactionManager,
+    options: { writer?: PreparedWriter } = {},
+  ) {
     this.dialect = transactions.dialect;
     this.dataSource = transactions.dataSource;
-    this.writer = preparedWriterFor(this.dataSource);
+    this.writer = options.writer ?? preparedWriterFor(this.dataSource);
   }
 
   private insertText(rows: number): string {

@@ -1,7 +1,7 @@
 import { uuidv7 } from 'uuidv7';
 import { MIGRATIONS, OutboxMessage, TypeOrmOutboxStore, TypeOrmTransactionManager, migrate } from 'tmm';
 import { QueryFailedError } from 'typeorm';
-import { BetterSqlite3PreparedWriter, PgPreparedWriter, preparedWriterFor } from '../../src/outbox/writers';
+import { BetterSqlite3PreparedWriter, PgPreparedWriter, TypeOrmQueryWriter, preparedWriterFor } from '../../src/outbox/writers';
 import { TestDatabase, createTestDatabase, dbLanes, typeormLane } from '../support/databases';
 
 const message = (over: Partial<OutboxMessage> = {}): OutboxMessage => ({
@@ -214,6 +214,20 @@ describe.each(dbLanes())('OutboxStore contract on $name', ({ kind }) => {
       expect(typeormQueries).toBe(0);
       const stored = await store.get(rows[1].id);
       expect(stored).toMatchObject({ topic: 'order.paid', payload: rows[1].payload, headers: rows[1].headers, leaseOwner: 'me', status: 'PENDING' });
+    });
+
+    it('the writer option replaces the adapter (TypeOrmQueryWriter: every INSERT through TypeORM)', async () => {
+      const viaTypeorm = new TypeOrmOutboxStore(tm, { writer: new TypeOrmQueryWriter() });
+      const m = message();
+      let typeormInserts = 0;
+      await tm.run(async () => {
+        const qr = tm.current()!.queryRunner;
+        const query = qr.query.bind(qr);
+        qr.query = ((...args: Parameters<typeof qr.query>) => (String(args[0]).startsWith('INSERT INTO tmm_outbox') && typeormInserts++, query(...args))) as typeof qr.query;
+        await viaTypeorm.append(tm.manager, [m]);
+      });
+      expect(typeormInserts).toBe(1);
+      expect((await store.get(m.id))?.id).toBe(m.id);
     });
 
     it('rows written through the adapter are rolled back with the transaction', async () => {
