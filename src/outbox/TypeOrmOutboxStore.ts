@@ -39,14 +39,18 @@ export class TypeOrmOutboxStore implements OutboxStore {
     this.writer = options.writer ?? preparedWriterFor(this.dataSource);
   }
 
+  /** Rows per INSERT whose statement is kept and prepared: small batches and full chunks (other sizes are rare). */
+  private static prepared(rows: number): boolean {
+    return rows <= 16 || rows === CHUNK;
+  }
+
   private insertText(rows: number): string {
     let sql = this.insertSql.get(rows);
     if (sql === undefined) {
       const tuples: string[] = [];
       for (let r = 0; r < rows; r++) tuples.push('(' + COLUMNS.map((_c, i) => this.p(r * COLUMNS.length + i + 1)).join(', ') + ')');
       sql = `INSERT INTO tmm_outbox (${COLUMNS.join(', ')}) VALUES ${tuples.join(', ')}`;
-      // Only small batches and full chunks are kept (and prepared): other sizes are rare, each would hold a statement.
-      if (rows <= 16 || rows === CHUNK) this.insertSql.set(rows, sql);
+      if (TypeOrmOutboxStore.prepared(rows)) this.insertSql.set(rows, sql);
     }
     return sql;
   }
@@ -69,7 +73,7 @@ export class TypeOrmOutboxStore implements OutboxStore {
       }
       const sql = this.insertText(chunk.length);
       // On the transaction's own connection (its QueryRunner), through the driver adapter.
-      if (manager.queryRunner && !manager.queryRunner.isReleased) await this.writer.run(manager.queryRunner, sql, params);
+      if (manager.queryRunner && !manager.queryRunner.isReleased) await this.writer.run(manager.queryRunner, sql, params, TypeOrmOutboxStore.prepared(chunk.length));
       else await manager.query(sql, params);
     }
   }

@@ -276,6 +276,22 @@ describe.each(dbLanes())('OutboxStore contract on $name', ({ kind }) => {
       expect((await store.countByStatus()).PENDING).toBe(kind === 'mariadb' ? 5 : 3);
     });
 
+    it('a rare batch size (17 rows) is written without keeping a prepared statement for it', async () => {
+      const rows = Array.from({ length: 17 }, () => message());
+      await tm.run(async () => {
+        const qr = tm.current()!.queryRunner;
+        const prepares = async () => (kind === 'mariadb' ? Number((await qr.query(`SHOW SESSION STATUS LIKE 'Com_stmt_prepare'`))[0].Value) : 0);
+        const before = await prepares();
+        await store.append(tm.manager, rows);
+        expect(await prepares()).toBe(before);
+        if (kind === 'postgres') {
+          const named: unknown[] = await qr.query(`SELECT name FROM pg_prepared_statements WHERE statement LIKE '%$221)'`);
+          expect(named).toEqual([]);
+        }
+      });
+      expect((await store.countByStatus()).PENDING).toBe(17);
+    });
+
     it("an adapter given another driver's connection falls back to TypeORM's query path", async () => {
       let fallbackRuns = 0;
       const fallback = { name: 'counting', run: async (qr: { query: (s: string, p: unknown[]) => Promise<unknown> }, sql: string, params: unknown[]) => (fallbackRuns++, void (await qr.query(sql, params))) };

@@ -25,15 +25,18 @@ export class BetterSqlite3PreparedWriter implements PreparedWriter {
 
   constructor(private readonly fallback: PreparedWriter) {}
 
-  async run(queryRunner: QueryRunner, sql: string, params: unknown[]): Promise<void> {
+  async run(queryRunner: QueryRunner, sql: string, params: unknown[], prepare = true): Promise<void> {
     const db: unknown = await queryRunner.connect();
-    if (!isBetterSqlite3(db)) return this.fallback.run(queryRunner, sql, params);
+    if (!isBetterSqlite3(db)) return this.fallback.run(queryRunner, sql, params, prepare);
     queryRunner.connection.logger.logQuery(sql, params, queryRunner);
     try {
       let statements = this.cache.get(db);
       if (!statements) this.cache.set(db, (statements = new Map()));
       let stmt = statements.get(sql);
-      if (!stmt) statements.set(sql, (stmt = db.prepare(sql)));
+      if (!stmt) {
+        stmt = db.prepare(sql);
+        if (prepare) statements.set(sql, stmt);
+      }
       stmt.run(...params);
     } catch (e) {
       queryRunner.connection.logger.logQueryError(e as Error, sql, params, queryRunner);

@@ -15,8 +15,8 @@ export function isPgClient(conn: unknown): conn is PgClient {
 
 /**
  * `pg` (node-postgres): a named statement per text, so each pooled connection parses and plans the INSERT
- * once and then only binds and executes it (pg keeps the names it parsed per connection). Only texts given
- * `prepare: true` by the caller's policy are named; others go unnamed, still bypassing TypeORM.
+ * once and then only binds and executes it (pg keeps the names it parsed per connection). With
+ * `prepare: false` the statement goes unnamed (parsed by the server this once), still bypassing TypeORM.
  */
 export class PgPreparedWriter implements PreparedWriter {
   readonly name = 'pg';
@@ -24,11 +24,11 @@ export class PgPreparedWriter implements PreparedWriter {
 
   constructor(private readonly fallback: PreparedWriter) {}
 
-  async run(queryRunner: QueryRunner, sql: string, params: unknown[]): Promise<void> {
+  async run(queryRunner: QueryRunner, sql: string, params: unknown[], prepare = true): Promise<void> {
     const conn: unknown = await queryRunner.connect();
-    if (!isPgClient(conn)) return this.fallback.run(queryRunner, sql, params);
-    let name = this.names.get(sql);
-    if (name === undefined) {
+    if (!isPgClient(conn)) return this.fallback.run(queryRunner, sql, params, prepare);
+    let name = prepare ? this.names.get(sql) : undefined;
+    if (prepare && name === undefined) {
       // Named by content: two texts never share a name, whoever else prepares statements on the connection.
       name = `tmm_${createHash('sha1').update(sql).digest('hex').slice(0, 24)}`;
       this.names.set(sql, name);

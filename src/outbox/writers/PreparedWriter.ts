@@ -6,8 +6,8 @@ import type { QueryRunner } from 'typeorm';
  * and statement text where the driver allows it — instead of TypeORM's query path, which re-parses the
  * statement on every call (and, on PostgreSQL, sends it unnamed so the server parses and plans it again).
  *
- * Contract (checked by test/unit/prepared-writers.test.ts on every adapter):
- * - `run(queryRunner, sql, params)` executes `sql` with positional `params` on the connection
+ * Contract (checked by the 'driver writer' tests of test/contract/OutboxStore.contract.test.ts on every lane):
+ * - `run(queryRunner, sql, params, prepare)` executes `sql` with positional `params` on the connection
  *   `queryRunner.connect()` returns (TypeORM's public API; nothing of TypeORM is patched), so the write is
  *   part of the query runner's open transaction;
  * - it resolves once the database has executed the statement, and rejects with TypeORM's
@@ -15,11 +15,13 @@ import type { QueryRunner } from 'typeorm';
  *   it — the same error type the TypeORM path rejects with;
  * - the statement is logged through the DataSource's logger like any TypeORM query; TypeORM subscribers'
  *   BeforeQuery/AfterQuery events are not broadcast for it;
+ * - `prepare: false` asks not to keep a statement for this text (a rare shape: keeping one per shape would
+ *   grow without bound on every connection); the statement still goes straight to the driver;
  * - the same text may be run any number of times, on any number of connections, concurrently on
  *   different connections.
  */
 export interface PreparedWriter {
   /** Adapter name, for diagnostics and tests. */
   readonly name: string;
-  run(queryRunner: QueryRunner, sql: string, params: unknown[]): Promise<void>;
+  run(queryRunner: QueryRunner, sql: string, params: unknown[], prepare?: boolean): Promise<void>;
 }

@@ -21,9 +21,9 @@ export class Sqlite3Writer implements PreparedWriter {
 
   constructor(private readonly fallback: PreparedWriter) {}
 
-  async run(queryRunner: QueryRunner, sql: string, params: unknown[]): Promise<void> {
+  async run(queryRunner: QueryRunner, sql: string, params: unknown[], prepare = true): Promise<void> {
     const db: unknown = await queryRunner.connect();
-    if (!isSqlite3(db)) return this.fallback.run(queryRunner, sql, params);
+    if (!isSqlite3(db)) return this.fallback.run(queryRunner, sql, params, prepare);
     queryRunner.connection.logger.logQuery(sql, params, queryRunner);
     try {
       await new Promise<void>((resolve, reject) => db.run(sql, params, (err) => (err ? reject(err) : resolve())));
