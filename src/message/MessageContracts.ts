@@ -37,10 +37,22 @@ export function findContracts(topic: string, version?: number): ContractClass[] 
  * reads messages of a newer contract version that added fields.
  * Throws MessageValidationError listing every failed constraint, nested ones with a dotted path.
  */
-export async function validateContract(message: object, contractName: string, options: { rejectUnknownProperties?: boolean } = {}): Promise<void> {
-  const errors = await validate(message, { forbidUnknownValues: true, whitelist: true, forbidNonWhitelisted: options.rejectUnknownProperties ?? true });
-  if (errors.length > 0) throw new MessageValidationError(contractName, flatten(errors));
+export function validateContract(message: object, contractName: string, options: { rejectUnknownProperties?: boolean } = {}): Promise<void> {
+  const validatorOptions = options.rejectUnknownProperties === false ? CONSUMER_VALIDATION : PRODUCER_VALIDATION;
+  // A plain .then, not an async function: one promise fewer per message on the producer's path.
+  let validating: Promise<ValidationError[]>;
+  try {
+    validating = validate(message, validatorOptions);
+  } catch (e) {
+    return Promise.reject(e); // as the async function this was: a rejection, never a synchronous throw
+  }
+  return validating.then((errors) => {
+    if (errors.length > 0) throw new MessageValidationError(contractName, flatten(errors));
+  });
 }
+
+const PRODUCER_VALIDATION = Object.freeze({ forbidUnknownValues: true, whitelist: true, forbidNonWhitelisted: true });
+const CONSUMER_VALIDATION = Object.freeze({ forbidUnknownValues: true, whitelist: true, forbidNonWhitelisted: false });
 
 function flatten(errors: ValidationError[], prefix = ''): ConstraintViolation[] {
   const out: ConstraintViolation[] = [];
@@ -54,7 +66,58 @@ function flatten(errors: ValidationError[], prefix = ''): ConstraintViolation[] 
 
 /** Contract instance → JSON text. */
 export function serializeContract(message: object): string {
+  // A class class-transformer has nothing to do for, holding only primitives: instanceToPlain would copy
+  // the same own keys in the same order, so JSON.stringify gives the same text without the copy.
+  if (transformerFree(message.constructor) && flatPrimitive(message)) return JSON.stringify(message);
   return JSON.stringify(instanceToPlain(message));
+}
+
+interface TransformerStorage {
+  _typeMetadatas: Map<unknown, unknown>;
+  _transformMetadatas: Map<unknown, unknown>;
+  _exposeMetadatas: Map<unknown, unknown>;
+  _excludeMetadatas: Map<unknown, unknown>;
+}
+
+/** class-transformer's metadata storage, when its layout is the one this module knows (else: no fast path). */
+const transformerStorage: TransformerStorage | undefined = (() => {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const s = (require('class-transformer/cjs/storage') as { defaultMetadataStorage?: TransformerStorage }).defaultMetadataStorage;
+    const maps = s && [s._typeMetadatas, s._transformMetadatas, s._exposeMetadatas, s._excludeMetadatas];
+    return maps && maps.every((m) => m instanceof Map) ? s : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+
+const transformerFreeCache = new WeakMap<object, boolean>();
+
+/** True when no class-transformer decorator (@Type, @Transform, @Expose, @Exclude) is on the class or an ancestor. */
+export function transformerFree(type: unknown): boolean {
+  if (!transformerStorage || typeof type !== 'function') return false;
+  let free = transformerFreeCache.get(type);
+  if (free === undefined) {
+    free = true;
+    const s = transformerStorage;
+    for (let t: unknown = type; typeof t === 'function' && t !== Function.prototype; t = Object.getPrototypeOf(t)) {
+      if (s._typeMetadatas.has(t) || s._transformMetadatas.has(t) || s._exposeMetadatas.has(t) || s._excludeMetadatas.has(t)) free = false;
+    }
+    // Decorators run when a class is defined, before any instance is sent: the answer does not change.
+    transformerFreeCache.set(type, free);
+  }
+  return free;
+}
+
+function flatPrimitive(message: object): boolean {
+  if (typeof (message as { toJSON?: unknown }).toJSON === 'function') return false; // JSON.stringify would call it; instanceToPlain does not
+  for (const k in message) {
+    if (!Object.prototype.hasOwnProperty.call(message, k)) return false; // inherited enumerable: let class-transformer decide
+    const v = (message as Record<string, unknown>)[k];
+    const t = typeof v;
+    if (v !== null && t !== 'string' && t !== 'number' && t !== 'boolean' && t !== 'undefined') return false;
+  }
+  return true;
 }
 
 /** JSON text → contract instance (not yet validated). Throws SyntaxError on bad JSON. */

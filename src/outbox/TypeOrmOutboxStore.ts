@@ -4,6 +4,7 @@ import { Propagation } from '../transaction/Propagation';
 import type { SqlDialect } from '../sql/SqlDialect';
 import type { TransactionManager } from '../transaction/TransactionManager';
 import { Lease, OutboxRecord, OutboxStore } from './OutboxStore';
+import { PreparedWriter, preparedWriterFor } from './writers';
 
 const COLUMNS = [
   'id', 'topic', 'exchange', 'routing_key', 'payload', 'headers', 'status', 'attempts',
@@ -19,12 +20,38 @@ const MAX_ERROR = 2000;
 /** OutboxStore on raw SQL through TypeORM (no entity registration needed in the user's DataSource). */
 export class TypeOrmOutboxStore implements OutboxStore {
   private readonly dataSource: DataSource;
+  /** The outbox INSERT goes to the driver, prepared per connection (src/outbox/writers). */
+  private readonly writer: PreparedWriter;
+  /** INSERT text per row count: built once, the same text every time (what a prepared statement needs). */
+  private readonly insertSql = new Map<number, string>();
 
+  /**
+   * `writer` replaces the driver adapter chosen for the DataSource's driver: e.g. `new TypeOrmQueryWriter()`
+   * behind a pooler that cannot keep named statements (PgBouncer in transaction mode before 1.21).
+   */
   constructor(
     private readonly transactions: TransactionManager,
     private readonly dialect: SqlDialect,
+    options: { writer?: PreparedWriter } = {},
   ) {
     this.dataSource = transactions.dataSource;
+    this.writer = options.writer ?? preparedWriterFor(this.dataSource);
+  }
+
+  /** Rows per INSERT whose statement is kept and prepared: small batches and full chunks (other sizes are rare). */
+  private static prepared(rows: number): boolean {
+    return rows <= 16 || rows === CHUNK;
+  }
+
+  private insertText(rows: number): string {
+    let sql = this.insertSql.get(rows);
+    if (sql === undefined) {
+      const tuples: string[] = [];
+      for (let r = 0; r < rows; r++) tuples.push('(' + COLUMNS.map((_c, i) => this.p(r * COLUMNS.length + i + 1)).join(', ') + ')');
+      sql = `INSERT INTO tmm_outbox (${COLUMNS.join(', ')}) VALUES ${tuples.join(', ')}`;
+      if (TypeOrmOutboxStore.prepared(rows)) this.insertSql.set(rows, sql);
+    }
+    return sql;
   }
 
   private p(n: number): string {
@@ -32,19 +59,21 @@ export class TypeOrmOutboxStore implements OutboxStore {
   }
 
   async append(manager: EntityManager, messages: OutboxMessage[], lease?: Lease): Promise<void> {
+    const now = Date.now();
     for (let start = 0; start < messages.length; start += CHUNK) {
-      const chunk = messages.slice(start, start + CHUNK);
+      const chunk = start === 0 && messages.length <= CHUNK ? messages : messages.slice(start, start + CHUNK);
       const params: unknown[] = [];
-      const tuples = chunk.map((m) => {
+      for (const m of chunk) {
         params.push(
           m.id, m.topic, m.exchange, m.routingKey, m.payload, JSON.stringify(m.headers), OutboxStatus.Pending, 0,
-          m.availableAt, lease?.owner ?? null, lease ? Math.max(lease.until, m.availableAt + (lease.until - Date.now())) : null,
+          m.availableAt, lease?.owner ?? null, lease ? Math.max(lease.until, m.availableAt + (lease.until - now)) : null,
           m.orderingKey, m.createdAt,
         );
-        const base = params.length - COLUMNS.length;
-        return '(' + COLUMNS.map((_c, i) => this.p(base + i + 1)).join(', ') + ')';
-      });
-      await manager.query(`INSERT INTO tmm_outbox (${COLUMNS.join(', ')}) VALUES ${tuples.join(', ')}`, params);
+      }
+      const sql = this.insertText(chunk.length);
+      // On the transaction's own connection (its QueryRunner), through the driver adapter.
+      if (manager.queryRunner && !manager.queryRunner.isReleased) await this.writer.run(manager.queryRunner, sql, params, TypeOrmOutboxStore.prepared(chunk.length));
+      else await manager.query(sql, params);
     }
   }
 

@@ -103,6 +103,8 @@ export class Dispatcher {
   /** Delayed rows waiting for their in-process timer. */
   private readonly timers = new Map<NodeJS.Timeout, Entry>();
   private idleWaiters: (() => void)[] = [];
+  /** Committed rows handed over by dispatchSoon(), dispatched on the next turn of the event loop. */
+  private soon: { messages: DispatchItem[]; settled?: SettledCallback }[] = [];
   private stopped = false;
   readonly stats: DispatcherStats = { published: 0, failed: 0, marked: 0, deferred: 0 };
   private readonly observers = new RelayObservers();
@@ -167,6 +169,22 @@ export class Dispatcher {
     // They were inserted leased to this process, which sets no timer for them: any sweeper may take them when due.
     if (later.length > 0) void this.releaseLeases(later);
     this.pump();
+  }
+
+  /**
+   * dispatch() on the next turn of the event loop (setImmediate), so a committing caller's `await` ends
+   * when COMMIT returns and the publishes overlap its next database wait. idle() and flush() count these
+   * rows as pending; after stop() they are handed back like any dispatch(). Calls of one turn share one
+   * dispatch, in call (commit) order.
+   */
+  dispatchSoon(messages: DispatchItem[], settled?: SettledCallback): void {
+    if (this.soon.push({ messages, settled }) > 1) return;
+    setImmediate(() => {
+      const batches = this.soon;
+      this.soon = [];
+      for (const b of batches) this.dispatch(b.messages, b.settled);
+      this.checkIdle();
+    });
   }
 
   /** Gives up this process's lease on rows it will not publish itself; on failure they wait for the lease to expire. */
@@ -278,14 +296,17 @@ export class Dispatcher {
   /** Removes and returns what is queued but not yet started (on shutdown, so its leases can be released). */
   takeQueued(): DispatchItem[] {
     const entries = this.queue.splice(0, this.queue.length);
+    for (const b of this.soon.splice(0, this.soon.length)) for (const m of b.messages) entries.push({ m, settled: b.settled });
     for (const e of entries) settle(e);
     this.checkIdle();
     return entries.map((e) => e.m);
   }
 
-  /** Messages queued or in flight. */
+  /** Messages queued or in flight (or handed over by dispatchSoon and not yet dispatched). */
   get pending(): number {
-    return this.queue.length + this.inFlight;
+    let soon = 0;
+    for (const b of this.soon) soon += b.messages.length;
+    return this.queue.length + this.inFlight + soon;
   }
 
   /** Confirmed ids should be marked without waiting for the linger. */
@@ -369,7 +390,7 @@ export class Dispatcher {
   }
 
   private get busy(): boolean {
-    return this.inFlight > 0 || this.queue.length > 0 || this.toMark.length > 0 || this.marking !== undefined;
+    return this.inFlight > 0 || this.queue.length > 0 || this.toMark.length > 0 || this.marking !== undefined || this.soon.length > 0;
   }
 
   private checkIdle(): void {

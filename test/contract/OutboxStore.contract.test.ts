@@ -1,7 +1,9 @@
 import { uuidv7 } from 'uuidv7';
 import { MIGRATIONS, OutboxMessage, TypeOrmOutboxStore, TypeOrmTransactionManager, migrate } from '../../src/internal';
 import { sqlDialectFor } from '../../src/sql/SqlDialect';
-import { TestDatabase, createTestDatabase, dbLanes } from '../support/databases';
+import { QueryFailedError } from 'typeorm';
+import { BetterSqlite3PreparedWriter, PgPreparedWriter, TypeOrmQueryWriter, preparedWriterFor } from '../../src/outbox/writers';
+import { TestDatabase, createTestDatabase, dbLanes, typeormLane } from '../support/databases';
 
 const message = (over: Partial<OutboxMessage> = {}): OutboxMessage => ({
   id: uuidv7(),
@@ -187,6 +189,119 @@ describe.each(dbLanes())('OutboxStore contract on $name', ({ kind }) => {
       expect(await store.purgeDelivered(now - 5000, 100)).toBe(1);
       expect(await store.get(b.id)).toBeUndefined();
       expect((await store.get(a.id))!.status).toBe('DELIVERED');
+    });
+  });
+  // The PreparedWriter port (src/outbox/writers), on the adapter this lane's driver gets.
+  describe('driver writer', () => {
+    const expected = kind === 'postgres' ? 'pg' : kind === 'mariadb' ? 'mysql2' : typeormLane === 'typeorm03' ? 'sqlite3' : 'better-sqlite3';
+
+    beforeEach(async () => {
+      await db.dataSource.query('DELETE FROM tmm_outbox');
+    });
+
+    it(`append writes through the ${expected} adapter on the transaction's connection, not TypeORM's query path`, async () => {
+      expect(preparedWriterFor(db.dataSource).name).toBe(expected);
+      const rows = [message(), message()];
+      let typeormQueries = 0;
+      await tm.run(async () => {
+        const qr = tm.current()!.queryRunner;
+        const query = qr.query.bind(qr);
+        qr.query = ((...args: Parameters<typeof qr.query>) => (String(args[0]).includes('tmm_outbox') && typeormQueries++, query(...args))) as typeof qr.query;
+        await store.append(tm.manager, rows, { owner: 'me', until: Date.now() + 10_000 });
+        // Visible inside the transaction, on its own connection.
+        const seen: unknown[] = await query(`SELECT id FROM tmm_outbox`);
+        expect(seen).toHaveLength(2);
+      });
+      expect(typeormQueries).toBe(0);
+      const stored = await store.get(rows[1].id);
+      expect(stored).toMatchObject({ topic: 'order.paid', payload: rows[1].payload, headers: rows[1].headers, leaseOwner: 'me', status: 'PENDING' });
+    });
+
+    it('the writer option replaces the adapter (TypeOrmQueryWriter: every INSERT through TypeORM)', async () => {
+      const viaTypeorm = new TypeOrmOutboxStore(tm, sqlDialectFor(tm.dialect), { writer: new TypeOrmQueryWriter() });
+      const m = message();
+      let typeormInserts = 0;
+      await tm.run(async () => {
+        const qr = tm.current()!.queryRunner;
+        const query = qr.query.bind(qr);
+        qr.query = ((...args: Parameters<typeof qr.query>) => (String(args[0]).startsWith('INSERT INTO tmm_outbox') && typeormInserts++, query(...args))) as typeof qr.query;
+        await viaTypeorm.append(tm.manager, [m]);
+      });
+      expect(typeormInserts).toBe(1);
+      expect((await store.get(m.id))?.id).toBe(m.id);
+    });
+
+    it('rows written through the adapter are rolled back with the transaction', async () => {
+      const m = message();
+      await expect(
+        tm.run(async () => {
+          await store.append(tm.manager, [m]);
+          throw new Error('boom');
+        }),
+      ).rejects.toThrow('boom');
+      expect(await store.get(m.id)).toBeUndefined();
+    });
+
+    it('a refused statement rejects with QueryFailedError and nothing of the transaction is stored', async () => {
+      const m = message();
+      await tm.run(() => store.append(tm.manager, [m]));
+      const other = message();
+      const failed = await tm
+        .run(async () => {
+          await store.append(tm.manager, [other]);
+          await store.append(tm.manager, [{ ...m }]); // duplicate primary key
+        })
+        .then(() => undefined, (e: unknown) => e);
+      expect(failed).toBeInstanceOf(QueryFailedError);
+      expect((failed as QueryFailedError).query).toContain('INSERT INTO tmm_outbox');
+      expect(await store.get(other.id)).toBeUndefined();
+      expect((await store.countByStatus()).PENDING).toBe(1);
+    });
+
+    it('the same statement runs again and again on one connection (prepared once where the driver allows)', async () => {
+      await tm.run(async () => {
+        for (let i = 0; i < 3; i++) await store.append(tm.manager, [message()]);
+        const qr = tm.current()!.queryRunner;
+        if (kind === 'postgres') {
+          const prepared: { name: string }[] = await qr.query(`SELECT name FROM pg_prepared_statements WHERE statement LIKE 'INSERT INTO tmm_outbox %VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)'`);
+          expect(prepared.map((p) => p.name)).toEqual([expect.stringMatching(/^tmm_[0-9a-f]{24}$/)]);
+        }
+        if (kind === 'mariadb') {
+          const before = Number((await qr.query(`SHOW SESSION STATUS LIKE 'Com_stmt_prepare'`))[0].Value);
+          await store.append(tm.manager, [message()]);
+          await store.append(tm.manager, [message()]);
+          const after = Number((await qr.query(`SHOW SESSION STATUS LIKE 'Com_stmt_prepare'`))[0].Value);
+          expect(after - before).toBe(0);
+        }
+      });
+      expect((await store.countByStatus()).PENDING).toBe(kind === 'mariadb' ? 5 : 3);
+    });
+
+    it('a rare batch size (17 rows) is written without keeping a prepared statement for it', async () => {
+      const rows = Array.from({ length: 17 }, () => message());
+      await tm.run(async () => {
+        const qr = tm.current()!.queryRunner;
+        const prepares = async () => (kind === 'mariadb' ? Number((await qr.query(`SHOW SESSION STATUS LIKE 'Com_stmt_prepare'`))[0].Value) : 0);
+        const before = await prepares();
+        await store.append(tm.manager, rows);
+        expect(await prepares()).toBe(before);
+        if (kind === 'postgres') {
+          const named: unknown[] = await qr.query(`SELECT name FROM pg_prepared_statements WHERE statement LIKE '%$221)'`);
+          expect(named).toEqual([]);
+        }
+      });
+      expect((await store.countByStatus()).PENDING).toBe(17);
+    });
+
+    it("an adapter given another driver's connection falls back to TypeORM's query path", async () => {
+      let fallbackRuns = 0;
+      const fallback = { name: 'counting', run: async (qr: { query: (s: string, p: unknown[]) => Promise<unknown> }, sql: string, params: unknown[]) => (fallbackRuns++, void (await qr.query(sql, params))) };
+      const foreign = kind === 'postgres' ? new BetterSqlite3PreparedWriter(fallback) : new PgPreparedWriter(fallback);
+      const m = message();
+      const sql = `INSERT INTO tmm_outbox (id, topic, exchange, routing_key, payload, headers, status, attempts, available_at, created_at) VALUES (${kind === 'postgres' ? '$1, $2, $3, $4, $5, $6, $7, $8, $9, $10' : '?, ?, ?, ?, ?, ?, ?, ?, ?, ?'})`;
+      await tm.run(() => foreign.run(tm.current()!.queryRunner, sql, [m.id, m.topic, m.exchange, m.routingKey, m.payload, '{}', 'PENDING', 0, m.availableAt, m.createdAt]));
+      expect(fallbackRuns).toBe(1);
+      expect((await store.get(m.id))?.id).toBe(m.id);
     });
   });
 });

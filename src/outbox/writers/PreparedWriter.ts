@@ -1,0 +1,27 @@
+import type { QueryRunner } from 'typeorm';
+
+/**
+ * Port: runs one write statement (an INSERT, no result rows needed) on the driver connection of a
+ * transaction's QueryRunner, inside that transaction, with the statement prepared once per connection
+ * and statement text where the driver allows it — instead of TypeORM's query path, which re-parses the
+ * statement on every call (and, on PostgreSQL, sends it unnamed so the server parses and plans it again).
+ *
+ * Contract (checked by the 'driver writer' tests of test/contract/OutboxStore.contract.test.ts on every lane):
+ * - `run(queryRunner, sql, params, prepare)` executes `sql` with positional `params` on the connection
+ *   `queryRunner.connect()` returns (TypeORM's public API; nothing of TypeORM is patched), so the write is
+ *   part of the query runner's open transaction;
+ * - it resolves once the database has executed the statement, and rejects with TypeORM's
+ *   `QueryFailedError` (carrying the SQL, the parameters and the driver's error) when the database refuses
+ *   it — the same error type the TypeORM path rejects with;
+ * - the statement is logged through the DataSource's logger like any TypeORM query; TypeORM subscribers'
+ *   BeforeQuery/AfterQuery events are not broadcast for it;
+ * - `prepare: false` asks not to keep a statement for this text (a rare shape: keeping one per shape would
+ *   grow without bound on every connection); the statement still goes straight to the driver;
+ * - the same text may be run any number of times, on any number of connections, concurrently on
+ *   different connections.
+ */
+export interface PreparedWriter {
+  /** Adapter name, for diagnostics and tests. */
+  readonly name: string;
+  run(queryRunner: QueryRunner, sql: string, params: unknown[], prepare?: boolean): Promise<void>;
+}

@@ -1,0 +1,32 @@
+import type { DataSource } from 'typeorm';
+import { BetterSqlite3PreparedWriter } from './BetterSqlite3PreparedWriter';
+import { Mysql2PreparedWriter } from './Mysql2PreparedWriter';
+import { PgPreparedWriter } from './PgPreparedWriter';
+import { PreparedWriter } from './PreparedWriter';
+import { Sqlite3Writer } from './Sqlite3Writer';
+import { TypeOrmQueryWriter } from './TypeOrmQueryWriter';
+
+export { PreparedWriter } from './PreparedWriter';
+export { BetterSqlite3PreparedWriter, Mysql2PreparedWriter, PgPreparedWriter, Sqlite3Writer, TypeOrmQueryWriter };
+
+/**
+ * The writer for a DataSource's driver. Each adapter checks the connection it gets at run time and falls
+ * back to TypeORM's query path when it is not the driver it expects (e.g. pg-native, the `mysql` package).
+ */
+export function preparedWriterFor(dataSource: DataSource): PreparedWriter {
+  const fallback = new TypeOrmQueryWriter();
+  const options = dataSource.options as { type: string; native?: boolean };
+  switch (options.type) {
+    case 'postgres':
+      return options.native ? fallback : new PgPreparedWriter(fallback);
+    case 'better-sqlite3':
+      return new BetterSqlite3PreparedWriter(fallback);
+    case 'sqlite':
+      return new Sqlite3Writer(fallback);
+    case 'mysql':
+    case 'mariadb':
+      return new Mysql2PreparedWriter(fallback);
+    default:
+      return fallback;
+  }
+}
