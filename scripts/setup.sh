@@ -16,12 +16,15 @@ command -v node >/dev/null || die "node is not installed (Node.js >= 20.19 is re
 node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' \
   || die "Node.js >= 20.19 is required, found $(node --version)"
 
-# 2. Dependencies. Reinstall when node_modules is missing or older than the lock file.
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# 2. Dependencies. Reinstall when node_modules is missing or was installed from another lock file (compared by
+#    content, not by time: a fresh clone's files are all new).
+lock_hash="$(sha256sum package-lock.json | cut -d' ' -f1)"
+if [ ! -f node_modules/.package-lock.json ] || [ "$(cat node_modules/.tmm-lock-sha256 2>/dev/null)" != "$lock_hash" ]; then
   # `npm install` from the lock file rather than `npm ci`: this npm (11.x) records only the current platform's
   # optional binaries (@swc/core-*) in the lock file and then `npm ci` refuses it as out of sync.
   say "installing dependencies from package-lock.json (native modules build from source where no prebuilt binary can be fetched)"
   npm install --no-save --no-audit --no-fund >&2 || die "npm install failed (see above)"
+  echo "$lock_hash" > node_modules/.tmm-lock-sha256
 fi
 if ! node -e 'require("better-sqlite3")(":memory:").close()' 2>/dev/null; then
   say "building better-sqlite3"
