@@ -54,9 +54,10 @@ interface InFlight {
  *   back in time), TMM_PUBLISH_CLOSED (close() overtook it).
  * - nack({ requeue: false }) and an expired TTL dead-letter a message the way RabbitMQ does: re-routed
  *   through the queue's dead-letter exchange and routing key with `x-first-death-queue` and
- *   `x-first-death-reason`, then acked. A queue with a TTL and no bindings (a delay queue, like tmm's
- *   retry queues) is expired by every transport that declared it and does not consume it: each message is
- *   held with `nak(remaining)` until its TTL passed, then dead-lettered — a server-side delay.
+ *   `x-first-death-reason`, then acked. A queue with a TTL is expired by every transport that declared it
+ *   without consuming it (and by its subscribers, for what arrives expired): a delay queue (no bindings,
+ *   like tmm's retry queues) has each message held with `nak(remaining)` until its TTL passed — a
+ *   server-side delay — then dead-lettered; a bound queue has only its already expired messages taken.
  * - Single active consumer: a lease per queue (NatsLease), since JetStream 2.9 has no pinned consumers.
  * - The connection reconnects forever (reconnectTimeWaitMs) until close(); each state change is one log
  *   line. Pending publishes fail at a disconnect instead of hanging; subscriptions pull again after it.
@@ -190,7 +191,7 @@ export class NatsTransport implements Transport {
     }
     const merged = this.declared.get(spec.name);
     this.declared.set(spec.name, { ...spec, bindings: [...(merged?.bindings ?? []), ...(spec.bindings ?? [])] });
-    if (spec.messageTtl !== undefined && (spec.bindings ?? []).length === 0 && !this.expirers.has(spec.name) && !this.isSubscribed(spec.name)) {
+    if (spec.messageTtl !== undefined && !this.expirers.has(spec.name) && !this.isSubscribed(spec.name)) {
       const expirer = new NatsExpirer(this.host, spec);
       this.expirers.set(spec.name, expirer);
       expirer.start();
@@ -530,22 +531,33 @@ class NatsExpirer {
 
   private async loop(): Promise<void> {
     const ttl = this.spec.messageTtl ?? 0;
+    // A delay queue (no bindings, like tmm's retry queues) is only ever expired: each message is held on the
+    // server with nak(remaining). A bound queue with a TTL may be consumed elsewhere: only what is already
+    // expired is taken; the rest goes straight back.
+    const holdOnServer = (this.spec.bindings ?? []).length === 0;
     let failures = 0;
     while (this.active) {
       try {
         const consumer = await this.host.consumer(this.spec.name);
         if (!this.active) return;
-        const batch = await consumer.fetch({ max_messages: 256, expires: 5_000 });
+        const batch = await consumer.fetch({ max_messages: holdOnServer ? 256 : 16, expires: holdOnServer ? 5_000 : 1_000 });
         this.batch = batch;
         failures = 0;
+        let dueIn = Infinity;
         for await (const m of batch) {
           if (!this.active) {
             safe(() => m.nak());
             continue;
           }
           const left = ttl - (Date.now() - storedAt(m));
-          if (left > 0) {
+          if (left > 0 && holdOnServer) {
             safe(() => m.nak(left));
+            continue;
+          }
+          if (left > 0) {
+            // A bound queue may have subscribers elsewhere: give it back at once and look again when it is due.
+            safe(() => m.nak());
+            dueIn = Math.min(dueIn, left);
             continue;
           }
           const message = decodeFor(m);
@@ -557,18 +569,23 @@ class NatsExpirer {
             },
           );
         }
+        if (!holdOnServer && this.active) await this.pause(Number.isFinite(dueIn) ? Math.max(50, dueIn) : 250);
       } catch (e) {
         failures++;
         if (this.active) this.host.logger.debug('nats expirer pull failed; retrying', { queue: this.spec.name, error: (e as Error).message });
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, Math.min(5_000, 100 * 2 ** Math.min(failures, 6)));
-          this.wake = () => {
-            clearTimeout(t);
-            resolve();
-          };
-        });
+        await this.pause(Math.min(5_000, 100 * 2 ** Math.min(failures, 6)));
       }
     }
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, Math.min(ms, 1_000));
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
   }
 }
 
