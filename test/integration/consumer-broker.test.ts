@@ -308,6 +308,36 @@ describe.each(lanes)('consumers on $name', ({ transport: transportKind, db: dbKi
     expect(tmm.consumers.stats.handled).toBe(total);
   });
 
+  it('ordered: a single active consumer among two instances; retries wait in place, later messages never overtake', async () => {
+    class Sequence {
+      readonly order: string[] = [];
+      failures = 0;
+      @Consumer({ queue: `${prefix}.ordered`, exchange: prefix, routingKey: 'work', ordered: true, retry: { delays: [30, 60] } })
+      async handle(m: LedgerPosted): Promise<void> {
+        if (m.entryId === 's-1' && this.failures < 2) {
+          this.failures++;
+          throw new Error('not yet');
+        }
+        this.order.push(m.entryId);
+      }
+    }
+    const one = new Sequence();
+    const two = new Sequence();
+    const t = env.transport();
+    const first = await env.start([one], {}, t);
+    const second = await env.start([two], {}, env.transport());
+    const ids = ['s-0', 's-1', 's-2', 's-3', 's-4', 's-5'];
+    for (const id of ids) await t.publish(wireMessage({ exchange: prefix, routingKey: 'work', body: valid(id) }));
+    await waitUntil(() => one.order.length + two.order.length === ids.length, 'all six handled');
+    await sleep(200);
+    // One instance consumed everything, in publish order, the failing one retried in place.
+    const [active, idle] = one.order.length > 0 ? [one, two] : [two, one];
+    expect(active.order).toEqual(ids);
+    expect(idle.order).toEqual([]);
+    expect(active.failures).toBe(2);
+    expect(first.consumers.stats.retried + second.consumers.stats.retried).toBe(0);
+  });
+
   it('messagesPerTransaction: a group commits together; a failing member rolls it back and runs alone, the others once', async () => {
     class Grouped {
       readonly runs = new Map<string, number>();
