@@ -86,7 +86,7 @@ it('fails publishes with TMM_PUBLISH_TIMEOUT while the server is stalled (SIGSTO
     await t.declare({ queues: [{ name: queue }] });
     const before = { ...message(queue, 0), exchange: '', routingKey: queue };
     await t.publish(before);
-    server.pause();
+    await server.pause();
     let resumed = false;
     try {
       const stalled = { ...message(queue, 1), exchange: '', routingKey: queue };

@@ -1,10 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const NATS_SERVER = process.env.TMM_NATS_SERVER_BIN ?? '/usr/sbin/nats-server';
+/** The nats-server binary: from PATH unless TMM_NATS_SERVER_BIN names it. */
+const NATS_SERVER = process.env.TMM_NATS_SERVER_BIN ?? 'nats-server';
 
 /**
  * A PRIVATE nats-server with JetStream (loopback, a free port, its own store in a temp directory) for
@@ -38,7 +39,7 @@ export class PrivateNatsServer {
     let stderr = '';
     proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     const failed = new Promise<never>((_, reject) => {
-      proc.once('error', (e) => reject(new Error(`could not start ${NATS_SERVER} (private nats-server for a failure test): ${e.message}`)));
+      proc.once('error', (e) => reject(new Error(`could not start ${NATS_SERVER} (private nats-server for a failure test; install nats-server or set TMM_NATS_SERVER_BIN): ${e.message}`)));
       proc.once('exit', (code) => reject(new Error(`private nats-server exited with ${code} before accepting connections: ${stderr}`)));
     });
     failed.catch(() => undefined);
@@ -59,8 +60,16 @@ export class PrivateNatsServer {
     await exited;
   }
 
-  pause(): void {
-    this.proc?.kill('SIGSTOP');
+  /** SIGSTOP, resolved once the kernel reports the process stopped (the signal is asynchronous). */
+  async pause(): Promise<void> {
+    const pid = this.proc?.pid;
+    if (!pid) throw new Error('private nats-server is not running');
+    this.proc!.kill('SIGSTOP');
+    const until = Date.now() + 5_000;
+    while (!/^\d+ \(.*\) T /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))) {
+      if (Date.now() > until) throw new Error(`private nats-server (pid ${pid}) did not stop after SIGSTOP`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
   }
 
   resume(): void {
