@@ -21,6 +21,7 @@ module.exports = {
     '^tmm/testing$': '<rootDir>/src/testing/index.ts',
     '^tmm/admin$': '<rootDir>/src/admin/index.ts',
     '^tmm/amqp$': '<rootDir>/src/transport/amqp/index.ts',
+    '^tmm/nats$': '<rootDir>/src/transport/nats/index.ts',
     '^tmm/inversify$': '<rootDir>/src/di/index.ts',
   },
   setupFiles: ['reflect-metadata'],

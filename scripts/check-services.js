@@ -6,6 +6,7 @@ const pg = { host: process.env.TMM_PG_HOST || '127.0.0.1', port: Number(process.
 const my = { host: process.env.TMM_MYSQL_HOST || '127.0.0.1', port: Number(process.env.TMM_MYSQL_PORT || 3306), user: process.env.TMM_MYSQL_USER || 'root', password: process.env.TMM_MYSQL_PASSWORD || '' };
 const amqpUrl = process.env.TMM_AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672';
 const dbName = process.env.TMM_PG_DATABASE || 'test';
+const natsUrl = process.env.TMM_NATS_URL || 'nats://127.0.0.1:4222';
 
 async function postgres(database = dbName) {
   const { Client } = require('pg');
@@ -25,6 +26,19 @@ async function rabbitmq() {
   const c = await amqp.connect(amqpUrl, { timeout: 3000 });
   await c.close();
 }
+async function nats() {
+  // A real client, and JetStream must be enabled (an account info request answers).
+  const { connect } = require('@nats-io/transport-node');
+  const { jetstreamManager } = require('@nats-io/jetstream');
+  const nc = await connect({ servers: natsUrl, timeout: 3000, reconnect: false });
+  try {
+    await jetstreamManager(nc, { timeout: 3000 });
+  } catch (e) {
+    throw new Error(`NATS answers at ${natsUrl} but JetStream does not (start nats-server with -js): ${e && e.message ? e.message : e}`);
+  } finally {
+    await nc.close();
+  }
+}
 async function ensureDatabases() {
   const { Client } = require('pg');
   const c = new Client({ ...pg, database: 'postgres', connectionTimeoutMillis: 3000 });
@@ -38,7 +52,7 @@ async function ensureDatabases() {
   await m.end();
 }
 
-const checks = { postgres: () => postgres(), mariadb, rabbitmq, 'ensure-databases': ensureDatabases };
+const checks = { postgres: () => postgres(), mariadb, rabbitmq, nats, 'ensure-databases': ensureDatabases };
 if (!checks[what]) {
   console.error(`usage: node scripts/check-services.js ${Object.keys(checks).join('|')}`);
   process.exit(2);

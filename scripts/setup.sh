@@ -2,7 +2,7 @@
 # Prepares this checkout for `npm run demo`, `npm test` or a benchmark, on a fresh machine as on a warm one:
 #   1. Node.js new enough; 2. dependencies installed (npm ci) with native modules built;
 #   3. for tests: Debian's chromium (the admin console's browser tests);
-#   4. for tests/benchmarks: PostgreSQL, MariaDB and RabbitMQ answer (started if down), database `test` exists.
+#   4. for tests/benchmarks: PostgreSQL, MariaDB, RabbitMQ and NATS JetStream answer (started if down), database `test` exists.
 # Usage: scripts/setup.sh demo|test|bench
 set -euo pipefail
 mode="${1:-test}"
@@ -51,6 +51,11 @@ fi
 start_postgres() { pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start; }
 start_mariadb() { start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd; }
 start_rabbitmq() { rabbitmq-server -detached; }
+start_nats() {
+  [ -x /usr/sbin/nats-server ] || { say "/usr/sbin/nats-server is not installed (Debian package nats-server)"; return 1; }
+  mkdir -p /var/lib/nats-server
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
+}
 
 ensure() {
   local name="$1" starter="$2" waited=0
@@ -67,4 +72,5 @@ ensure() {
 ensure postgres start_postgres
 ensure mariadb start_mariadb
 ensure rabbitmq start_rabbitmq
+ensure nats start_nats
 node scripts/check-services.js ensure-databases >&2 || die "could not create the test databases"

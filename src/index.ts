@@ -46,6 +46,12 @@ export type { Logger, LogLevel } from './logging/Logger';
 export { ConsoleLogger, silentLogger } from './logging/Logger';
 export type { SqlDialect, DialectName } from './sql/SqlDialect';
 
+// SET routing: a Transport over named transports (no broker client of its own)
+export { SetRoutingTransport, SetHeaders } from './transport/sets/SetRoutingTransport';
+export type { SetFlowStats, SetRoutingOptions } from './transport/sets/SetRoutingTransport';
+export { validateSetRules } from './transport/sets/SetRules';
+export type { SetKeySource, SetRules } from './transport/sets/SetRules';
+
 // Consuming
 export type { ConsumeContext, ConsumeInterceptor, InterceptionContext, InterceptorRef } from './consumer/ConsumeContext';
 export type { ConsumerRunner, ConsumerStats } from './consumer/ConsumerRunner';

@@ -19,3 +19,5 @@ export * from './runtime';
 export * from './transport/amqp';
 export * from './di';
 export * from './sql/SqlDialect';
+export * from './transport/sets';
+export * from './transport/nats';

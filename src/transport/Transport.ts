@@ -83,6 +83,11 @@ export interface TransportFeatures {
   durable: boolean;
   /** publish() resolves only after the broker confirmed the message. */
   confirms: boolean;
+  /**
+   * The broker drops a second publish of the same message id within this many ms (NATS JetStream's
+   * duplicate window); absent or 0: no deduplication on publish (RabbitMQ, memory), consumers dedup.
+   */
+  deduplicationWindowMs?: number;
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * The Transport port's contract (src/transport/Transport.ts), run unchanged against every adapter:
- * the in-memory transport and AmqpTransport on the local RabbitMQ (127.0.0.1:5672, guest/guest).
+ * the in-memory transport, AmqpTransport on the local RabbitMQ (127.0.0.1:5672, guest/guest) and
+ * NatsTransport on the local NATS JetStream (127.0.0.1:4222).
  * Each test works on its own randomly named exchanges and queues; the AMQP ones are deleted afterwards.
  * Where adapters legitimately differ, the test reads `transport.features` instead of the adapter name.
  */
@@ -9,9 +10,11 @@ import { PublishError, TopologyError, TransportClosedError } from '../../src/err
 import { silentLogger } from '../../src/logging/Logger';
 import { AmqpTransport } from '../../src/transport/amqp';
 import { MemoryTransport } from '../../src/transport/memory/MemoryTransport';
+import { NatsTransport } from '../../src/transport/nats';
 import type { Delivery, DeliveryHandler, Headers, QueueSpec, Topology, Transport, TransportMessage } from '../../src/transport/Transport';
 
 const AMQP_URL = process.env.TMM_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const NATS_URL = process.env.TMM_NATS_URL ?? 'nats://127.0.0.1:4222';
 
 interface Adapter {
   name: string;
@@ -46,7 +49,23 @@ const amqpAdapter = (): Adapter => {
   };
 };
 
-describe.each([memoryAdapter(), amqpAdapter()])('Transport contract: $name', (adapter) => {
+const natsAdapter = (): Adapter => {
+  let admin: NatsTransport | undefined;
+  const create = () => new NatsTransport({ servers: NATS_URL, logger: silentLogger, publishTimeoutMs: 5_000, leaseMs: 1_000, connectionName: 'tmm-contract-test' });
+  return {
+    name: 'NatsTransport',
+    create,
+    cleanup: async (topology) => {
+      admin ??= create();
+      await admin.remove(topology);
+    },
+    teardown: async () => {
+      await admin?.close();
+    },
+  };
+};
+
+describe.each([memoryAdapter(), amqpAdapter(), natsAdapter()])('Transport contract: $name', (adapter) => {
   let transports: Transport[] = [];
   let created: Required<Topology> = { exchanges: [], queues: [] };
   let prefix = '';

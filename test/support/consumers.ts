@@ -1,3 +1,4 @@
+import { NatsTransport } from '../../src/transport/nats';
 import { randomUUID } from 'node:crypto';
 import {
   AmqpTransport,
@@ -18,7 +19,10 @@ import { type DbKind, type TestDatabase, createTestDatabase } from './databases'
 
 export const AMQP_URL = process.env.TMM_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 
-export type TransportKind = 'amqp' | 'memory';
+export type TransportKind = 'amqp' | 'nats' | 'memory';
+
+/** The local NATS JetStream of the consumer suites. */
+export const NATS_URL = process.env.TMM_NATS_URL ?? 'nats://127.0.0.1:4222';
 
 /** A unique name prefix per test, so queues never leak between tests (or test files running in parallel). */
 export function uniquePrefix(tag: string): string {
@@ -116,7 +120,12 @@ export class ConsumerTestEnv {
   }
 
   transport(): Transport {
-    const t = this.transportKind === 'amqp' ? new AmqpTransport({ url: AMQP_URL, logger: silentLogger, connectionName: 'tmm-consumer-test', confirmTimeoutMs: 5000 }) : new MemoryTransport();
+    const t =
+      this.transportKind === 'amqp'
+        ? new AmqpTransport({ url: AMQP_URL, logger: silentLogger, connectionName: 'tmm-consumer-test', confirmTimeoutMs: 5000 })
+        : this.transportKind === 'nats'
+          ? new NatsTransport({ servers: NATS_URL, logger: silentLogger, connectionName: 'tmm-consumer-test', publishTimeoutMs: 5000, leaseMs: 1000, ackWaitMs: 5000 })
+          : new MemoryTransport();
     this.transports.push(t);
     return t;
   }
@@ -152,8 +161,11 @@ export class ConsumerTestEnv {
 
   async cleanup(): Promise<void> {
     for (const tmm of this.instances.splice(0)) await tmm.stop({ closeTransport: false }).catch(() => undefined);
-    if (this.transportKind === 'amqp' && (this.topology.queues.length > 0 || this.topology.exchanges.length > 0)) {
-      const admin = new AmqpTransport({ url: AMQP_URL, logger: silentLogger, connectionName: 'tmm-consumer-test-cleanup' });
+    if (this.transportKind !== 'memory' && (this.topology.queues.length > 0 || this.topology.exchanges.length > 0)) {
+      const admin =
+        this.transportKind === 'amqp'
+          ? new AmqpTransport({ url: AMQP_URL, logger: silentLogger, connectionName: 'tmm-consumer-test-cleanup' })
+          : new NatsTransport({ servers: NATS_URL, logger: silentLogger, connectionName: 'tmm-consumer-test-cleanup' });
       try {
         await admin.remove({ queues: this.topology.queues.splice(0), exchanges: this.topology.exchanges.splice(0) });
       } finally {

@@ -13,6 +13,7 @@ const aliases = {
   'tmm/testing': path.join(root, 'src', 'testing', 'index.ts'),
   'tmm/admin': path.join(root, 'src', 'admin', 'index.ts'),
   'tmm/amqp': path.join(root, 'src', 'transport', 'amqp', 'index.ts'),
+  'tmm/nats': path.join(root, 'src', 'transport', 'nats', 'index.ts'),
   'tmm/inversify': path.join(root, 'src', 'di', 'index.ts'),
 };
 

@@ -1,0 +1,71 @@
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import { randomUUID } from 'node:crypto';
+
+/**
+ * Single active consumer on JetStream 2.9 (which has no pinned consumers): a lease per queue, the latest
+ * message on `<prefix>.leases.<queue>` in the `<P>_LEASES` stream, taken and renewed by compare-and-set on
+ * the subject's last sequence (`Nats-Expected-Last-Subject-Sequence`). The holder renews every leaseMs/3;
+ * a holder that died is replaced once its lease ran out; cancel() releases it at once.
+ */
+export class NatsLease {
+  readonly holder = randomUUID();
+  private seq = 0;
+  private heldUntil = 0;
+
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    private readonly stream: string,
+    private readonly subject: string,
+    readonly leaseMs: number,
+  ) {}
+
+  get held(): boolean {
+    return this.seq > 0 && Date.now() < this.heldUntil;
+  }
+
+  /** Takes the lease if it is free or expired, or renews it if held; false when another holder has it. */
+  async acquireOrRenew(): Promise<boolean> {
+    let expected = this.seq;
+    if (this.seq === 0) {
+      const last = await this.jsm.streams.getMessage(this.stream, { last_by_subj: this.subject }).catch(() => null);
+      if (last) {
+        const lease = parse(last.data);
+        if (lease.holder && lease.holder !== this.holder && lease.until > Date.now()) return false;
+        expected = last.seq;
+      }
+    }
+    const until = Date.now() + this.leaseMs;
+    try {
+      const pa = await this.js.publish(this.subject, encode({ holder: this.holder, until }), { expect: { lastSubjectSequence: expected } });
+      this.seq = pa.seq;
+      this.heldUntil = until;
+      return true;
+    } catch {
+      this.seq = 0;
+      this.heldUntil = 0;
+      return false;
+    }
+  }
+
+  async release(): Promise<void> {
+    if (this.seq === 0) return;
+    const expected = this.seq;
+    this.seq = 0;
+    this.heldUntil = 0;
+    await this.js.publish(this.subject, encode({ holder: null, until: 0 }), { expect: { lastSubjectSequence: expected } }).catch(() => undefined);
+  }
+}
+
+function encode(v: { holder: string | null; until: number }): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(v));
+}
+
+function parse(data: Uint8Array): { holder: string | null; until: number } {
+  try {
+    const v = JSON.parse(new TextDecoder().decode(data)) as { holder?: unknown; until?: unknown };
+    return { holder: typeof v.holder === 'string' ? v.holder : null, until: typeof v.until === 'number' ? v.until : 0 };
+  } catch {
+    return { holder: null, until: 0 };
+  }
+}
