@@ -144,7 +144,7 @@ export class MessageProducer {
     const headers: Headers = {};
     if (options.headers) for (const k of Object.keys(options.headers)) headers[k] = options.headers[k];
     headers[TmmHeaders.contractVersion] = meta.version;
-    return {
+    const row: OutboxMessage = {
       id: uuidv7(),
       topic: meta.topic,
       exchange: options.exchange ?? meta.exchange ?? this.options.defaultExchange,
@@ -155,6 +155,9 @@ export class MessageProducer {
       orderingKey: options.orderingKey ?? null,
       createdAt: now,
     };
+    // A routing transport (SET router) fixes the message's route now, while the rules are the ones it was sent under.
+    if (this.transport.stampHeaders) Object.assign(headers, this.transport.stampHeaders(toTransportMessage(row)));
+    return row;
   }
 }
 

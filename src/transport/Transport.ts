@@ -115,6 +115,12 @@ export interface Transport {
    * undefined means the transport does not know or does not say.
    */
   readonly isConnected?: boolean;
+  /**
+   * Headers a routing transport fixes when a message is stored, before it is ever published (the producer
+   * merges them into the outbox row). Optional. The SET router writes the message's set here, so a rule
+   * change between restarts never moves a message that is already waiting in the outbox.
+   */
+  stampHeaders?(message: TransportMessage): Headers | undefined;
   declare(topology: Topology): Promise<void>;
   publish(message: TransportMessage): Promise<void>;
   subscribe(options: SubscribeOptions, handler: DeliveryHandler): Promise<Subscription>;

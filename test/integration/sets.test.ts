@@ -185,3 +185,44 @@ describe('RabbitMQ + NATS JetStream as two sets', () => {
     }
   });
 });
+
+describe('a message keeps the set it was sent under', () => {
+  it('the set is stored with the outbox row at send time: a rule change between restarts does not move a waiting message', async () => {
+    const { DataSource } = await import('typeorm');
+    const { Tmm } = await import('../../src/internal');
+    const { LedgerPosted } = await import('../support/contracts');
+    const tag = randomUUID().slice(0, 8);
+    const [urlA, urlB] = [await withVhost(`tmm-set-a-${tag}`), await withVhost(`tmm-set-b-${tag}`)];
+    const queue = `ledger-${tag}`;
+    const ds = new DataSource({ type: 'better-sqlite3', database: ':memory:' });
+    const sets = () => ({ A: new AmqpTransport({ url: urlA, logger: silentLogger }), B: new AmqpTransport({ url: urlB, logger: silentLogger }) });
+    const q: Topology = { exchanges: [{ name: 'tmm.events' }], queues: [{ name: queue, bindings: [{ exchange: 'tmm.events', routingKey: 'ledger.#' }] }] };
+    try {
+      // Before: every key goes to A. The relay is off, so the message waits in the outbox.
+      const before = sets();
+      const tmm1 = new Tmm({ dataSource: ds, logger: 'silent', relay: { enabled: false } }, { transport: new SetRoutingTransport({ sets: before, rules: { key: { field: 'entryId' }, center: 'A' } }) });
+      await tmm1.start();
+      await tmm1.transactions.run(() => tmm1.producer.send(LedgerPosted.of('e-1', 5), { delay: 60_000 }));
+      const [row] = await ds.query(`SELECT headers FROM tmm_outbox`);
+      expect(JSON.parse(row.headers)[SetHeaders.set]).toBe('A');
+      await tmm1.stop();
+      // After the restart: the rules now send that key to B; the waiting message still goes to A.
+      const after = sets();
+      for (const t of Object.values(after)) await t.declare(q);
+      await ds.query(`UPDATE tmm_outbox SET available_at = 0, lease_owner = NULL, lease_until = NULL`);
+      const tmm2 = new Tmm({ dataSource: ds, logger: 'silent', relay: { pollIntervalMs: 50 } }, { transport: new SetRoutingTransport({ sets: after, rules: { key: { field: 'entryId' }, center: 'B', values: { 'e-1': 'B' } } }) });
+      await tmm2.start();
+      try {
+        const until = Date.now() + 10_000;
+        while ((await after.A.inspectQueue(queue)).messageCount < 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+        expect((await after.A.inspectQueue(queue)).messageCount).toBe(1);
+        expect((await after.B.inspectQueue(queue)).messageCount).toBe(0);
+      } finally {
+        await tmm2.stop();
+      }
+    } finally {
+      if (ds.isInitialized) await ds.destroy();
+      for (const v of [`tmm-set-a-${tag}`, `tmm-set-b-${tag}`]) await run('rabbitmqctl', ['-q', 'delete_vhost', v]);
+    }
+  });
+});

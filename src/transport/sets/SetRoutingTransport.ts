@@ -1,6 +1,6 @@
 import { ConfigurationError, PublishError, TransportClosedError } from '../../errors';
 import { type Logger, silentLogger } from '../../logging/Logger';
-import type { Delivery, DeliveryHandler, SubscribeOptions, Subscription, Topology, Transport, TransportFeatures, TransportMessage } from '../Transport';
+import type { Delivery, DeliveryHandler, Headers, SubscribeOptions, Subscription, Topology, Transport, TransportFeatures, TransportMessage } from '../Transport';
 import { type SetRules, setKeyOf, setOfKey, validateSetRules } from './SetRules';
 
 /** Headers of SET routing; stable strings. */
@@ -74,6 +74,11 @@ export class SetRoutingTransport implements Transport {
     const sticky = message.headers[SetHeaders.set];
     if (typeof sticky === 'string') return sticky;
     return setOfKey(this.options.rules, setKeyOf(this.options.rules, message));
+  }
+
+  /** The producer stores the set with the message: it keeps it whatever the rules say later. */
+  stampHeaders(message: TransportMessage): Headers {
+    return { [SetHeaders.set]: this.setOf(message) };
   }
 
   async declare(topology: Topology): Promise<void> {
