@@ -80,7 +80,8 @@ function cloudEventHeaders(message: TransportMessage, topic: string | undefined,
 
 /**
  * An AMQP message → TransportMessage. Non-scalar headers (x-death tables, arrays) arrive as JSON text. The
- * time is `tmm-timestamp-ms` when present, else the `timestamp` property (seconds), else now; the message
+ * time is `tmm-timestamp-ms` when present (removed from the headers), else the `timestamp` property
+ * (seconds), else now; the message
  * id is `message_id`, else a CloudEvents `id` attribute, else empty (a foreign message without either).
  */
 export function fromAmqpMessage(msg: amqp.Message): TransportMessage {
@@ -88,6 +89,8 @@ export function fromAmqpMessage(msg: amqp.Message): TransportMessage {
   const headers: Headers = {};
   for (const [k, v] of Object.entries(p.headers ?? {})) headers[k] = toHeaderValue(v);
   const ms = headers[WireHeaders.timestampMs];
+  // A detail of this mapping: it becomes `timestamp`, so headers arrive as they were published.
+  delete headers[WireHeaders.timestampMs];
   const ceId = headers['cloudEvents_id'] ?? headers['cloudEvents:id'] ?? headers['ce-id'] ?? headers['ce_id'];
   const out: TransportMessage = {
     id: typeof p.messageId === 'string' && p.messageId ? p.messageId : typeof ceId === 'string' ? ceId : '',
