@@ -23,6 +23,7 @@ module.exports = {
     '^tmm/amqp$': '<rootDir>/src/transport/amqp/index.ts',
     '^tmm/nats$': '<rootDir>/src/transport/nats/index.ts',
     '^tmm/inversify$': '<rootDir>/src/di/index.ts',
+    '^tmm/nestjs$': '<rootDir>/src/nestjs/index.ts',
   },
   setupFiles: ['reflect-metadata'],
   testTimeout: 60000,

@@ -8,7 +8,7 @@ import { type ConsumerMetadata, defineConsumerMetadata, hasOwnConsumerMetadata }
 export type ConsumerOptions = ConsumerMetadata;
 
 const KEYS = new Set([
-  'queue', 'topic', 'exchange', 'routingKey', 'prefetch', 'concurrency', 'retry', 'deadLetter', 'ttl', 'ordered', 'idempotent', 'transactional', 'messagesPerTransaction', 'queueType', 'dataSource',
+  'queue', 'topic', 'exchange', 'routingKey', 'prefetch', 'concurrency', 'retry', 'deadLetter', 'ttl', 'ordered', 'idempotent', 'transactional', 'messagesPerTransaction', 'queueType', 'dataSource', 'topicHeader',
 ]);
 const RETRY_KEYS = new Set(['maxAttempts', 'delays', 'backoff']);
 const BACKOFF_KEYS = new Set(['initialDelayMs', 'factor', 'maxDelayMs']);
@@ -68,6 +68,9 @@ function checkOptions(o: ConsumerOptions): ConsumerMetadata {
     throw new ConfigurationError('Consumer.routingKey', `is required with exchange "${o.exchange}" (use "#" for every message)`);
   }
 
+  if (o.topicHeader !== undefined && (typeof o.topicHeader !== 'string' || o.topicHeader.length === 0 || o.topicHeader.length > 255)) {
+    throw new ConfigurationError('Consumer.topicHeader', `must be a header name (1–255 characters), got ${JSON.stringify(o.topicHeader)}`);
+  }
   int(o.prefetch, 'prefetch', 1, 65_535);
   int(o.concurrency, 'concurrency', 1, 65_535);
   if (o.concurrency !== undefined && o.prefetch !== undefined && o.concurrency > o.prefetch) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares this checkout for `npm run demo`, `npm test` or a benchmark, on a fresh machine as on a warm one:
 #   1. Node.js new enough; 2. dependencies installed (npm ci) with native modules built;
-#   3. for tests: Debian's chromium (the admin console's browser tests);
+#   3. for tests: Debian's chromium (the admin console's browser tests) and python3-pika (the interop tests);
 #   4. for tests/benchmarks: PostgreSQL, MariaDB, RabbitMQ and NATS JetStream answer (started if down), database `test` exists.
 # Usage: scripts/setup.sh demo|test|bench
 set -euo pipefail
@@ -42,6 +42,17 @@ if [ "$mode" = "test" ] && [ ! -x /usr/bin/chromium ]; then
   { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; } >&2 \
     || die "could not install chromium with apt-get (run as root, or install Debian's 'chromium' package so that /usr/bin/chromium exists)"
   [ -x /usr/bin/chromium ] || die "apt-get installed chromium but /usr/bin/chromium is missing"
+fi
+
+# A foreign AMQP client for the wire-format interop tests (test/integration/interop-pika.test.ts): Debian's
+# python3-pika, so that tmm is tested against a client that is not amqplib.
+# The tests run Debian's /usr/bin/python3 (or $TMM_PYTHON), where apt's python3-pika lands.
+pika_python="${TMM_PYTHON:-/usr/bin/python3}"
+if [ "$mode" = "test" ] && ! "$pika_python" -c 'import pika' 2>/dev/null; then
+  say "installing Debian's python3-pika package (the foreign client of the interop tests)"
+  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y python3-pika; } >&2 \
+    || die "could not install python3-pika with apt-get (run as root, or install Debian's 'python3-pika' so that $pika_python -c 'import pika' works)"
+  "$pika_python" -c 'import pika' 2>/dev/null || die "apt-get installed python3-pika but $pika_python cannot import pika (set TMM_PYTHON to a python3 that has it)"
 fi
 
 [ "$mode" = "demo" ] && exit 0

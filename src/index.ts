@@ -10,7 +10,8 @@ export type { TmmOptions, ResolvedTmmOptions } from './config/TmmOptions';
 export { resolveTmmOptions } from './config/TmmOptions';
 
 // Sending
-export type { MessageProducer, SendMode, SendOptions } from './outbox/MessageProducer';
+export { MessageProducer } from './outbox/MessageProducer';
+export type { SendMode, SendOptions } from './outbox/MessageProducer';
 export type { OutboxMessage, TmmHeaders } from './message/OutboxMessage';
 export { OutboxStatus } from './message/OutboxMessage';
 

@@ -1,3 +1,4 @@
+import type { FingerprintFunction } from '../deadletter/errorFingerprint';
 import { z } from 'zod';
 import { ConfigurationError } from '../errors';
 import type { Logger } from '../logging/Logger';
@@ -41,6 +42,8 @@ const schema = z.strictObject({
       queues: z.array(z.string().min(1).max(255)).optional(),
       prefetch: z.number().int().min(1).max(10_000).optional(),
       retryDelayMs: z.number().int().min(0).max(600_000).optional(),
+      /** The app's grouping of dead letters (FingerprintFunction); default tmm's errorFingerprint. */
+      fingerprint: z.custom<FingerprintFunction>((v) => typeof v === 'function', { message: 'must be a function (input) => string' }).optional(),
     })
     .optional(),
   metrics: z
@@ -66,7 +69,7 @@ export interface ResolvedAdminOptions {
   readOnly: boolean;
   bodyLimitBytes: number;
   maxBulk: number;
-  collector: { enabled: boolean; queues: string[]; prefetch: number; retryDelayMs: number };
+  collector: { enabled: boolean; queues: string[]; prefetch: number; retryDelayMs: number; fingerprint?: FingerprintFunction };
   metrics: { enabled: boolean; sampleIntervalMs: number };
   logger?: Logger;
 }

@@ -70,6 +70,7 @@ export class TmmAdmin {
     this.collector = new DeadLetterCollector(tmm.transport, tmm.transactions, this.deadLetters, {
       prefetch: this.options.collector.prefetch,
       retryDelayMs: this.options.collector.retryDelayMs,
+      fingerprint: this.options.collector.fingerprint,
       logger,
     });
     const counters = () => ({

@@ -99,6 +99,8 @@ const schema = z.strictObject({
         })
         .optional(),
       shutdownTimeoutMs: ms.optional(),
+      /** Header naming foreign messages' topic (docs/interop.md). */
+      topicHeader: z.string().min(1).max(255).optional(),
       recoveryFailureDelayMs: ms.optional(),
       maxStackLength: z.number().int().min(100).max(64_000).optional(),
       inbox: z

@@ -15,6 +15,8 @@ export interface ConsumeContext {
   /** Where the message was first published (retries keep the original route). */
   readonly exchange: string;
   readonly routingKey: string;
+  /** The message's topic (for a foreign message: its topic header, AMQP `type` or routing key; docs/interop.md). */
+  readonly topic: string;
   /** The message's headers as they arrived (tmm's own included). */
   readonly headers: Readonly<Headers>;
   /** 1 for the first handling, n for the n-th (retries count; a broker redelivery does not). */

@@ -1,4 +1,5 @@
 import type { ContractClass } from '../message/MessageContracts';
+import type { IdempotencyKey } from '../metadata';
 import type { BindingSpec, QueueSpec, Topology } from '../transport/Transport';
 import type { ConsumeInterceptor } from './ConsumeContext';
 
@@ -22,6 +23,12 @@ export interface ConsumerDefinition {
   readonly ttl: number | undefined;
   readonly ordered: boolean;
   readonly idempotent: boolean;
+  /** Where the dedup key of a message without a message id comes from (@Idempotent({ key })). */
+  readonly idempotencyKey: IdempotencyKey | undefined;
+  /** Header naming a foreign message's topic (consumers.topicHeader or the consumer's own). */
+  readonly topicHeader: string | undefined;
+  /** The contract's topic: a foreign message's topic when nothing else names one. */
+  readonly contractTopic: string;
   readonly transactional: boolean;
   /** 1: a transaction per delivery; more: up to this many deliveries share one (TransactionBatcher). */
   readonly messagesPerTransaction: number;

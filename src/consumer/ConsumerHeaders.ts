@@ -3,7 +3,10 @@
  * dead-letter store reads them.
  */
 export const ConsumerHeaders = {
-  /** Handling attempt this copy is for (absent on a first delivery = 1). Set on retry copies. */
+  /**
+   * Handling attempt this copy is for (absent on a first delivery = 1). Set on retry copies; on a dead
+   * letter, the attempt that failed last (= attempts made; `tmm-attempts` before 0.2, still read).
+   */
   attempt: 'tmm-consume-attempt',
   /** Route the message was first published with; kept on retry and dead-letter copies. */
   originalExchange: 'tmm-original-exchange',
@@ -15,8 +18,7 @@ export const ConsumerHeaders = {
   errorMessage: 'tmm-error-message',
   errorCode: 'tmm-error-code',
   errorStack: 'tmm-error-stack',
-  /** Dead letters: attempts made, the consumer (`Class.method`) and its queue, and why (DeadLetterReason). */
-  attempts: 'tmm-attempts',
+  /** Dead letters: the consumer (`Class.method`) and its queue, and why (DeadLetterReason). */
   consumer: 'tmm-consumer',
   consumerQueue: 'tmm-consumer-queue',
   deadLetterReason: 'tmm-dead-letter-reason',

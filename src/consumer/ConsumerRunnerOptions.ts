@@ -47,6 +47,8 @@ export interface ConsumerRunnerOptions {
   /** Characters of the error stack kept in the `tmm-error-stack` header of a dead letter. */
   maxStackLength: number;
   inbox: InboxOptions;
+  /** Header that names foreign messages' topic (see ConsumerMetadata.topicHeader); default none. */
+  topicHeader?: string;
 }
 
 export const defaultConsumerRunnerOptions: Readonly<ConsumerRunnerOptions> = Object.freeze({

@@ -4,6 +4,7 @@ import type { Delivery, Headers } from '../transport/Transport';
 import type { InterceptionContext } from './ConsumeContext';
 import type { ConsumerDefinition } from './ConsumerDefinition';
 import { ConsumerHeaders } from './ConsumerHeaders';
+import { TmmHeaders } from '../message/OutboxMessage';
 
 /** How the handling of one delivery ended; counted in ConsumerRunner.stats. */
 export type DeliveryOutcome = 'handled' | 'duplicate' | 'retried' | 'dead-lettered' | 'requeued' | 'abandoned';
@@ -16,6 +17,12 @@ export class DeliveryState {
   readonly messageId: string;
   readonly originalExchange: string;
   readonly originalRoutingKey: string;
+  /**
+   * The message's topic: `tmm-topic`, else the consumer's topic header, else the AMQP `type`, else the
+   * original routing key (unless it came through the default exchange, where it is a queue name), else
+   * the contract's topic. Retry and dead-letter copies carry it as `tmm-topic`.
+   */
+  readonly topic: string;
   /** The handling attempt: from the tmm-consume-attempt header, +1 per in-place retry of ordered consumers. */
   attempt: number;
   /** Epoch ms of the first failure: carried by retry copies, else set on the first failure here. */
@@ -36,6 +43,7 @@ export class DeliveryState {
     this.messageId = m.id;
     this.originalExchange = typeof h[ConsumerHeaders.originalExchange] === 'string' ? (h[ConsumerHeaders.originalExchange] as string) : m.exchange;
     this.originalRoutingKey = typeof h[ConsumerHeaders.originalRoutingKey] === 'string' ? (h[ConsumerHeaders.originalRoutingKey] as string) : m.routingKey;
+    this.topic = messageTopic(m, def, this.originalExchange, this.originalRoutingKey);
     const attempt = Number(h[ConsumerHeaders.attempt] ?? 1);
     this.attempt = Number.isInteger(attempt) && attempt >= 1 ? attempt : 1;
     const first = typeof h[ConsumerHeaders.firstFailureAt] === 'string' ? Date.parse(h[ConsumerHeaders.firstFailureAt] as string) : NaN;
@@ -51,6 +59,7 @@ export class DeliveryState {
       queue: def.queue,
       exchange: this.originalExchange,
       routingKey: this.originalRoutingKey,
+      topic: this.topic,
       headers: h as Readonly<Headers>,
       get attempt() {
         return state.attempt;
@@ -68,4 +77,16 @@ export class DeliveryState {
       method: def.method,
     };
   }
+}
+
+function messageTopic(m: Delivery['message'], def: ConsumerDefinition, exchange: string, routingKey: string): string {
+  const h = m.headers;
+  const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined);
+  return (
+    str(h[TmmHeaders.topic]) ??
+    (def.topicHeader !== undefined ? str(h[def.topicHeader]) : undefined) ??
+    str(m.type) ??
+    (exchange !== '' ? str(routingKey) : undefined) ??
+    def.contractTopic
+  );
 }

@@ -1,5 +1,6 @@
 import { HandlerAbandonedError, MessageValidationError, NonRetryableError, TmmError, UnparseableMessageError } from '../errors';
 import type { Logger } from '../logging/Logger';
+import { TmmHeaders } from '../message/OutboxMessage';
 import type { Headers, Transport } from '../transport/Transport';
 import { retryQueueName } from './ConsumerDefinition';
 import { BROKER_DEATH_HEADERS, ConsumerHeaders, DeadLetterReason } from './ConsumerHeaders';
@@ -90,7 +91,19 @@ export class RecoveryPolicy {
       else this.options.logger.error('consumer message dead-lettered', { ...fields, reason: decision.reason, deadLetterQueue: target });
       const m = delivery.message;
       try {
-        await this.transport.publish({ id: m.id, exchange: '', routingKey: target, body: m.body, headers, contentType: m.contentType, timestamp: m.timestamp });
+        await this.transport.publish({
+          id: m.id,
+          exchange: '',
+          routingKey: target,
+          body: m.body,
+          headers,
+          contentType: m.contentType,
+          timestamp: m.timestamp,
+          // A foreign message's AMQP properties stay on its copies.
+          ...(m.type !== undefined ? { type: m.type } : {}),
+          ...(m.appId !== undefined ? { appId: m.appId } : {}),
+          ...(m.correlationId !== undefined ? { correlationId: m.correlationId } : {}),
+        });
       } catch (publishError) {
         this.options.logger.error('consumer could not publish the retry/dead-letter copy; the message goes back to its queue', {
           ...fields,
@@ -117,6 +130,7 @@ export class RecoveryPolicy {
     for (const k of BROKER_DEATH_HEADERS) delete h[k];
     h[ConsumerHeaders.originalExchange] = state.originalExchange;
     h[ConsumerHeaders.originalRoutingKey] = state.originalRoutingKey;
+    h[TmmHeaders.topic] ??= state.topic;
     h[ConsumerHeaders.firstFailureAt] = new Date(state.firstFailureAt ?? now).toISOString();
     h[ConsumerHeaders.lastFailureAt] = new Date(now).toISOString();
     h[ConsumerHeaders.errorMessage] = truncate(errorText(error), MAX_ERROR_MESSAGE);
@@ -125,7 +139,6 @@ export class RecoveryPolicy {
       h[ConsumerHeaders.attempt] = state.attempt + 1;
     } else {
       h[ConsumerHeaders.attempt] = state.attempt;
-      h[ConsumerHeaders.attempts] = state.attempt;
       h[ConsumerHeaders.errorStack] = truncate(error instanceof Error && error.stack ? error.stack : errorText(error), this.options.maxStackLength);
       h[ConsumerHeaders.consumer] = state.def.name;
       h[ConsumerHeaders.consumerQueue] = state.def.queue;

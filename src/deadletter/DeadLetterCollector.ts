@@ -3,11 +3,12 @@ import { ConsumerHeaders } from '../consumer/ConsumerHeaders';
 import { TmmError } from '../errors';
 import { Logger, silentLogger } from '../logging/Logger';
 import { TmmHeaders } from '../message/OutboxMessage';
+import { LegacyHeaders } from '../message/WireHeaders';
 import type { TypeOrmTransactionManager } from '../transaction/TypeOrmTransactionManager';
 import type { Delivery, HeaderValue, QueueSpec, Subscription, Transport } from '../transport/Transport';
 import type { NewDeadLetter } from './DeadLetter';
 import type { DeadLetterStore } from './DeadLetterStore';
-import { errorFingerprint } from './errorFingerprint';
+import { type FingerprintFunction, errorFingerprint } from './errorFingerprint';
 
 /** A dead-letter queue to collect from, and what the collector knows about the consumer it belongs to. */
 export interface DeadLetterSource {
@@ -25,6 +26,8 @@ export interface DeadLetterCollectorOptions {
   /** After a failed store, wait this long before giving the message back to its queue (no hot loop). */
   retryDelayMs: number;
   logger: Logger;
+  /** The app's grouping of dead letters; default errorFingerprint (consumer, code, normalized message). */
+  fingerprint?: FingerprintFunction;
 }
 
 export const defaultDeadLetterCollectorOptions: DeadLetterCollectorOptions = { prefetch: 32, retryDelayMs: 1000, logger: silentLogger };
@@ -112,7 +115,7 @@ export class DeadLetterCollector {
     }
     let letter: NewDeadLetter;
     try {
-      letter = toDeadLetter(delivery, source, Date.now());
+      letter = toDeadLetter(delivery, source, Date.now(), this.options.fingerprint, this.options.logger);
       const { id, inserted } = await this.transactions.run(() => this.store.add(this.transactions.manager, letter), { name: 'tmm.deadletter.collect' });
       if (inserted) {
         this.stats.stored++;
@@ -138,7 +141,7 @@ export class DeadLetterCollector {
 }
 
 /** A message from a dead-letter queue → the row to store. */
-export function toDeadLetter(delivery: Delivery, source: DeadLetterSource, now: number): NewDeadLetter {
+export function toDeadLetter(delivery: Delivery, source: DeadLetterSource, now: number, fingerprint?: FingerprintFunction, logger: Logger = silentLogger): NewDeadLetter {
   const m = delivery.message;
   const h = m.headers;
   const str = (v: HeaderValue | undefined): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined);
@@ -169,12 +172,13 @@ export function toDeadLetter(delivery: Delivery, source: DeadLetterSource, now: 
   const body = m.body.toString('utf8');
   const messageId = m.id || `sha256:${createHash('sha256').update(body).update(JSON.stringify(h)).digest('hex').slice(0, 48)}`;
   const last = time(h[ConsumerHeaders.lastFailureAt]) ?? death?.time ?? now;
+  const topic = str(h[TmmHeaders.topic]) ?? originalRoutingKey;
   return {
     messageId,
     deadLetterQueue: delivery.queue,
     queue: consumerQueue,
     consumer,
-    topic: str(h[TmmHeaders.topic]) ?? originalRoutingKey,
+    topic,
     originalExchange,
     originalRoutingKey,
     payload: body,
@@ -184,8 +188,8 @@ export function toDeadLetter(delivery: Delivery, source: DeadLetterSource, now: 
     errorCode,
     errorMessage,
     errorStack: str(h[ConsumerHeaders.errorStack]) ?? null,
-    fingerprint: errorFingerprint(consumer, errorCode, errorMessage),
-    attempts: int(h[ConsumerHeaders.attempts]) ?? int(h[ConsumerHeaders.attempt]) ?? (brokerReason === 'expired' ? 0 : 1),
+    fingerprint: fingerprintOf(fingerprint, { consumer, errorCode, errorMessage, topic, headers: h }, logger),
+    attempts: int(h[ConsumerHeaders.attempt]) ?? int(h[LegacyHeaders.consumeAttempts]) ?? (brokerReason === 'expired' ? 0 : 1),
     firstFailureAt: time(h[ConsumerHeaders.firstFailureAt]) ?? last,
     lastFailureAt: last,
     messageCreatedAt: m.timestamp ? m.timestamp : null,
@@ -214,4 +218,18 @@ function firstDeath(v: HeaderValue | undefined): { queue?: string; reason?: stri
   } catch {
     return undefined;
   }
+}
+
+/** The app's fingerprint when it gives a usable one, else tmm's (a broken function must not lose the letter). */
+function fingerprintOf(fn: FingerprintFunction | undefined, input: Parameters<FingerprintFunction>[0], logger: Logger): string {
+  const fallback = errorFingerprint(input.consumer, input.errorCode, input.errorMessage);
+  if (!fn) return fallback;
+  try {
+    const v = fn(input);
+    if (typeof v === 'string' && v.length >= 1 && v.length <= 64) return v;
+    logger.warn('the fingerprint function returned no 1–64 character string; tmm\'s fingerprint is used', { got: typeof v === 'string' ? `${v.length} characters` : typeof v });
+  } catch (e) {
+    logger.warn('the fingerprint function threw; tmm\'s fingerprint is used', { error: (e as Error)?.message ?? String(e) });
+  }
+  return fallback;
 }

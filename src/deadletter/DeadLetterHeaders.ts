@@ -1,5 +1,6 @@
 import { BROKER_DEATH_HEADERS, ConsumerHeaders } from '../consumer/ConsumerHeaders';
 import { TmmHeaders } from '../message/OutboxMessage';
+import { LegacyHeaders, WireHeaders } from '../message/WireHeaders';
 import type { Headers } from '../transport/Transport';
 
 /** Headers a resent dead letter carries; stable strings. */
@@ -18,11 +19,13 @@ const FAILURE_HEADERS = new Set<string>([
   ConsumerHeaders.errorMessage,
   ConsumerHeaders.errorCode,
   ConsumerHeaders.errorStack,
-  ConsumerHeaders.attempts,
   ConsumerHeaders.consumer,
   ConsumerHeaders.consumerQueue,
   ConsumerHeaders.deadLetterReason,
   TmmHeaders.attempt,
+  LegacyHeaders.publishAttempt,
+  LegacyHeaders.consumeAttempts,
+  WireHeaders.timestampMs,
   TmmHeaders.topic,
   ...BROKER_DEATH_HEADERS,
 ]);

@@ -2,8 +2,11 @@ import { createHash } from 'node:crypto';
 
 /**
  * The error text with what differs between occurrences of the same problem replaced by placeholders:
- * ISO times, UUIDs, long hex strings, quoted values and numbers. `order 42 not found` and
- * `order 1337 not found` normalize alike.
+ * ISO times, UUIDs, long hex strings, quoted values, ids that mix letters and digits (`ord-7d199d60`,
+ * nanoid, ULID: a run of 8 or more of [A-Za-z0-9_-] with at least one letter and one digit) and numbers.
+ * `order 42 not found` and `order 1337 not found` normalize alike, so do `ord-7d199d60 failed` and
+ * `ord-0be2aa41 failed`. An id without a digit (a nanoid made of letters only, rare) is not recognised:
+ * pass your own fingerprint function for such ids (docs/interop.md).
  */
 export function normalizeErrorMessage(message: string): string {
   return message
@@ -11,6 +14,7 @@ export function normalizeErrorMessage(message: string): string {
     .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi, '<uuid>')
     .replace(/\b(0x)?[0-9a-f]{12,}\b/gi, '<hex>')
     .replace(/"[^"]*"|'[^']*'|`[^`]*`/g, '<str>')
+    .replace(/(?<![A-Za-z0-9_-])(?=[A-Za-z0-9_-]*[0-9])(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{8,}(?![A-Za-z0-9_-])/g, '<id>')
     .replace(/\d+(\.\d+)?/g, '<n>')
     .replace(/\s+/g, ' ')
     .trim()
@@ -28,3 +32,18 @@ export function errorFingerprint(consumer: string | null, errorCode: string | nu
     .digest('hex')
     .slice(0, 16);
 }
+
+/** What an app's fingerprint function is given: one dead letter's consumer, error and headers. */
+export interface FingerprintInput {
+  consumer: string | null;
+  errorCode: string | null;
+  errorMessage: string;
+  topic: string;
+  headers: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * An app-provided grouping of dead letters (`collector.fingerprint` in the admin options): returns the
+ * group key (1–64 characters). A throw or another result falls back to errorFingerprint (logged).
+ */
+export type FingerprintFunction = (input: FingerprintInput) => string;

@@ -1,4 +1,5 @@
 import { Headers } from '../transport/Transport';
+import { WireHeaders } from './WireHeaders';
 
 /** Status values land in database rows and logs: they are stable strings. */
 export const OutboxStatus = {
@@ -32,5 +33,6 @@ export const TmmHeaders = {
   contractVersion: 'tmm-contract-version',
   topic: 'tmm-topic',
   orderingKey: 'tmm-ordering-key',
-  attempt: 'tmm-attempt',
+  /** The relay's publish attempt (`tmm-publish-attempt`; `tmm-attempt` before 0.2). */
+  attempt: WireHeaders.publishAttempt,
 } as const;

@@ -1,2 +1,3 @@
 export * from './OutboxMessage';
 export * from './MessageContracts';
+export * from './WireHeaders';

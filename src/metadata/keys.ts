@@ -132,6 +132,13 @@ export interface ConsumerMetadata {
   ordered?: boolean;
   /** Same as @Idempotent(): the handler's effect happens once per message id (inbox claim). */
   idempotent?: boolean;
+  /**
+   * Header that names a foreign message's topic (say `eventType`), read when the message has no
+   * `tmm-topic` header; default consumers.topicHeader. Without either: the AMQP `type`, else the routing
+   * key (unless it came through the default exchange, whose routing key is the queue name), else the
+   * contract's topic.
+   */
+  topicHeader?: string;
   /** Run the handler in a transaction (default true; required by idempotent). */
   transactional?: boolean;
   /**
@@ -182,13 +189,26 @@ export function getConsumerClasses(): readonly Function[] {
   return [...consumerClasses];
 }
 
-/** What @Idempotent records on a method. */
-export function defineIdempotentMetadata(prototype: object, method: string | symbol): void {
-  Reflect.defineMetadata(KEYS.idempotent, true, prototype, method);
+/**
+ * Where an idempotent consumer takes the deduplication key from when a message has no message id (a
+ * foreign producer's): a header (`{ header: 'x-order-id' }`) or a dot path into the JSON payload
+ * (`{ path: 'order.id' }`). The value must be a non-empty string or a number, at most 255 characters.
+ */
+export type IdempotencyKey = { header: string } | { path: string };
+
+/** What @Idempotent records on a method: true, or the key of messages without an id. */
+export function defineIdempotentMetadata(prototype: object, method: string | symbol, options?: { key?: IdempotencyKey }): void {
+  Reflect.defineMetadata(KEYS.idempotent, options?.key ? { key: options.key } : true, prototype, method);
 }
 
 export function getIdempotentMetadata(prototype: object, method: string | symbol): boolean {
-  return Reflect.getMetadata(KEYS.idempotent, prototype, method) === true;
+  return Reflect.getMetadata(KEYS.idempotent, prototype, method) !== undefined;
+}
+
+/** The key @Idempotent({ key }) names, if any. */
+export function getIdempotencyKeyMetadata(prototype: object, method: string | symbol): IdempotencyKey | undefined {
+  const v = Reflect.getMetadata(KEYS.idempotent, prototype, method) as true | { key: IdempotencyKey } | undefined;
+  return typeof v === 'object' ? v.key : undefined;
 }
 
 /**

@@ -15,6 +15,12 @@ export interface TransportMessage {
   contentType: string;
   /** Creation time, epoch milliseconds. */
   timestamp: number;
+  /** AMQP `type`: the topic. On publish, default: the `tmm-topic` header. Set on receipt when the message has one. */
+  type?: string;
+  /** AMQP `app_id`: the publishing service. On publish, default: the transport's `appId`. */
+  appId?: string;
+  /** AMQP `correlation_id`. On publish, default: the `tmm-correlation-id` header, else the message id. */
+  correlationId?: string;
 }
 
 /** A binding from an exchange to a queue. Routing keys follow AMQP topic rules (`*` one word, `#` zero or more). */

@@ -150,7 +150,7 @@ describe.each(lanes)('consumers on $name', ({ transport: transportKind, db: dbKi
       [ConsumerHeaders.deadLetterReason]: DeadLetterReason.MaxAttempts,
       [ConsumerHeaders.errorMessage]: 'always broken (attempt 3)',
       [ConsumerHeaders.errorCode]: 'Error',
-      [ConsumerHeaders.attempts]: 3,
+      [ConsumerHeaders.attempt]: 3,
       [ConsumerHeaders.consumer]: 'AlwaysFails.handle',
       [ConsumerHeaders.consumerQueue]: `${prefix}.broken`,
       [ConsumerHeaders.originalExchange]: prefix,
@@ -190,10 +190,10 @@ describe.each(lanes)('consumers on $name', ({ transport: transportKind, db: dbKi
     for (const m of [invalid, garbage, refused]) await t.publish(m);
     const dead = await deadLetters(tmm, t, 3);
     const byId = new Map(dead.map((d) => [d.message.id, d.message.headers]));
-    expect(byId.get(invalid.id)).toMatchObject({ [ConsumerHeaders.deadLetterReason]: 'invalid-message', [ConsumerHeaders.attempts]: 1, [ConsumerHeaders.errorCode]: 'TMM_MESSAGE_INVALID' });
+    expect(byId.get(invalid.id)).toMatchObject({ [ConsumerHeaders.deadLetterReason]: 'invalid-message', [ConsumerHeaders.attempt]: 1, [ConsumerHeaders.errorCode]: 'TMM_MESSAGE_INVALID' });
     expect(String(byId.get(invalid.id)?.[ConsumerHeaders.errorMessage])).toMatch(/amount/);
-    expect(byId.get(garbage.id)).toMatchObject({ [ConsumerHeaders.deadLetterReason]: 'unparseable', [ConsumerHeaders.attempts]: 1, [ConsumerHeaders.errorCode]: 'TMM_MESSAGE_UNPARSEABLE' });
-    expect(byId.get(refused.id)).toMatchObject({ [ConsumerHeaders.deadLetterReason]: 'non-retryable', [ConsumerHeaders.attempts]: 1, [ConsumerHeaders.errorCode]: 'TMM_NON_RETRYABLE' });
+    expect(byId.get(garbage.id)).toMatchObject({ [ConsumerHeaders.deadLetterReason]: 'unparseable', [ConsumerHeaders.attempt]: 1, [ConsumerHeaders.errorCode]: 'TMM_MESSAGE_UNPARSEABLE' });
+    expect(byId.get(refused.id)).toMatchObject({ [ConsumerHeaders.deadLetterReason]: 'non-retryable', [ConsumerHeaders.attempt]: 1, [ConsumerHeaders.errorCode]: 'TMM_NON_RETRYABLE' });
     // The handler never saw the two bad payloads, and saw the refused one once.
     expect(handler.seen).toEqual(['e-5']);
     expect(tmm.consumers.stats).toMatchObject({ retried: 0, deadLettered: 3 });

@@ -13,6 +13,9 @@ import { NatsTransport } from '../../src/transport/nats';
 import { SetHeaders, SetRoutingTransport, setOfKey, type SetRules } from '../../src/transport/sets';
 import type { Delivery, Topology, TransportMessage } from '../../src/transport/Transport';
 import { PrivateNatsServer } from '../support/natsServer';
+import { DataSource } from 'typeorm';
+import { Tmm } from '../../src/runtime/Tmm';
+import { LedgerPosted } from '../support/contracts';
 
 jest.setTimeout(90_000);
 const run = promisify(execFile);
@@ -188,9 +191,6 @@ describe('RabbitMQ + NATS JetStream as two sets', () => {
 
 describe('a message keeps the set it was sent under', () => {
   it('the set is stored with the outbox row at send time: a rule change between restarts does not move a waiting message', async () => {
-    const { DataSource } = await import('typeorm');
-    const { Tmm } = await import('../../src/internal');
-    const { LedgerPosted } = await import('../support/contracts');
     const tag = randomUUID().slice(0, 8);
     const [urlA, urlB] = [await withVhost(`tmm-set-a-${tag}`), await withVhost(`tmm-set-b-${tag}`)];
     const queue = `ledger-${tag}`;

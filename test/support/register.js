@@ -15,6 +15,7 @@ const aliases = {
   'tmm/amqp': path.join(root, 'src', 'transport', 'amqp', 'index.ts'),
   'tmm/nats': path.join(root, 'src', 'transport', 'nats', 'index.ts'),
   'tmm/inversify': path.join(root, 'src', 'di', 'index.ts'),
+  'tmm/nestjs': path.join(root, 'src', 'nestjs', 'index.ts'),
 };
 
 const resolve = Module._resolveFilename;

@@ -3,6 +3,7 @@ import { PublishError } from '../../errors';
 import type { Logger } from '../../logging/Logger';
 import type { TransportMessage } from '../Transport';
 import { errorText, isClosedChannelError, missingExchange, replyCode } from './amqpErrors';
+import { type AmqpWireOptions, amqpPublishOptions } from './amqpProperties';
 
 /** Thrown by send() when the channel was already closed, i.e. nothing was written: retrying is safe. */
 export class ChannelGoneSignal extends Error {
@@ -28,6 +29,8 @@ interface PendingPublish {
 export interface AmqpPublishChannelOptions {
   confirmTimeoutMs: number;
   logger: Logger;
+  /** app_id default and the CloudEvents binding (amqpProperties.ts). */
+  wire: AmqpWireOptions;
   /** Called when the broker closed the channel because an exchange does not exist (404). */
   onMissingExchange(exchange: string): void;
 }
@@ -127,15 +130,7 @@ export class AmqpPublishChannel {
           message.exchange,
           message.routingKey,
           message.body,
-          {
-            persistent: true,
-            mandatory: true,
-            messageId: message.id,
-            contentType: message.contentType,
-            // AMQP timestamps are POSIX seconds; consumers see the time truncated to the second.
-            timestamp: Math.floor(message.timestamp / 1000),
-            headers: message.headers,
-          },
+          amqpPublishOptions(message, this.options.wire),
           (err: unknown) => this.onConfirm(p, err),
         );
         if (!ok) this.writable = false;

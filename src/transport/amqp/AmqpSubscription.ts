@@ -2,6 +2,7 @@ import type * as amqp from 'amqplib';
 import type { Logger } from '../../logging/Logger';
 import type { Delivery, DeliveryHandler, HeaderValue, Headers, SubscribeOptions, Subscription, TransportMessage } from '../Transport';
 import { errorText, isClosedChannelError } from './amqpErrors';
+import { fromAmqpMessage } from './amqpProperties';
 
 /** What a subscription needs from its transport. */
 export interface AmqpSubscriptionHost {
@@ -269,32 +270,7 @@ export class AmqpDelivery implements Delivery {
   }
 }
 
-/** AMQP message → TransportMessage. Non-scalar headers (x-death tables, arrays) arrive as JSON text. */
-export function fromAmqpMessage(msg: amqp.Message): TransportMessage {
-  const p = msg.properties;
-  const headers: Headers = {};
-  for (const [k, v] of Object.entries(p.headers ?? {})) headers[k] = toHeaderValue(v);
-  return {
-    id: typeof p.messageId === 'string' ? p.messageId : '',
-    exchange: msg.fields.exchange,
-    routingKey: msg.fields.routingKey,
-    body: msg.content,
-    headers,
-    contentType: typeof p.contentType === 'string' ? p.contentType : 'application/octet-stream',
-    timestamp: typeof p.timestamp === 'number' ? p.timestamp * 1000 : Date.now(),
-  };
-}
-
-function toHeaderValue(v: unknown): HeaderValue {
-  if (v === null || v === undefined) return null;
-  if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return v;
-  if (Buffer.isBuffer(v)) return v.toString('utf8');
-  try {
-    return JSON.stringify(v);
-  } catch {
-    return String(v);
-  }
-}
+export { fromAmqpMessage };
 
 function withTimeout(p: Promise<void>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;

@@ -518,6 +518,7 @@ export class AmqpTransport implements Transport {
       this.openingPublishChannel = AmqpPublishChannel.open(model, {
         confirmTimeoutMs: this.options.confirmTimeoutMs,
         logger: this.logger,
+        wire: { appId: this.options.appId ?? this.options.connectionName, cloudEvents: this.options.cloudEvents },
         onMissingExchange: (exchange) => this.knownExchanges.delete(exchange),
       })
         .then((channel) => {

@@ -1,5 +1,6 @@
 import { ConfigurationError } from '../../errors';
 import { ConsoleLogger, type Logger } from '../../logging/Logger';
+import { type CloudEventsBinding, validateAmqpWireOptions } from './amqpProperties';
 
 /** Reconnect backoff: delay n = min(initialDelayMs · factor^(n-1), cap) ± jitter, never above maxDelayMs. */
 export interface AmqpReconnectOptions {
@@ -31,6 +32,10 @@ export interface AmqpTransportOptions {
   logger: Logger;
   /** Shown in the management UI and in `rabbitmqctl list_connections client_properties`. */
   connectionName: string;
+  /** AMQP `app_id` of the messages published (the service name); default: connectionName. */
+  appId?: string;
+  /** Opt-in CloudEvents binary-mode attributes on every publish (amqpProperties.ts, docs/wire-format.md). */
+  cloudEvents?: CloudEventsBinding;
 }
 
 /** What the AmqpTransport constructor accepts: any subset of the options, nested ones too. */
@@ -46,6 +51,8 @@ export const defaultAmqpTransportOptions: Readonly<AmqpTransportOptions> = Objec
   reconnect: Object.freeze({ initialDelayMs: 100, maxDelayMs: 30_000, factor: 2, jitter: 0.2 }),
   logger: new ConsoleLogger('info'),
   connectionName: 'tmm',
+  appId: undefined,
+  cloudEvents: undefined,
 });
 
 const RECONNECT_KEYS = ['initialDelayMs', 'maxDelayMs', 'factor', 'jitter'] as const;
@@ -90,6 +97,7 @@ export function resolveAmqpTransportOptions(input: AmqpTransportOptionsInput = {
     throw new ConfigurationError('logger', 'must implement Logger (debug, info, warn, error)');
   }
   if (typeof o.connectionName !== 'string' || o.connectionName.length === 0) throw new ConfigurationError('connectionName', 'must be a non-empty string');
+  validateAmqpWireOptions(o.appId, o.cloudEvents);
   return o;
 }
 

@@ -18,6 +18,13 @@ export function queueArguments(spec: QueueSpec): Record<string, unknown> {
   if (spec.deadLetterRoutingKey !== undefined) args['x-dead-letter-routing-key'] = spec.deadLetterRoutingKey;
   if (spec.messageTtl !== undefined) args['x-message-ttl'] = spec.messageTtl;
   if (spec.singleActiveConsumer) args['x-single-active-consumer'] = true;
+  if (spec.type === 'quorum' && spec.deadLetterExchange !== undefined) {
+    // At-least-once dead-lettering (RabbitMQ ≥ 3.10): the message leaves this queue only once the target
+    // queue confirmed it; a missing or full target keeps it here (retried) instead of dropping it. It
+    // needs reject-publish overflow (with drop-head RabbitMQ falls back to at-most-once).
+    args['x-dead-letter-strategy'] = 'at-least-once';
+    args['x-overflow'] = 'reject-publish';
+  }
   return args;
 }
 
