@@ -5,6 +5,7 @@ import { defaultConsumerRunnerOptions } from '../consumer/ConsumerRunnerOptions'
 import { ConfigurationError } from '../errors';
 import { LogLevel, Logger } from '../logging/Logger';
 import { Transport } from '../transport/Transport';
+import type { TxLogOptions } from '../txlog/TxLogSender';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
 const dataSourceSchema = z.custom<DataSource>(
@@ -71,6 +72,10 @@ const schema = z.strictObject({
       shutdownTimeoutMs: ms.optional(),
     })
     .optional(),
+  /** Where transactional messages go unless a @TransactionalMessage chooses: `outbox` (default) or `log` (needs `txlog`). */
+  sender: z.enum(['outbox', 'log']).optional(),
+  /** The local transaction-log sender (src/txlog/TxLogSender.ts, TxLogOptions); checked there. */
+  txlog: z.custom<TxLogOptions>((v) => isObject(v), { message: 'must be an object with { directories }' }).optional(),
   sqlite: z.strictObject({ busyTimeoutMs: ms.optional() }).optional(),
   /** Defaults for @Consumer handlers and the consumer runner (src/consumer/ConsumerRunnerOptions.ts). */
   consumers: z
@@ -117,6 +122,7 @@ const schema = z.strictObject({
 });
 
 export type TmmOptions = z.input<typeof schema>;
+// (sender: 'log' without txlog is refused in validateTmmOptions)
 export type { LogLevel };
 
 /**
@@ -126,7 +132,10 @@ export type { LogLevel };
 export function validateTmmOptions(input: unknown): TmmOptions {
   if (!isObject(input)) throw new ConfigurationError('', 'options must be an object with at least { dataSource }');
   const result = schema.safeParse(input);
-  if (result.success) return result.data;
+  if (result.success) {
+    if (result.data.sender === 'log' && !result.data.txlog) throw new ConfigurationError('sender', '"log" needs the txlog option ({ directories })');
+    return result.data;
+  }
   const issues = result.error.issues.map((issue) => {
     if (issue.code === 'unrecognized_keys') {
       const base = issue.path.map(String);

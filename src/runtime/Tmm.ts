@@ -17,6 +17,7 @@ import { defaultBackoffOptions } from '../relay/backoff';
 import { TypeOrmTransactionManager } from '../transaction/TypeOrmTransactionManager';
 import { MemoryTransport } from '../transport/memory/MemoryTransport';
 import { Transport } from '../transport/Transport';
+import { TxLogSender } from '../txlog/TxLogSender';
 import { TmmRegistry } from './TmmRegistry';
 
 /**
@@ -39,6 +40,8 @@ export class Tmm {
   /** Runs the @Consumer handlers: found at start(), stopped (drained) first by stop(). */
   readonly consumers: ConsumerRunner;
   readonly logger: Logger;
+  /** The local transaction-log sender, when `txlog` is configured (started and stopped with tmm). */
+  readonly txlog: TxLogSender | undefined;
   private readonly options: TmmOptions;
   private started = false;
 
@@ -72,10 +75,15 @@ export class Tmm {
       this.transactions.dialect === 'sqlite' ? new RelayLock(this.transactions, this.instanceId) : undefined,
       o.dispatcher?.deleteDelivered === false,
     );
-    this.producer = new MessageProducer(this.transactions, this.outbox, this.dispatcher, this.transport, {
-      ...o.producer,
-      owner: this.instanceId,
-    });
+    this.txlog = o.txlog ? new TxLogSender(o.txlog, { transport: this.transport, logger: this.logger, dataSource: this.dataSource, serviceName: this.name }) : undefined;
+    this.producer = new MessageProducer(
+      this.transactions,
+      this.outbox,
+      this.dispatcher,
+      this.transport,
+      { ...o.producer, owner: this.instanceId },
+      { log: this.txlog, default: o.sender },
+    );
     this.inbox = new TypeOrmInboxStore(this.transactions);
     this.consumers = new ConsumerRunner(
       {
@@ -99,6 +107,7 @@ export class Tmm {
   async start(): Promise<MigrationResult | undefined> {
     if (!this.dataSource.isInitialized) await this.dataSource.initialize();
     const result = this.options.migrate === false ? undefined : await migrate(this.dataSource, { sqliteBusyTimeoutMs: this.options.sqlite?.busyTimeoutMs });
+    await this.txlog?.start();
     TmmRegistry.register(this);
     if (this.options.relay?.enabled !== false) {
       try {
@@ -138,6 +147,7 @@ export class Tmm {
     TmmRegistry.unregister(this);
     await this.relay.stop();
     await this.dispatcher.stop();
+    await this.txlog?.stop();
     if (options.closeTransport ?? true) await this.transport.close();
   }
 }
