@@ -219,6 +219,7 @@ export class TxLogSender implements SenderStore {
     if (this.timer) clearTimeout(this.timer);
     await this.loopRunning;
     await Promise.allSettled([...this.inFlight]);
+    await this.persistAndCheckpoint().catch((e) => this.deps.logger.error('tmm txlog: final checkpoint failed (the next start replays more)', { error: String(e) }));
     await this.log.close();
   }
 
@@ -500,6 +501,11 @@ export class TxLogSender implements SenderStore {
       if (tx.phase === 'begun' && !tx.checking && !tx.resolving && now - tx.begin.at >= this.o.inDoubtAfterMs && now >= tx.nextCheckAt) this.track(this.checkBack(tx));
       else if (tx.phase === 'committed' && !tx.sending && now >= tx.nextSendAt) this.track(this.send(tx));
     }
+    await this.persistAndCheckpoint();
+  }
+
+  /** Persists the snapshot if it changed, then advances the checkpoint and deletes the segments behind it. */
+  private async persistAndCheckpoint(): Promise<void> {
     // Snapshot and checkpoint are taken at the same instant: the checkpoint never passes a transaction the snapshot does not hold.
     const candidate = this.computeCheckpoint();
     if (this.dirty) await this.persistSnapshot();
