@@ -105,6 +105,7 @@ export class TmmAdmin {
         collecting: this.collector.queues,
       }),
       logger,
+      txlog: tmm.txlog ? { sender: tmm.txlog, auditManager: dataSource.manager } : undefined,
     };
     this.server = new AdminServer(context, this.options);
   }

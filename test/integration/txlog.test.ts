@@ -8,7 +8,11 @@ import * as amqp from 'amqplib';
 import { mkdtempSync, promises as fs, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
 import { AmqpTransport, Tmm, silentLogger } from 'tmm';
+import { TmmAdmin } from '../../src/admin';
 import { TransactionalMessage } from 'tmm/decorators';
 import { DualLog, TypeOrmCheckBarrier, encodeFrame } from '../../src/txlog';
 import { AMQP_URL, sleep, waitUntil } from '../support/broker';
@@ -45,6 +49,15 @@ afterAll(async () => {
   await conn?.close();
   rmSync(tmp, { recursive: true, force: true });
 });
+
+const ENTRY = join(resolve(__dirname, '..', '..'), 'src', 'admin', 'cli', 'main.ts');
+function runCli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    execFile(process.execPath, ['-r', join(resolve(__dirname, '..', '..'), 'test', 'support', 'register.js'), ENTRY, ...args], { env: { ...process.env, ...env } }, (error, stdout, stderr) => {
+      done({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
 
 const payloads = (n: number, from = 0) => Array.from({ length: n }, (_, i) => Buffer.from(JSON.stringify({ type: 'sent', lsn: from + i, uid: `u${from + i}`, at: 1 })));
 
@@ -195,6 +208,44 @@ describe.each(['postgres', 'mariadb'] as const)('with the sender on %s', (kind) 
     await sleep(300);
     expect(t2.txlog!.listProblems()).toEqual([]);
     expect(received.get(id)).toBe(1);
+  });
+
+  // One database is enough for the admin surface (the log behaves the same on both).
+  if (kind === 'postgres') it('shows EXCEPTIONs in TMM-ADMIN: force-send from the CLI, discard from the API, both audited', async () => {
+    const dirs = [join(tmp, kind, 'admin', 'a'), join(tmp, kind, 'admin', 'b')];
+    const t = await startTmm(dirs, { maxChecks: 2 });
+    t.txlog!.registerChecker({ service: 'default' }, () => 'unknown');
+    extraOptions.faultHook = (w) => {
+      if (w === 'committed') throw new Error('no end record');
+    };
+    const ledger = new Ledger(t);
+    await ledger.post(`${kind}-admin-send`);
+    await ledger.post(`${kind}-admin-drop`);
+    await waitUntil(() => t.txlog!.listProblems().length === 2, 'two EXCEPTIONs', 10_000);
+    const token = randomBytes(16).toString('hex');
+    const admin = new TmmAdmin(t, { port: 0, auth: { tokens: { ops: token } }, collector: { enabled: false } });
+    const url = await admin.start();
+    try {
+      const [send, drop] = t.txlog!.listProblems().sort((a, b) => (JSON.parse(a.messages[0].payload).entryId.endsWith('send') ? -1 : 1) - (JSON.parse(b.messages[0].payload).entryId.endsWith('send') ? -1 : 1));
+      const headers = { authorization: `Bearer ${token}` };
+      const listed = (await (await fetch(`${url}/api/txlog`, { headers })).json()) as { health: { status: string }; problems: { uid: string; state: string }[] };
+      expect(listed.problems.map((p) => p.uid).sort()).toEqual([send.uid, drop.uid].sort());
+      expect(listed.problems.every((p) => p.state === 'EXCEPTION')).toBe(true);
+      const cli = await runCli(['txlog', 'force-send', send.uid, '--url', url, '--comment', 'checked by hand'], { TMM_ADMIN_TOKEN: token });
+      expect(cli).toMatchObject({ code: 0 });
+      await waitUntil(() => received.get(`${kind}-admin-send`) === 1, 'the force-sent message', 5000);
+      const { csrfToken } = (await (await fetch(`${url}/api/session`, { headers })).json()) as { csrfToken: string };
+      const res = await fetch(`${url}/api/txlog/exceptions/${drop.uid}/discard`, { method: 'POST', headers: { ...headers, 'x-csrf-token': csrfToken, 'content-type': 'application/json' }, body: '{}' });
+      expect(res.status).toBe(200);
+      expect((await runCli(['txlog', 'discard', drop.uid, '--url', url], { TMM_ADMIN_TOKEN: token })).code).not.toBe(0); // gone
+      expect(t.txlog!.listProblems()).toEqual([]);
+      const audit = (await (await fetch(`${url}/api/audit?targetType=txlog`, { headers })).json()) as { items: { action: string; targetId: string; comment: string | null }[] };
+      expect(audit.items.map((a) => [a.action, a.targetId]).sort()).toEqual([['txlog.discard', drop.uid], ['txlog.force-send', send.uid]].sort());
+      await sleep(300);
+      expect(received.has(`${kind}-admin-drop`)).toBe(false);
+    } finally {
+      await admin.stop();
+    }
   });
 
   it('barrier: a check while the business transaction is open waits for it; a commit after a rollback verdict fails on the key', async () => {
