@@ -14,7 +14,7 @@ import { resolve } from 'node:path';
 import { AmqpTransport, Tmm, silentLogger } from 'tmm';
 import { TmmAdmin } from '../../src/admin';
 import { TransactionalMessage } from 'tmm/decorators';
-import { DualLog, TypeOrmCheckBarrier, encodeFrame } from '../../src/txlog';
+import { DualLog, TxLogSender, TypeOrmCheckBarrier, encodeFrame } from '../../src/txlog';
 import { AMQP_URL, sleep, waitUntil } from '../support/broker';
 import { TestDatabase, createTestDatabase } from '../support/databases';
 import { LedgerPosted } from '../support/contracts';
@@ -108,6 +108,34 @@ describe('the two copies on disk', () => {
     const a = Buffer.concat(await Promise.all((await segmentFiles(dirs[0])).map((f) => fs.readFile(f))));
     const b = Buffer.concat(await Promise.all((await segmentFiles(dirs[1])).map((f) => fs.readFile(f))));
     expect(a.equals(b)).toBe(true);
+  });
+});
+
+describe('a bad record', () => {
+  it('is quarantined into EXCEPTION and the checkpoint moves past it', async () => {
+    const dirs = [join(tmp, 'bad', 'a'), join(tmp, 'bad', 'b')];
+    const log = new DualLog(dirs, 1 << 20, silentLogger);
+    await log.open();
+    await log.append(() => [Buffer.from('{"type":"begin","lsn":0,"uid":"x"'), Buffer.from('not json at all')]); // CRC-valid, unreadable
+    await log.close();
+    const transport = new AmqpTransport({ url: AMQP_URL, logger: silentLogger });
+    const sender = new TxLogSender({ directories: dirs, barrier: false, analysisIntervalMs: 20 }, { transport, logger: silentLogger, serviceName: 'svc' });
+    await sender.start();
+    try {
+      expect(sender.listProblems().map((p) => [p.uid, p.state])).toEqual([['quarantined-lsn-0', 'EXCEPTION'], ['quarantined-lsn-1', 'EXCEPTION']]);
+      await waitUntil(() => sender.health().checkpoint === 2, 'the checkpoint past both bad records', 5000);
+    } finally {
+      await sender.stop();
+      await transport.close();
+    }
+    // The quarantine survives a restart (it is in the snapshot), the checkpoint too.
+    const transport2 = new AmqpTransport({ url: AMQP_URL, logger: silentLogger });
+    const again = new TxLogSender({ directories: dirs, barrier: false }, { transport: transport2, logger: silentLogger, serviceName: 'svc' });
+    await again.start();
+    expect(again.listProblems()).toHaveLength(2);
+    expect(again.health().checkpoint).toBe(2);
+    await again.stop();
+    await transport2.close();
   });
 });
 
