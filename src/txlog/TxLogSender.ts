@@ -116,7 +116,8 @@ const SNAPSHOT = 'analysis.json';
  * Contract:
  * - beforeCommit: inserts the check-back barrier row (when the barrier is on) in the business transaction
  *   and appends a begin record (uid, service, topics, messages, check-back reference); COMMIT happens only
- *   after the begin is synced on every live directory. afterCommit appends end-commit and publishes;
+ *   after the begin is synced on every live directory. afterCommit appends end-commit (the caller does not
+ *   wait for it) and publishes once it is synced;
  *   afterRollback appends end-rollback. Publishing waits for the broker's confirm; then a Sent record.
  * - The analysis loop checks back begins without end after inDoubtAfterMs (barrier, app checker or check
  *   URL), retries unknown/failed checks with backoff, and after maxChecks moves the transaction to
@@ -247,10 +248,12 @@ export class TxLogSender implements SenderStore {
         await Promise.all([append, this.barrier && check.barrier ? this.barrier.insertCommit(manager, uid) : undefined]);
         this.fault('begin-synced');
       },
-      afterCommit: async () => {
+      afterCommit: () => {
         if (!tx) return;
         this.fault('committed');
-        await this.resolve(tx, 'commit', 'transaction');
+        // Not awaited: the caller does not wait for the end record (the begin is durable; were the end lost, the
+        // check-back finds the commit). Publishing starts once the end record is synced.
+        this.track(this.resolve(tx, 'commit', 'transaction'));
       },
       afterRollback: async () => {
         if (!tx) return;
