@@ -9,6 +9,8 @@ import { mkdtempSync, promises as fs, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { AmqpTransport, Tmm, silentLogger } from 'tmm';
@@ -273,6 +275,62 @@ describe.each(['postgres', 'mariadb'] as const)('with the sender on %s', (kind) 
       expect(received.has(`${kind}-admin-drop`)).toBe(false);
     } finally {
       await admin.stop();
+    }
+  });
+
+  it('checks back through the HTTP check URL carried in the begin record', async () => {
+    const asked: string[] = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        asked.push((JSON.parse(body) as { uid: string }).uid);
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ status: asked.length === 1 ? 'unknown' : 'commit' }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const dirs = [join(tmp, kind, 'url', 'a'), join(tmp, kind, 'url', 'b')];
+      const t = await startTmm(dirs, { checkUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/check` });
+      extraOptions.faultHook = (w) => {
+        if (w === 'committed') throw new Error('no end record');
+      };
+      const id = `${kind}-url-1`;
+      await new Ledger(t).post(id);
+      await waitUntil(() => received.get(id) === 1, 'the message after the URL said commit', 10_000);
+      expect(asked.length).toBe(2); // unknown, then commit
+      expect(new Set(asked).size).toBe(1);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('moves a transaction whose publishing keeps failing to DEAD (unroutable), then force-sends it once a queue is bound', async () => {
+    const dirs = [join(tmp, kind, 'dead', 'a'), join(tmp, kind, 'dead', 'b')];
+    const unbound = `${EXCHANGE}.unbound.${kind}`;
+    await ch.assertExchange(unbound, 'topic', { durable: false, autoDelete: false });
+    const t = new Tmm({
+      dataSource: db.dataSource,
+      transport: new AmqpTransport({ url: AMQP_URL, logger: silentLogger }),
+      logger: 'silent',
+      producer: { defaultExchange: unbound },
+      relay: { enabled: false },
+      consumers: { enabled: false },
+      txlog: { directories: dirs, analysisIntervalMs: 30, maxSendAttempts: 3, sendBackoff: { initialDelayMs: 20, maxDelayMs: 40 } },
+    });
+    await t.start();
+    tmm = t;
+    const id = `${kind}-dead-1`;
+    await new Ledger(t).post(id);
+    await waitUntil(() => t.txlog!.listProblems().length === 1, 'DEAD', 10_000);
+    expect(t.txlog!.listProblems()[0]).toMatchObject({ state: 'DEAD', sendAttempts: 3 });
+    await ch.bindExchange(EXCHANGE, unbound, '#');
+    try {
+      await t.txlog!.forceSend(t.txlog!.listProblems()[0].uid);
+      await waitUntil(() => received.get(id) === 1, 'the force-sent message', 5000);
+    } finally {
+      await ch.deleteExchange(unbound).catch(() => undefined);
     }
   });
 
