@@ -91,6 +91,7 @@ export class TmmAdmin {
         collector: this.collector.stats,
       }),
       extra: tmm.transport instanceof MeteredTransport ? [tmm.transport.registry] : [],
+      txlog: tmm.txlog ? () => tmm.txlog!.health() : undefined,
     });
     const context: AdminContext = {
       service: this.service,

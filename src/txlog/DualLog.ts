@@ -140,7 +140,16 @@ export class DualLog {
     this.reportDegraded();
   }
 
-  async writeAtomic(name: string, content: string, fault?: LogFault): Promise<void> {
+  /** Atomic writes one after another: two writers of one file must not share (and rename away) its temp file. */
+  private atomicChain: Promise<unknown> = Promise.resolve();
+
+  writeAtomic(name: string, content: string, fault?: LogFault): Promise<void> {
+    const run = this.atomicChain.then(() => this.writeAtomicNow(name, content, fault));
+    this.atomicChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async writeAtomicNow(name: string, content: string, fault?: LogFault): Promise<void> {
     const dirs = this.live();
     if (dirs.length === 0) throw new TxLogUnavailableError(`cannot write ${name}`);
     await Promise.all(

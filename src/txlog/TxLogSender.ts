@@ -300,6 +300,8 @@ export class TxLogSender implements SenderStore {
   async discard(uid: string): Promise<TxLogProblem> {
     const p = this.problems.get(uid);
     if (!p || p.state === 'SENDING') throw new TxLogNotFoundError(uid, 'in EXCEPTION or DEAD');
+    // The decision in the log too: were the checkpoint still before its begin at a crash, replay must not revive it.
+    await this.log.append((lsn) => [Buffer.from(JSON.stringify({ type: 'end', lsn, uid, outcome: 'rollback', source: 'admin', at: Date.now() } satisfies EndRecord))]);
     this.problems.delete(uid);
     await this.persistSnapshot();
     return p;
@@ -473,6 +475,8 @@ export class TxLogSender implements SenderStore {
   private async publishProblem(p: TxLogProblem): Promise<void> {
     try {
       await Promise.all(p.messages.map((m) => this.deps.transport.publish(toTransportMessage(fromLogged(m), p.sendAttempts + 1))));
+      // Sent in the log too: were the checkpoint still before its begin at a crash, replay must not revive it.
+      await this.log.append((lsn) => [Buffer.from(JSON.stringify({ type: 'sent', lsn, uid: p.uid, at: Date.now() } satisfies SentRecord))]);
       this.problems.delete(p.uid);
       this.counters.sent++;
     } catch (e) {

@@ -193,7 +193,7 @@ describe.each(['postgres', 'mariadb'] as const)('with the sender on %s', (kind) 
     const ledger = new Ledger(t);
     const prefix = `${kind}-rm-`;
     for (let i = 0; i < 10; i++) await ledger.post(`${prefix}${i}`);
-    await fs.rm(dirs[1], { recursive: true, force: true });
+    await fs.rm(dirs[1], { recursive: true, force: true, maxRetries: 10, retryDelay: 20 });
     await waitUntil(() => t.txlog!.health().degraded, 'degraded after the directory was removed', 5000);
     for (let i = 10; i < 20; i++) await ledger.post(`${prefix}${i}`);
     await t.txlog!.drained();
@@ -201,7 +201,7 @@ describe.each(['postgres', 'mariadb'] as const)('with the sender on %s', (kind) 
     await waitUntil(() => got(prefix).length === 20, 'all 20 messages at the raw consumer', 5000);
     expect(got(prefix)).toEqual(await rows(prefix));
     // Both gone: the send fails with a clear error and the business row is not committed.
-    await fs.rm(dirs[0], { recursive: true, force: true });
+    await fs.rm(dirs[0], { recursive: true, force: true, maxRetries: 10, retryDelay: 20 });
     await waitUntil(() => t.txlog!.health().status === 'down', 'down after both directories were removed', 5000);
     await expect(ledger.post(`${prefix}x`)).rejects.toMatchObject({ code: 'TMM_TXLOG_UNAVAILABLE' });
     expect(await rows(`${prefix}x`)).toEqual([]);
@@ -261,6 +261,9 @@ describe.each(['postgres', 'mariadb'] as const)('with the sender on %s', (kind) 
       const listed = (await (await fetch(`${url}/api/txlog`, { headers })).json()) as { health: { status: string }; problems: { uid: string; state: string }[] };
       expect(listed.problems.map((p) => p.uid).sort()).toEqual([send.uid, drop.uid].sort());
       expect(listed.problems.every((p) => p.state === 'EXCEPTION')).toBe(true);
+      const metrics = await (await fetch(`${url}/metrics`, { headers })).text();
+      expect(metrics).toContain('tmm_txlog_transactions{state="exception"} 2');
+      expect(metrics).toContain('tmm_txlog_degraded 0');
       const cli = await runCli(['txlog', 'force-send', send.uid, '--url', url, '--comment', 'checked by hand'], { TMM_ADMIN_TOKEN: token });
       expect(cli).toMatchObject({ code: 0 });
       await waitUntil(() => received.get(`${kind}-admin-send`) === 1, 'the force-sent message', 5000);
