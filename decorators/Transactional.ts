@@ -7,7 +7,7 @@ export type TransactionalOptions = WrapOptions;
 
 const PROPAGATIONS = new Set<string>(Object.values(Propagation));
 const ISOLATIONS = new Set(['READ UNCOMMITTED', 'READ COMMITTED', 'REPEATABLE READ', 'SERIALIZABLE']);
-const KEYS = new Set(['propagation', 'isolation', 'name', 'dataSource']);
+const KEYS = new Set(['propagation', 'isolation', 'name', 'dataSource', 'sender']);
 
 function decorate(kind: string, options: TransactionalOptions, messages: boolean): MethodDecorator {
   for (const key of Object.keys(options)) if (!KEYS.has(key)) throw new ConfigurationError(`${kind}.${key}`, 'unknown option');
@@ -16,6 +16,9 @@ function decorate(kind: string, options: TransactionalOptions, messages: boolean
   }
   if (options.isolation !== undefined && !ISOLATIONS.has(options.isolation)) {
     throw new ConfigurationError(`${kind}.isolation`, `must be one of ${[...ISOLATIONS].join(', ')}, got ${JSON.stringify(options.isolation)}`);
+  }
+  if (options.sender !== undefined && (!messages || (options.sender !== 'outbox' && options.sender !== 'log'))) {
+    throw new ConfigurationError(`${kind}.sender`, messages ? `must be "outbox" or "log", got ${JSON.stringify(options.sender)}` : 'only @TransactionalMessage takes a sender');
   }
   return (target, key, descriptor: PropertyDescriptor) => {
     const original = descriptor.value as unknown;

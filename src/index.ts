@@ -53,6 +53,12 @@ export type { SetFlowStats, SetRoutingOptions } from './transport/sets/SetRoutin
 export { validateSetRules } from './transport/sets/SetRules';
 export type { SetKeySource, SetRules } from './transport/sets/SetRules';
 
+// The transaction-log sender mode (sender: 'log'; docs/guarantees.md)
+export { TxLogSender, TypeOrmCheckBarrier } from './txlog';
+export type { TxLogOptions, TxLogWindow, TxLogProblem, TxLogHealth, CheckAttempt, CheckVerdict, TransactionChecker } from './txlog';
+export { TxLogUnavailableError, TxLogNotFoundError, TxLogNotStartedError } from './txlog';
+export type { SenderStore, SenderKind } from './outbox/SenderStore';
+
 // Consuming
 export type { ConsumeContext, ConsumeInterceptor, InterceptionContext, InterceptorRef } from './consumer/ConsumeContext';
 export type { ConsumerRunner, ConsumerStats } from './consumer/ConsumerRunner';

@@ -21,3 +21,4 @@ export * from './di';
 export * from './sql/SqlDialect';
 export * from './transport/sets';
 export * from './transport/nats';
+export * from './txlog';

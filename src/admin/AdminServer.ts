@@ -32,6 +32,8 @@ export interface AdminContext {
   /** The instance's health (tmm.health()): `/health` for load balancers, `/api/health` with the details. */
   health?: () => Promise<TmmHealth>;
   logger: Logger;
+  /** The log-mode sender of this process, when it runs one: its EXCEPTION/DEAD transactions (see registerTxLogRoutes). */
+  txlog?: TxLogAdminContext;
 }
 
 declare module 'fastify' {
@@ -39,6 +41,8 @@ declare module 'fastify' {
     principal?: Principal;
   }
 }
+
+import { TxLogAdminContext, registerTxLogRoutes } from './txlogRoutes';
 
 const CSRF_HEADER = 'x-csrf-token';
 const STATUS_LIST = `^(ALL|(${DEAD_LETTER_STATUSES.join('|')})(,(${DEAD_LETTER_STATUSES.join('|')}))*)$`;
@@ -428,19 +432,21 @@ export class AdminServer {
     app.post('/api/outbox/:id/retry', outboxActionSchema, outboxAction('retry'));
     app.post('/api/outbox/:id/discard', outboxActionSchema, outboxAction('discard'));
 
-    app.get<{ Querystring: { targetType?: 'dead-letter' | 'outbox'; targetId?: string; principal?: string; action?: string; limit: number; offset: number } }>(
+    app.get<{ Querystring: { targetType?: 'dead-letter' | 'outbox' | 'txlog'; targetId?: string; principal?: string; action?: string; limit: number; offset: number } }>(
       '/api/audit',
       {
         schema: {
           querystring: {
             type: 'object',
             additionalProperties: false,
-            properties: { targetType: { type: 'string', enum: ['dead-letter', 'outbox'] }, targetId: text(), principal: text(), action: text(64), ...page },
+            properties: { targetType: { type: 'string', enum: ['dead-letter', 'outbox', 'txlog'] }, targetId: text(), principal: text(), action: text(64), ...page },
           },
         },
       },
       async (req) => ctx.audit.list(req.query, { limit: req.query.limit, offset: req.query.offset }),
     );
+
+    if (ctx.txlog) registerTxLogRoutes(app, ctx.txlog, ctx.audit, ctx.logger, comment);
 
     if (options.metrics.enabled && ctx.metrics) {
       const metrics = ctx.metrics;

@@ -93,6 +93,7 @@ export class TmmAdmin {
         collector: this.collector.stats,
       }),
       extra: tmm.transport instanceof MeteredTransport ? [tmm.transport.registry] : [],
+      txlog: tmm.txlog ? () => tmm.txlog!.health() : undefined,
     });
     const context: AdminContext = {
       service: this.service,
@@ -108,6 +109,7 @@ export class TmmAdmin {
       }),
       health: () => tmm.health(),
       logger,
+      txlog: tmm.txlog ? { sender: tmm.txlog, auditManager: dataSource.manager } : undefined,
     };
     this.server = new AdminServer(context, this.options);
   }

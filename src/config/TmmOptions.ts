@@ -9,6 +9,7 @@ import { ProducerOptions, defaultProducerOptions } from '../outbox/MessageProduc
 import { DispatcherOptions, defaultDispatcherOptions } from '../relay/Dispatcher';
 import { RelayOptions, defaultRelayOptions } from '../relay/Relay';
 import { BackoffOptions, defaultBackoffOptions } from '../relay/backoff';
+import type { TxLogOptions } from '../txlog/TxLogSender';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
 const dataSourceSchema = z.custom<DataSource>(
@@ -75,6 +76,10 @@ const schema = z.strictObject({
       shutdownTimeoutMs: ms.optional(),
     })
     .optional(),
+  /** Where transactional messages go unless a @TransactionalMessage chooses: `outbox` (default) or `log` (needs `txlog`). */
+  sender: z.enum(['outbox', 'log']).optional(),
+  /** The local transaction-log sender (src/txlog/TxLogSender.ts, TxLogOptions); checked there. */
+  txlog: z.custom<TxLogOptions>((v) => isObject(v), { message: 'must be an object with { directories }' }).optional(),
   sqlite: z.strictObject({ busyTimeoutMs: ms.optional() }).optional(),
   /** Defaults for @Consumer handlers and the consumer runner (src/consumer/ConsumerRunnerOptions.ts). */
   consumers: z
@@ -123,6 +128,7 @@ const schema = z.strictObject({
 });
 
 export type TmmOptions = z.input<typeof schema>;
+// (sender: 'log' without txlog is refused in validateTmmOptions)
 export type { LogLevel };
 
 /**
@@ -132,7 +138,10 @@ export type { LogLevel };
 export function validateTmmOptions(input: unknown): TmmOptions {
   if (!isObject(input)) throw new ConfigurationError('', 'options must be an object with at least { dataSource }');
   const result = schema.safeParse(input);
-  if (result.success) return result.data;
+  if (result.success) {
+    if (result.data.sender === 'log' && !result.data.txlog) throw new ConfigurationError('sender', '"log" needs the txlog option ({ directories })');
+    return result.data;
+  }
   const issues = result.error.issues.map((issue) => {
     if (issue.code === 'unrecognized_keys') {
       const base = issue.path.map(String);
@@ -163,6 +172,10 @@ export interface ResolvedTmmOptions {
   readonly context: 'async-local-storage' | 'cls-hooked' | ContextStore;
   readonly logger: LogLevel | Logger;
   readonly migrate: boolean;
+  /** Where transactional messages go unless a @TransactionalMessage chooses. */
+  readonly sender: 'outbox' | 'log';
+  /** The transaction-log sender's options (checked by TxLogSender), when configured. */
+  readonly txlog: TxLogOptions | undefined;
   readonly producer: Readonly<Omit<ProducerOptions, 'owner'>>;
   readonly dispatcher: Readonly<Omit<DispatcherOptions, 'owner' | 'logger' | 'backoff'> & { backoff: Readonly<BackoffOptions> }>;
   readonly relay: Readonly<Omit<RelayOptions, 'owner' | 'logger' | 'maxPendingRows'> & { enabled: boolean; maxPendingRows: number }>;
@@ -201,6 +214,8 @@ export function resolveTmmOptions(input: TmmOptions): ResolvedTmmOptions {
     context: o.context ?? 'async-local-storage',
     logger: o.logger ?? 'warn',
     migrate: o.migrate ?? true,
+    sender: o.sender ?? 'outbox',
+    txlog: o.txlog,
     producer: { ...defaultProducerOptions, ...defined(o.producer) },
     dispatcher: {
       ...dispatcherDefaults,

@@ -2,7 +2,7 @@ import type { EntityManager } from 'typeorm';
 import type { Page, PageRequest } from './DeadLetter';
 
 /** What an audit entry is about. */
-export type AuditTargetType = 'dead-letter' | 'outbox';
+export type AuditTargetType = 'dead-letter' | 'outbox' | 'txlog';
 
 /** One operator action on one target. `before`/`after` are the parts of the target's state it changed. */
 export interface AuditEntry {
@@ -10,7 +10,7 @@ export interface AuditEntry {
   at: number;
   /** Who: the authenticated principal (`token:ops`, `user:alice`, `cli:root`). */
   principal: string;
-  /** What: `dead-letter.resend`, `dead-letter.edit-resend`, `dead-letter.discard`, `outbox.retry`, `outbox.discard`. */
+  /** What: `dead-letter.resend`, `dead-letter.edit-resend`, `dead-letter.discard`, `outbox.retry`, `outbox.discard`, `txlog.force-send`, `txlog.discard`. */
   action: string;
   targetType: AuditTargetType;
   targetId: string;

@@ -9,6 +9,7 @@ import { TransactionScope } from '../transaction/TransactionScope';
 import { TypeOrmTransactionManager } from '../transaction/TypeOrmTransactionManager';
 import { HeaderValue, Headers, Transport } from '../transport/Transport';
 import { OutboxStore } from './OutboxStore';
+import { OutboxSenderStore, SenderKind, SenderStore, chosenSender } from './SenderStore';
 
 export interface ProducerOptions {
   /** Exchange for contracts that name none. */
@@ -64,6 +65,7 @@ interface Collector {
  */
 export class MessageProducer {
   private readonly options: ProducerOptions;
+  private readonly outboxSender: SenderStore;
 
   constructor(
     private readonly transactions: TypeOrmTransactionManager,
@@ -71,8 +73,11 @@ export class MessageProducer {
     private readonly dispatcher: Dispatcher,
     private readonly transport: Transport,
     options: Partial<ProducerOptions> & { owner: string },
+    /** Other sender stores (the transaction log) and which one a transaction uses unless it chose one. */
+    private readonly senders: { log?: SenderStore; default?: SenderKind } = {},
   ) {
     this.options = { ...defaultProducerOptions, ...options };
+    this.outboxSender = new OutboxSenderStore(store, dispatcher, () => ({ owner: this.options.owner, until: Date.now() + this.options.leaseMs }));
   }
 
   /**
@@ -119,15 +124,19 @@ export class MessageProducer {
       const c: Collector = { messages: [] };
       collector = c;
       scope.resources.set(COLLECTOR, c);
-      scope.beforeCommit(() =>
-        c.messages.length === 0
-          ? undefined
-          : this.store.append(scope.manager, c.messages, { owner: this.options.owner, until: Date.now() + this.options.leaseMs }),
-      );
-      // Off the caller's path: its await ends at COMMIT; the publishes start on the next event-loop turn.
-      scope.afterCommit(() => this.dispatcher.dispatchSoon(c.messages));
+      const batch = this.senderFor(scope).open();
+      scope.beforeCommit(() => (c.messages.length === 0 ? undefined : batch.beforeCommit(scope.manager, c.messages)));
+      scope.afterCommit(() => (c.messages.length === 0 ? undefined : batch.afterCommit(c.messages)));
+      scope.afterRollback(() => (c.messages.length === 0 ? undefined : batch.afterRollback(c.messages)));
     }
     collector.messages.push(...messages);
+  }
+
+  private senderFor(scope: TransactionScope): SenderStore {
+    const kind = chosenSender(scope) ?? this.senders.default ?? 'outbox';
+    if (kind === 'outbox') return this.outboxSender;
+    if (!this.senders.log) throw new ConfigurationError('sender', 'this transaction sends through "log" but the tmm instance has no txlog configured');
+    return this.senders.log;
   }
 
   /** The row of one validated message (synchronous: the send path pays one promise per message, validation's). */

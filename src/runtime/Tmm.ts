@@ -22,6 +22,7 @@ import type { TransactionManager } from '../transaction/TransactionManager';
 import { TypeOrmTransactionManager } from '../transaction/TypeOrmTransactionManager';
 import { MemoryTransport } from '../transport/memory/MemoryTransport';
 import type { ExchangeSpec, Transport } from '../transport/Transport';
+import { TxLogSender } from '../txlog/TxLogSender';
 import { TmmRegistry } from './TmmRegistry';
 
 /**
@@ -106,6 +107,8 @@ export class Tmm {
   /** @internal */ readonly relay: Relay;
   /** @internal Where idempotent consumers claim messages (`tmm_inbox`). */
   readonly inbox: InboxStore;
+  /** The local transaction-log sender, when `txlog` is configured (started and stopped with tmm). */
+  readonly txlog: TxLogSender | undefined;
   private started = false;
   private stopping: Promise<void> | undefined;
 
@@ -140,10 +143,15 @@ export class Tmm {
       transactions.dialect === 'sqlite' ? new RelayLock(transactions, this.instanceId) : undefined,
       !o.dispatcher.deleteDelivered,
     );
-    this.producer = new MessageProducer(transactions, this.outbox, this.dispatcher, this.transport, {
-      ...o.producer,
-      owner: this.instanceId,
-    });
+    this.txlog = o.txlog ? new TxLogSender(o.txlog, { transport: this.transport, logger: this.logger, dataSource: this.dataSource, serviceName: this.name }) : undefined;
+    this.producer = new MessageProducer(
+      transactions,
+      this.outbox,
+      this.dispatcher,
+      this.transport,
+      { ...o.producer, owner: this.instanceId },
+      { log: this.txlog, default: o.sender },
+    );
     this.inbox = components.inbox ?? new TypeOrmInboxStore(transactions, dialect);
     this.consumers = new ConsumerRunner(
       {
@@ -175,12 +183,14 @@ export class Tmm {
     // must not keep the producer from starting (the outbox holds what it sends), so this waits a little,
     // then goes on trying in the background until it succeeds or tmm stops.
     await this.declareProducerExchanges();
+    await this.txlog?.start();
     TmmRegistry.register(this);
     if (this.options.relay.enabled) {
       try {
         await this.relay.start();
       } catch (e) {
         TmmRegistry.unregister(this);
+        await this.txlog?.stop();
         throw e;
       }
     }
@@ -191,6 +201,7 @@ export class Tmm {
         // A consumer misconfiguration (or its topology) fails start-up as a whole.
         await this.relay.stop();
         TmmRegistry.unregister(this);
+        await this.txlog?.stop();
         throw e;
       }
     }
@@ -256,6 +267,7 @@ export class Tmm {
       TmmRegistry.unregister(this);
       await this.relay.stop();
       await this.dispatcher.stop();
+      await this.txlog?.stop();
       if (options.closeTransport ?? true) await this.transport.close();
     })();
     return this.stopping;

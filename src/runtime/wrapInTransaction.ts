@@ -1,9 +1,12 @@
 import { TransactionOptions } from '../transaction/Propagation';
+import { SenderKind, chooseSender } from '../outbox/SenderStore';
 import { TmmRegistry } from './TmmRegistry';
 
 export interface WrapOptions extends TransactionOptions {
   /** Name of the tmm instance (DataSource) to use; `default` when omitted. */
   dataSource?: string;
+  /** Sender store for the messages of this transaction (`outbox` or `log`); default the instance's `sender`. */
+  sender?: SenderKind;
 }
 
 /**
@@ -15,7 +18,7 @@ export function wrapInTransaction<A extends unknown[], R>(
   fn: (...args: A) => R | Promise<R>,
   options: WrapOptions = {},
 ): (...args: A) => Promise<R> {
-  const { dataSource, ...txOptions } = options;
+  const { dataSource, sender, ...txOptions } = options;
   const name = txOptions.name ?? fn.name ?? 'anonymous';
   return function (this: unknown, ...args: A): Promise<R> {
     let tmm;
@@ -24,6 +27,12 @@ export function wrapInTransaction<A extends unknown[], R>(
     } catch (e) {
       return Promise.reject(e);
     }
-    return tmm.transactions.run(() => fn.apply(this, args), { ...txOptions, name });
+    const t = tmm;
+    const body = sender === undefined ? () => fn.apply(this, args) : () => {
+      const scope = t.transactions.current();
+      if (scope) chooseSender(scope, sender, name);
+      return fn.apply(this, args);
+    };
+    return tmm.transactions.run(body, { ...txOptions, name });
   };
 }

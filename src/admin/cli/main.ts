@@ -289,6 +289,50 @@ export function buildProgram(run: (fn: (s: Session, g: Globals) => Promise<numbe
       );
   }
 
+  // The log-mode sender's EXCEPTION/DEAD transactions live on the sender's disks, owned by its process: these
+  // commands go through that process's admin API (TmmAdmin), never the database.
+  const txlog = program.command('txlog').description("the log-mode sender's EXCEPTION/DEAD transactions, through the sending process's admin API");
+  const api = async (opts: { url?: string }, method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> => {
+    const base = opts.url ?? process.env.TMM_ADMIN_URL;
+    const token = process.env.TMM_ADMIN_TOKEN;
+    if (!base) throw new CliExit(ExitCode.Usage, 'txlog commands need --url or $TMM_ADMIN_URL (the admin API of the sending process)');
+    if (!token) throw new CliExit(ExitCode.Usage, 'txlog commands need $TMM_ADMIN_TOKEN');
+    const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+    if (method === 'POST') {
+      const session = (await (await fetch(new URL('/api/session', base), { headers })).json()) as { csrfToken?: string };
+      headers['x-csrf-token'] = session.csrfToken ?? '';
+      headers['content-type'] = 'application/json';
+    }
+    const res = await fetch(new URL(path, base), { method, headers, body: method === 'POST' ? JSON.stringify(body ?? {}) : undefined });
+    const data = (await res.json()) as { error?: { code: string; message: string } };
+    if (res.status === 404) throw new CliExit(ExitCode.NotFound, data.error?.message ?? `not found: ${path}`);
+    if (!res.ok) throw new CliExit(ExitCode.Failure, `${method} ${path}: HTTP ${res.status} ${data.error?.code ?? ''} ${data.error?.message ?? ''}`.trim());
+    return data;
+  };
+  txlog
+    .command('list')
+    .description('health of the log (degraded directories) and the EXCEPTION/DEAD transactions')
+    .option('--url <url>', 'admin API of the sending process (default $TMM_ADMIN_URL)')
+    .action(async (opts: { url?: string }) => {
+      const r = (await api(opts, 'GET', '/api/txlog')) as { health: { status: string; inDoubt: number; pendingSend: number }; problems: { uid: string; state: string; since: number; topics: string[]; reason: string }[] };
+      if (g().json) return json(r);
+      out(`txlog ${r.health.status}  in doubt ${r.health.inDoubt}  to send ${r.health.pendingSend}  exceptions ${r.problems.length}`);
+      printTable(r.problems.map((p) => ({ ...p, since: iso(p.since), topics: p.topics.join(',') })), ['uid', 'state', 'since', 'topics', 'reason']);
+    });
+  for (const [name, verb] of [['force-send', 'force-sent'], ['discard', 'discarded']] as const) {
+    txlog
+      .command(name)
+      .description(name === 'force-send' ? 'publish the transaction’s messages now (audited)' : 'drop the transaction: never published (audited)')
+      .argument('<uid>', 'transaction uid (from `tmm txlog list`)')
+      .option('--url <url>', 'admin API of the sending process (default $TMM_ADMIN_URL)')
+      .option('--comment <text>', 'recorded in the audit trail')
+      .action(async (uid: string, opts: { url?: string; comment?: string }) => {
+        const r = await api(opts, 'POST', `/api/txlog/exceptions/${encodeURIComponent(uid)}/${name}`, opts.comment ? { comment: opts.comment } : {});
+        if (g().json) return json(r);
+        out(`${verb} ${uid}`);
+      });
+  }
+
   program
     .command('serve')
     .description('serve the admin API and console on this database (credentials from $TMM_ADMIN_TOKEN; resends are published by your application’s relay)')

@@ -57,9 +57,36 @@ export class TmmMetrics {
       counters: () => ProcessCounters;
       extra?: Registry[];
       cacheMs?: number;
+      /** The log-mode sender's health, when this process runs one (tmm_txlog_* gauges). */
+      txlog?: () => { degraded: boolean; directories: { path: string; ok: boolean }[]; inDoubt: number; pendingSend: number; problems: number };
     },
   ) {
     const r = [this.registry];
+    const txlog = deps.txlog;
+    if (txlog) {
+      new Gauge({ name: 'tmm_txlog_degraded', help: '1 when a transaction-log directory failed and the sender runs on the other', registers: r, collect() { this.set(txlog().degraded ? 1 : 0); } });
+      new Gauge({
+        name: 'tmm_txlog_directory_ok',
+        help: 'Per transaction-log directory: 1 live, 0 failed (out until restart)',
+        labelNames: ['path'],
+        registers: r,
+        collect() {
+          for (const d of txlog().directories) this.set({ path: d.path }, d.ok ? 1 : 0);
+        },
+      });
+      new Gauge({
+        name: 'tmm_txlog_transactions',
+        help: 'Log-mode transactions by state: in_doubt (being checked back), pending_send, exception (EXCEPTION/DEAD, in the admin)',
+        labelNames: ['state'],
+        registers: r,
+        collect() {
+          const h = txlog();
+          this.set({ state: 'in_doubt' }, h.inDoubt);
+          this.set({ state: 'pending_send' }, h.pendingSend);
+          this.set({ state: 'exception' }, h.problems);
+        },
+      });
+    }
     const snapshot = () => this.snapshot();
     new Gauge({
       name: 'tmm_outbox_rows',

@@ -1,0 +1,156 @@
+/**
+ * Log-mode sender benchmark (issue 11). Same run, alternating rounds, medians, on PostgreSQL with 1 and 32
+ * concurrent callers: a business transaction (one INSERT) that sends one message
+ *  - through the local transaction log (`@TransactionalMessage({ sender: 'log' })`: barrier row + begin record
+ *    synced to two directories before COMMIT, end after, publish with confirms on RabbitMQ, Sent record),
+ *  - through the outbox table (`sender: 'outbox'`: outbox row, after-commit publish with confirms, mark),
+ *  - without messaging (`@Transactional`, the insert only).
+ * Reports ratios, log fsyncs (write batches, one sync per directory each) per transaction, and the log mode's
+ * begin→publish-confirmed latency p50/p99. Last line: one JSON object.
+ */
+import 'reflect-metadata';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { IsInt, IsString } from 'class-validator';
+import { Column, Entity, PrimaryColumn } from 'typeorm';
+import { uuidv7 } from 'uuidv7';
+import { AmqpTransport, Tmm, silentLogger } from '../../src/internal';
+import { MessageContract, Transactional, TransactionalMessage } from 'tmm/decorators';
+import { AMQP_URL } from '../support/amqp';
+import { createBenchSchema } from '../support/postgres';
+import { median, percentile, round } from '../support/stats';
+
+@Entity({ name: 'bench_log_order' })
+class BenchOrder {
+  @PrimaryColumn({ type: 'varchar', length: 40 }) id!: string;
+  @Column({ type: 'int' }) amount!: number;
+}
+
+@MessageContract({ topic: 'bench.log-order-placed' })
+class OrderPlaced {
+  @IsString() id!: string;
+  @IsInt() amount!: number;
+}
+
+class Service {
+  constructor(private readonly tmm: Tmm) {}
+  @Transactional({ dataSource: 'bench-log' })
+  async plain(id: string): Promise<void> {
+    await this.tmm.transactions.getRepository(BenchOrder).insert({ id, amount: 1 });
+  }
+  @TransactionalMessage({ dataSource: 'bench-log', sender: 'outbox' })
+  async outbox(id: string): Promise<void> {
+    await this.tmm.transactions.getRepository(BenchOrder).insert({ id, amount: 1 });
+    await this.tmm.producer.send(Object.assign(new OrderPlaced(), { id, amount: 1 }));
+  }
+  @TransactionalMessage({ dataSource: 'bench-log', sender: 'log' })
+  async log(id: string): Promise<void> {
+    await this.tmm.transactions.getRepository(BenchOrder).insert({ id, amount: 1 });
+    await this.tmm.producer.send(Object.assign(new OrderPlaced(), { id, amount: 1 }));
+  }
+}
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const OPS: Record<number, number> = { 1: Number(process.env.BENCH_OPS_1 ?? 300), 32: Number(process.env.BENCH_OPS_32 ?? 1600) };
+type Mode = 'plain' | 'outbox' | 'log';
+
+async function main(): Promise<void> {
+  const schema = await createBenchSchema('bench_log', { entities: [BenchOrder], poolSize: 40 });
+  const dirs = mkdtempSync(join(tmpdir(), 'tmm-bench-log-'));
+  const exchange = `tmm.bench.log.${process.pid}`;
+  const queue = `${exchange}.sink`;
+  const transport = new AmqpTransport({ url: AMQP_URL, logger: silentLogger });
+  const tmm = new Tmm({
+    dataSource: schema.dataSource,
+    name: 'bench-log',
+    transport,
+    logger: 'error',
+    producer: { defaultExchange: exchange },
+    consumers: { enabled: false },
+    txlog: { directories: [join(dirs, 'a'), join(dirs, 'b')], inDoubtAfterMs: 30_000 },
+  });
+  await tmm.start();
+  await transport.declare({ exchanges: [{ name: exchange }], queues: [{ name: queue, bindings: [{ exchange, routingKey: '#' }] }] });
+  const svc = new Service(tmm);
+  const log = tmm.txlog!;
+  const results: Record<string, number> = {};
+  const us: Record<string, number[]> = {};
+  const fsyncs: Record<number, number[]> = { 1: [], 32: [] };
+  const latencies: number[] = [];
+  try {
+    for (const callers of [1, 32]) {
+      const ops = OPS[callers];
+      const run = async (mode: Mode): Promise<number> => {
+        let next = 0;
+        const start = process.hrtime.bigint();
+        await Promise.all(
+          Array.from({ length: callers }, async () => {
+            while (next < ops) {
+              next++;
+              await svc[mode](uuidv7());
+            }
+          }),
+        );
+        return Number(process.hrtime.bigint() - start) / 1000 / ops;
+      };
+      // Warm-up, then alternating rounds (order rotated each round).
+      for (const m of ['plain', 'outbox', 'log'] as Mode[]) await run(m);
+      await log.drained(60_000);
+      const orders: Mode[][] = [['plain', 'outbox', 'log'], ['log', 'plain', 'outbox'], ['outbox', 'log', 'plain']];
+      for (let r = 0; r < ROUNDS; r++) {
+        for (const m of orders[r % orders.length]) {
+          const batchesBefore = log.log.batches;
+          const latBefore = log.latencies.length;
+          const t = await run(m);
+          if (m === 'log') {
+            await log.drained(60_000); // the Sent records of this round are in its batches
+            fsyncs[callers].push((log.log.batches - batchesBefore) / ops);
+            latencies.push(...log.latencies.slice(latBefore));
+          }
+          (us[`${m}_${callers}`] ??= []).push(t);
+        }
+      }
+      for (const m of ['plain', 'outbox', 'log']) results[`${m}_us_${callers}`] = round(median(us[`${m}_${callers}`]), 1);
+      results[`log_vs_plain_${callers}`] = round(median(us[`log_${callers}`]) / median(us[`plain_${callers}`]));
+      results[`log_vs_outbox_${callers}`] = round(median(us[`log_${callers}`]) / median(us[`outbox_${callers}`]));
+      results[`outbox_vs_plain_${callers}`] = round(median(us[`outbox_${callers}`]) / median(us[`plain_${callers}`]));
+      results[`fsyncs_per_tx_${callers}`] = round(median(fsyncs[callers]));
+      process.stderr.write(`callers=${callers} ${JSON.stringify(Object.fromEntries(Object.entries(us).filter(([k]) => k.endsWith(`_${callers}`)).map(([k, v]) => [k, v.map((x) => round(x, 0))])))}\n`);
+    }
+  } finally {
+    await tmm.stop({ closeTransport: false });
+    await transport.close();
+    const { connect } = await import('amqplib');
+    const c = await connect(AMQP_URL);
+    const ch = await c.createChannel();
+    await ch.deleteQueue(queue).catch(() => undefined);
+    await ch.deleteExchange(exchange).catch(() => undefined);
+    await c.close();
+    await schema.dispose();
+    rmSync(dirs, { recursive: true, force: true });
+  }
+  const line = {
+    bench: 'log-producer',
+    log_vs_plain_1: results.log_vs_plain_1,
+    log_vs_plain_32: results.log_vs_plain_32,
+    log_vs_outbox_1: results.log_vs_outbox_1,
+    log_vs_outbox_32: results.log_vs_outbox_32,
+    fsyncs_per_tx_1: results.fsyncs_per_tx_1,
+    fsyncs_per_tx_32: results.fsyncs_per_tx_32,
+    begin_to_publish_p50_ms: round(percentile(latencies, 50), 2),
+    begin_to_publish_p99_ms: round(percentile(latencies, 99), 2),
+    ...results,
+    rounds: ROUNDS,
+    ops_1: OPS[1],
+    ops_32: OPS[32],
+    log_directories: 2,
+    note: 'fsyncs_per_tx = log write batches per transaction (each batch: one fdatasync per directory; a transaction writes begin, end and Sent records); both directories on the same disk here',
+  };
+  process.stdout.write(JSON.stringify(line) + '\n');
+}
+
+main().catch((e) => {
+  process.stderr.write(`${e instanceof Error ? e.stack : String(e)}\n`);
+  process.exit(1);
+});

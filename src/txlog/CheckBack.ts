@@ -1,0 +1,82 @@
+import type { DataSource, EntityManager } from 'typeorm';
+import { Dialect, dialectOf } from '../transaction/dialect';
+import { BeginRecord } from './records';
+
+/** A check-back verdict: did the business transaction `uid` commit? */
+export type CheckVerdict = 'commit' | 'rollback' | 'unknown';
+
+/**
+ * An app-registered checker: asked about an in-doubt transaction, answers from the business state.
+ * It must answer `commit` only when the transaction's effects are committed, `rollback` only when they
+ * never will be; anything else is `unknown` (asked again later, with backoff).
+ */
+export type TransactionChecker = (tx: { uid: string; serviceName: string; topics: string[] }) => Promise<CheckVerdict> | CheckVerdict;
+
+export const BARRIER_TABLE = 'tmm_txlog_barrier';
+
+/**
+ * The check-back barrier (the DTM 2-phase-message barrier): the business transaction inserts `(uid,
+ * 'commit')` just before COMMIT; a check inserts `(uid, 'rollback')` with insert-ignore and reads back.
+ * The primary key makes the verdict final and race-free: a check while the business transaction is
+ * still open waits on the key until it ends; a commit after a rollback verdict fails on the key (and
+ * the business transaction rolls back).
+ */
+export class TypeOrmCheckBarrier {
+  private readonly dialect: Dialect;
+
+  constructor(private readonly dataSource: DataSource) {
+    this.dialect = dialectOf(dataSource);
+  }
+
+  async migrate(): Promise<void> {
+    const t = BARRIER_TABLE;
+    await this.dataSource.query(
+      this.dialect === 'mysql'
+        ? `CREATE TABLE IF NOT EXISTS ${t} (uid VARCHAR(64) NOT NULL PRIMARY KEY, reason VARCHAR(16) NOT NULL, created_at BIGINT NOT NULL)`
+        : `CREATE TABLE IF NOT EXISTS ${t} (uid VARCHAR(64) NOT NULL PRIMARY KEY, reason VARCHAR(16) NOT NULL, created_at BIGINT NOT NULL)`,
+    );
+  }
+
+  /** In the business transaction: marks uid committed (fails on the key when a check already said rollback). */
+  async insertCommit(manager: EntityManager, uid: string): Promise<void> {
+    await manager.query(`INSERT INTO ${BARRIER_TABLE} (uid, reason, created_at) VALUES (${this.p(1)}, 'commit', ${this.p(2)})`, [uid, Date.now()]);
+  }
+
+  /** The check: insert-ignore `(uid, 'rollback')`, read back what is there. Blocks while the business transaction holds the key. */
+  async check(uid: string): Promise<'commit' | 'rollback'> {
+    const insert =
+      this.dialect === 'postgres'
+        ? `INSERT INTO ${BARRIER_TABLE} (uid, reason, created_at) VALUES ($1, 'rollback', $2) ON CONFLICT (uid) DO NOTHING`
+        : this.dialect === 'mysql'
+          ? `INSERT IGNORE INTO ${BARRIER_TABLE} (uid, reason, created_at) VALUES (?, 'rollback', ?)`
+          : `INSERT OR IGNORE INTO ${BARRIER_TABLE} (uid, reason, created_at) VALUES (?, 'rollback', ?)`;
+    await this.dataSource.query(insert, [uid, Date.now()]);
+    const rows = (await this.dataSource.query(`SELECT reason FROM ${BARRIER_TABLE} WHERE uid = ${this.p(1)}`, [uid])) as { reason: string }[];
+    return rows[0]?.reason === 'commit' ? 'commit' : 'rollback';
+  }
+
+  /** Deletes barrier rows of transactions whose fate is final (the log no longer needs them). */
+  async purge(uids: string[]): Promise<void> {
+    if (uids.length === 0) return;
+    const params = uids.map((_, i) => this.p(i + 1)).join(', ');
+    await this.dataSource.query(`DELETE FROM ${BARRIER_TABLE} WHERE uid IN (${params})`, uids);
+  }
+
+  private p(i: number): string {
+    return this.dialect === 'postgres' ? `$${i}` : '?';
+  }
+}
+
+/** Asks a check URL (the begin record's `check.url`): POST `{ uid, serviceName, topics }`, expects `{ "status": "commit" | "rollback" | "unknown" }`. */
+export async function httpCheck(url: string, begin: BeginRecord, timeoutMs: number): Promise<CheckVerdict> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ uid: begin.uid, serviceName: begin.serviceName, topics: begin.topics }),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  if (!res.ok) throw new Error(`check URL answered HTTP ${res.status}`);
+  const body = (await res.json()) as { status?: unknown };
+  if (body.status === 'commit' || body.status === 'rollback' || body.status === 'unknown') return body.status;
+  throw new Error(`check URL answered ${JSON.stringify(body).slice(0, 200)}, expected {"status":"commit"|"rollback"|"unknown"}`);
+}

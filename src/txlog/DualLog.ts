@@ -1,0 +1,245 @@
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { Logger } from '../logging/Logger';
+import { TxLogUnavailableError } from './errors';
+import { encodeFrame } from './frame';
+import { DirectoryContent, LogDirectory, fsyncDir } from './LogDirectory';
+
+/** Points in the write path where a test may stop the process (TxLogOptions.faultHook). */
+export type LogFault = 'record-written' | 'checkpoint-temp' | 'snapshot-temp';
+
+interface Pending {
+  frames: Buffer[];
+  firstLsn: number;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+  fault?: LogFault;
+}
+
+/** What start-up found and did. */
+export interface LogRecovery {
+  firstLsn: number;
+  records: Buffer[];
+  /** Per directory: what was repaired (`truncated` a torn tail, `rewritten` from the other copy) or why it is out. */
+  directories: { path: string; repair: 'none' | 'truncated' | 'rewritten' | 'failed'; error?: string }[];
+}
+
+/**
+ * The transaction log written to one or two directories (meant for two disks).
+ *
+ * Contract:
+ * - append() resolves only after the records are written and fdatasync'ed on every directory that has not
+ *   failed; concurrent appends are grouped into one write + one sync per directory (group commit). Records
+ *   get consecutive lsns in call order.
+ * - A directory that fails a write, a sync, a probe or an atomic file write is out for the rest of the
+ *   process (never synced again), the log is `degraded` (logged at error, counted, shown by health()); the
+ *   other keeps serving. With every directory out, append() rejects with TxLogUnavailableError.
+ * - open() compares the copies: the longer valid prefix wins and repairs the other; torn tails are cut.
+ * - writeAtomic() writes a small file in every live directory: temp file, fsync, rename, directory fsync.
+ */
+export class DualLog {
+  readonly dirs: LogDirectory[];
+  private nextLsn = 0;
+  private queue: Pending[] = [];
+  private flushing = false;
+  /** Write batches (one sync per live directory each). */
+  batches = 0;
+  private degradedReported = new Set<LogDirectory>();
+
+  constructor(
+    paths: string[],
+    segmentBytes: number,
+    private readonly logger: Logger,
+    private readonly faultHook?: (fault: LogFault) => void,
+  ) {
+    this.dirs = paths.map((p) => new LogDirectory(p, segmentBytes));
+  }
+
+  async open(): Promise<LogRecovery> {
+    const contents: (DirectoryContent | undefined)[] = [];
+    for (const d of this.dirs) {
+      try {
+        contents.push(await d.load());
+      } catch (e) {
+        d.fail(e);
+        contents.push(undefined);
+      }
+    }
+    const end = (c: DirectoryContent | undefined) => (c ? c.firstLsn + c.records.length : -1);
+    let best = -1;
+    contents.forEach((c, i) => {
+      if (c && (best < 0 || end(c) > end(contents[best]))) best = i;
+    });
+    if (best < 0) throw new TxLogUnavailableError(this.dirs.map((d) => `${d.path}: ${d.failed?.message}`).join('; '));
+    const winner = contents[best]!;
+    const recovery: LogRecovery = { firstLsn: winner.firstLsn, records: winner.records, directories: [] };
+    for (let i = 0; i < this.dirs.length; i++) {
+      const d = this.dirs[i];
+      const c = contents[i];
+      if (!c) {
+        recovery.directories.push({ path: d.path, repair: 'failed', error: d.failed?.message });
+        continue;
+      }
+      try {
+        const repair = await d.repairTo(winner, c, encodeFrame);
+        recovery.directories.push({ path: d.path, repair });
+        if (repair !== 'none') this.logger.warn('tmm txlog: directory repaired at start-up', { path: d.path, repair, records: winner.records.length });
+        await d.openForAppend(winner.firstLsn + winner.records.length);
+      } catch (e) {
+        d.fail(e);
+        recovery.directories.push({ path: d.path, repair: 'failed', error: String(e) });
+      }
+    }
+    this.nextLsn = winner.firstLsn + winner.records.length;
+    this.reportDegraded();
+    if (this.live().length === 0) throw new TxLogUnavailableError(recovery.directories.map((d) => `${d.path}: ${d.error}`).join('; '));
+    return recovery;
+  }
+
+  /** The lsn the next appended record gets. */
+  peekLsn(): number {
+    return this.nextLsn;
+  }
+
+  /**
+   * Appends records built by `build(lsn)` (called synchronously, in lsn order) and resolves once they are
+   * synced on every live directory.
+   */
+  append(build: (lsn: number) => Buffer[], fault?: LogFault): Promise<number> {
+    const firstLsn = this.nextLsn;
+    const payloads = build(firstLsn);
+    this.nextLsn += payloads.length;
+    return new Promise<number>((resolve, reject) => {
+      this.queue.push({ frames: payloads.map(encodeFrame), firstLsn, resolve: () => resolve(firstLsn), reject, fault });
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  get degraded(): boolean {
+    return this.dirs.some((d) => d.failed);
+  }
+
+  live(): LogDirectory[] {
+    return this.dirs.filter((d) => !d.failed);
+  }
+
+  get syncs(): number {
+    return this.dirs.reduce((n, d) => n + d.syncs, 0);
+  }
+
+  health(): { degraded: boolean; directories: { path: string; ok: boolean; error?: string; segments: number }[] } {
+    return {
+      degraded: this.degraded,
+      directories: this.dirs.map((d) => ({ path: d.path, ok: !d.failed, error: d.failed?.message, segments: d.segmentCount })),
+    };
+  }
+
+  /** Checks every live directory still exists (a removed directory keeps accepting writes through open files). */
+  async probe(): Promise<void> {
+    await Promise.all(this.dirs.map((d) => d.probe()));
+    this.reportDegraded();
+  }
+
+  /** Atomic writes one after another: two writers of one file must not share (and rename away) its temp file. */
+  private atomicChain: Promise<unknown> = Promise.resolve();
+
+  writeAtomic(name: string, content: string, fault?: LogFault): Promise<void> {
+    const run = this.atomicChain.then(() => this.writeAtomicNow(name, content, fault));
+    this.atomicChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async writeAtomicNow(name: string, content: string, fault?: LogFault): Promise<void> {
+    const dirs = this.live();
+    if (dirs.length === 0) throw new TxLogUnavailableError(`cannot write ${name}`);
+    await Promise.all(
+      dirs.map(async (d) => {
+        try {
+          const tmp = join(d.path, `${name}.tmp`);
+          const h = await fs.open(tmp, 'w');
+          try {
+            await h.writeFile(content);
+            await h.sync();
+          } finally {
+            await h.close();
+          }
+          if (fault) this.faultHook?.(fault);
+          await fs.rename(tmp, join(d.path, name));
+          await fsyncDir(d.path);
+        } catch (e) {
+          d.fail(e);
+        }
+      }),
+    );
+    this.reportDegraded();
+    if (this.live().length === 0) throw new TxLogUnavailableError(`cannot write ${name}`);
+  }
+
+  /** The newest readable copy of an atomic file among the directories, parsed; undefined when none is. */
+  async readAtomic<T>(name: string, pick: (candidates: T[]) => T | undefined): Promise<T | undefined> {
+    const found: T[] = [];
+    for (const d of this.dirs) {
+      if (d.failed) continue;
+      try {
+        found.push(JSON.parse(await fs.readFile(join(d.path, name), 'utf8')) as T);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.logger.warn('tmm txlog: unreadable state file ignored', { path: join(d.path, name), error: String(e) });
+      }
+    }
+    return found.length > 0 ? pick(found) : undefined;
+  }
+
+  async deleteBelow(lsn: number): Promise<number> {
+    let n = 0;
+    for (const d of this.dirs) n += await d.deleteBelow(lsn);
+    this.reportDegraded();
+    return n;
+  }
+
+  async close(): Promise<void> {
+    while (this.flushing || this.queue.length > 0) await new Promise((r) => setTimeout(r, 5));
+    await Promise.all(this.dirs.map((d) => d.close()));
+  }
+
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue;
+        this.queue = [];
+        const frames = Buffer.concat(batch.flatMap((p) => p.frames));
+        const count = batch.reduce((n, p) => n + p.frames.length, 0);
+        const fault = batch.find((p) => p.fault)?.fault;
+        const dirs = this.live();
+        this.batches++;
+        const results = await Promise.allSettled(
+          dirs.map((d) => d.append(frames, batch[0].firstLsn, count, fault ? () => this.faultHook?.(fault) : undefined)),
+        );
+        this.reportDegraded();
+        if (results.some((r) => r.status === 'fulfilled')) {
+          for (const p of batch) p.resolve();
+        } else {
+          const error = new TxLogUnavailableError(
+            dirs.map((d, i) => `${d.path}: ${String((results[i] as PromiseRejectedResult).reason)}`).join('; ') || 'no directory is live',
+          );
+          for (const p of batch) p.reject(error);
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private reportDegraded(): void {
+    for (const d of this.dirs) {
+      if (d.failed && !this.degradedReported.has(d)) {
+        this.degradedReported.add(d);
+        this.logger.error('tmm txlog: DEGRADED — a transaction-log directory failed and is out until restart (it will be repaired from the other copy)', {
+          path: d.path,
+          error: d.failed.message,
+          live: this.live().map((x) => x.path),
+        });
+      }
+    }
+  }
+}
