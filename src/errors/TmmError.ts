@@ -106,10 +106,21 @@ export class UnsupportedDatabaseError extends TmmError {
   }
 }
 
-/** A publish failed: returned as unroutable, nacked, timed out, or the connection went away. */
+/**
+ * A publish failed: returned as unroutable, nacked, timed out, the connection went away, or (TMM_PUBLISH_INVALID)
+ * the client could not encode it at all (e.g. headers over amqplib's 64 KiB field-table buffer). See
+ * classifyFailure for which of these spend a message's attempts.
+ */
 export class PublishError extends TmmError {
   constructor(
-    code: 'TMM_PUBLISH_UNROUTABLE' | 'TMM_PUBLISH_NACKED' | 'TMM_PUBLISH_TIMEOUT' | 'TMM_PUBLISH_CONNECTION_LOST' | 'TMM_PUBLISH_CLOSED' | 'TMM_PUBLISH_FAILED',
+    code:
+      | 'TMM_PUBLISH_UNROUTABLE'
+      | 'TMM_PUBLISH_NACKED'
+      | 'TMM_PUBLISH_TIMEOUT'
+      | 'TMM_PUBLISH_CONNECTION_LOST'
+      | 'TMM_PUBLISH_CLOSED'
+      | 'TMM_PUBLISH_FAILED'
+      | 'TMM_PUBLISH_INVALID',
     message: string,
     options?: { cause?: unknown },
   ) {

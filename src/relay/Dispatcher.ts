@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { classifyFailure, failureText } from '../errors/failureKind';
 import { OutboxMessage, TmmHeaders } from '../message/OutboxMessage';
 import { Logger, silentLogger } from '../logging/Logger';
 import { OutboxStore } from '../outbox/OutboxStore';
@@ -60,6 +61,8 @@ export interface DispatcherStats {
   marked: number;
   /** Ordered rows handed back to the relay because an older row of their key was still pending. */
   deferred: number;
+  /** Failed publishes that were transient (spent no attempt). */
+  transientFailures: number;
 }
 
 /** Turns an outbox message into what goes on the wire. */
@@ -104,7 +107,9 @@ export class Dispatcher {
   private readonly timers = new Map<NodeJS.Timeout, Entry>();
   private idleWaiters: (() => void)[] = [];
   private stopped = false;
-  readonly stats: DispatcherStats = { published: 0, failed: 0, marked: 0, deferred: 0 };
+  readonly stats: DispatcherStats = { published: 0, failed: 0, marked: 0, deferred: 0, transientFailures: 0 };
+  /** Consecutive transient publish failures (an outage); sets their backoff. */
+  private outageStreak = 0;
   private readonly observers = new RelayObservers();
 
   constructor(
@@ -254,20 +259,39 @@ export class Dispatcher {
 
   private confirmed(entry: Entry): void {
     this.stats.published++;
+    this.outageStreak = 0;
     this.toMark.push(entry);
     if (entry.m.orderingKey) this.orderedToMark++;
     this.scheduleMark();
   }
 
-  /** Records a failed publish on its row (attempts, error, next due time or DEAD) and settles it. Never rejects. */
+  /**
+   * Records a failed publish on its row and settles it. Never rejects. What is recorded depends on
+   * classifyFailure: a transient failure (broker unreachable, connection lost, confirm timeout, transport
+   * closing) spends none of the row's attempts and backs off by this process's outage streak (consecutive
+   * transient failures, reset by any confirmed publish), capped at backoff.maxDelayMs; a failure about the
+   * message (unroutable, nacked) spends an attempt and makes the row DEAD when maxAttempts are spent; a
+   * permanent one (the client cannot encode it) makes it DEAD at once.
+   */
   private async recordFailure(entry: Entry, attempt: number, e: unknown): Promise<void> {
     const m = entry.m;
     this.stats.failed++;
-    const error = e instanceof Error ? `${(e as { code?: string }).code ?? e.name}: ${e.message}` : String(e);
-    const dead = attempt >= this.options.maxAttempts;
-    this.options.logger.warn(dead ? 'publish failed; message is DEAD' : 'publish failed; will retry', { id: m.id, topic: m.topic, attempt, error });
+    const error = failureText(e);
+    const kind = classifyFailure(e);
+    let dead: boolean;
+    let retryAt: number;
+    if (kind === 'transient') {
+      this.stats.transientFailures++;
+      this.outageStreak++;
+      dead = false;
+      retryAt = Date.now() + backoffDelay(this.outageStreak, this.options.backoff);
+    } else {
+      dead = kind === 'permanent' || attempt >= this.options.maxAttempts;
+      retryAt = Date.now() + backoffDelay(attempt, this.options.backoff);
+    }
+    this.options.logger.warn(dead ? 'publish failed; message is DEAD' : 'publish failed; will retry', { id: m.id, topic: m.topic, attempt, kind, error });
     try {
-      await this.store.recordFailure(m.id, this.options.owner, { error, retryAt: Date.now() + backoffDelay(attempt, this.options.backoff), dead });
+      await this.store.recordFailure(m.id, this.options.owner, { error, retryAt, dead, countAttempt: kind !== 'transient' });
     } catch (storeError) {
       // The row keeps its lease until lease_until; a relay takes it after that.
       this.options.logger.error('could not record publish failure', { id: m.id, error: storeError });
@@ -385,8 +409,13 @@ export class Dispatcher {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** Stops taking work, drops delayed timers (the sweeper owns those rows) and waits for in-flight work. */
-  async stop(): Promise<void> {
+  /**
+   * Stops taking work, drops delayed timers (the sweeper owns those rows) and waits for in-flight work —
+   * at most `timeoutMs` when given: then rows not yet started get their leases released, and publishes
+   * still in flight keep their rows leased until the transport fails them (close()) or the lease passes.
+   * Resolves true when everything finished in time.
+   */
+  async stop(timeoutMs?: number): Promise<boolean> {
     this.stopped = true;
     const dropped = [...this.timers.values()].map((e) => e.m.id);
     for (const [t, entry] of this.timers) {
@@ -395,7 +424,28 @@ export class Dispatcher {
     }
     this.timers.clear();
     if (dropped.length > 0) await this.releaseLeases(dropped);
-    await this.flush();
+    if (timeoutMs === undefined) {
+      await this.flush();
+      return true;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const inTime = await Promise.race([
+      this.flush().then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), Math.max(0, timeoutMs));
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!inTime) {
+      const queued = this.takeQueued();
+      if (queued.length > 0) await this.releaseLeases(queued.map((m) => m.id));
+      this.options.logger.warn('fast path stop timed out; queued rows released, in-flight ones are left to the sweeper', {
+        timeoutMs,
+        released: queued.length,
+        inFlight: this.inFlight,
+      });
+    }
+    return inTime;
   }
 }
 

@@ -11,7 +11,7 @@ import { MessageProducer, defaultProducerOptions } from '../outbox/MessageProduc
 import { TypeOrmOutboxStore } from '../outbox/TypeOrmOutboxStore';
 import { MigrationResult, migrate } from '../outbox/schema';
 import { Dispatcher } from '../relay/Dispatcher';
-import { Relay } from '../relay/Relay';
+import { Relay, defaultRelayOptions } from '../relay/Relay';
 import { RelayLock } from '../relay/RelayLock';
 import { defaultBackoffOptions } from '../relay/backoff';
 import { TypeOrmTransactionManager } from '../transaction/TypeOrmTransactionManager';
@@ -65,13 +65,13 @@ export class Tmm {
       logger: this.logger,
     } as ConstructorParameters<typeof Dispatcher>[2]);
     const { enabled: _enabled, ...relayOptions } = o.relay ?? {};
-    this.relay = new Relay(
-      this.outbox,
-      this.dispatcher,
-      { ...relayOptions, owner: this.instanceId, logger: this.logger },
-      this.transactions.dialect === 'sqlite' ? new RelayLock(this.transactions, this.instanceId) : undefined,
-      o.dispatcher?.deleteDelivered === false,
-    );
+    this.relay = new Relay(this.outbox, this.dispatcher, {
+      ...relayOptions,
+      owner: this.instanceId,
+      logger: this.logger,
+      lock: this.transactions.dialect === 'sqlite' ? new RelayLock(this.transactions, this.instanceId) : undefined,
+      keepDelivered: o.dispatcher?.deleteDelivered === false,
+    });
     this.producer = new MessageProducer(this.transactions, this.outbox, this.dispatcher, this.transport, {
       ...o.producer,
       owner: this.instanceId,
@@ -136,8 +136,11 @@ export class Tmm {
     // First, while the registry, the dispatcher and the transport still serve the handlers' sends and acks.
     await this.consumers.stop();
     TmmRegistry.unregister(this);
+    // relay.shutdownTimeoutMs bounds the relay and the fast path together: a broker that stopped answering
+    // must not hold a deploy's SIGTERM. Rows not finished by then are released or left leased for the sweeper.
+    const deadline = Date.now() + (this.options.relay?.shutdownTimeoutMs ?? defaultRelayOptions.shutdownTimeoutMs);
     await this.relay.stop();
-    await this.dispatcher.stop();
+    await this.dispatcher.stop(Math.max(0, deadline - Date.now()));
     if (options.closeTransport ?? true) await this.transport.close();
   }
 }

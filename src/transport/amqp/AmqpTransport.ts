@@ -146,19 +146,30 @@ export class AmqpTransport implements Transport {
       () => new TopologyError(`topology not declared: no connection to the broker within ${this.options.connectTimeoutMs}ms`),
       () => new TransportClosedError('AmqpTransport.declare'),
     );
+    const declareDeadline = Date.now() + this.options.connectTimeoutMs;
+    const unanswered = () => new TopologyError(`topology not declared: the broker did not answer within ${this.options.connectTimeoutMs}ms`);
     let channel: amqp.Channel;
     try {
-      channel = await this.openChannel(model, 'declaration');
+      channel = await withDeadline(this.openChannel(model, 'declaration'), declareDeadline, unanswered);
     } catch (err) {
+      if (err instanceof TopologyError) throw err;
       throw new TopologyError(`topology not declared: could not open a channel (${errorText(err)})`, { cause: err });
     }
     try {
       for (const step of steps) {
+        let ran: Promise<unknown>;
         try {
-          await step.run(channel);
+          ran = step.run(channel);
         } catch (err) {
           throw topologyError(step, err);
         }
+        await withDeadline(
+          ran.catch((err: unknown) => {
+            throw topologyError(step, err);
+          }),
+          declareDeadline,
+          unanswered,
+        );
       }
     } finally {
       closeQuietly(channel);
@@ -222,8 +233,12 @@ export class AmqpTransport implements Transport {
             ),
           () => closedPublish(message),
         );
-        if (!(await this.ensureExchange(model, message))) continue;
-        const channel = await this.acquirePublishChannel(model, message);
+        // Neither the exchange check nor the channel opening may outlive the publish's deadline: a broker that
+        // stopped answering (its process frozen, a silent partition with heartbeats off) never replies to them.
+        const stalled = (what: string) => () =>
+          new PublishError('TMM_PUBLISH_TIMEOUT', `message ${message.id} was not sent within ${timeoutMs}ms: the broker did not answer ${what} (it was not published)`);
+        if (!(await withDeadline(this.ensureExchange(model, message), deadline, stalled(`the check of exchange "${message.exchange}"`)))) continue;
+        const channel = await withDeadline(this.acquirePublishChannel(model, message), deadline, stalled('the opening of a confirm channel'));
         if (!channel) continue;
         // An earlier publish filled the channel's write buffer: wait for 'drain' (or the channel to close).
         if (!channel.isWritable) this.logger.debug('amqp publish waits for the write buffer to drain', { messageId: message.id });
@@ -611,6 +626,19 @@ function withHeartbeat(url: string, heartbeat: number): string {
   const u = new URL(url);
   if (!u.searchParams.has('heartbeat')) u.searchParams.set('heartbeat', String(heartbeat));
   return u.toString();
+}
+
+/**
+ * `p`, or a rejection with onTimeout() once `deadline` (epoch ms) passes first. `p` keeps running; its
+ * later rejection is swallowed.
+ */
+function withDeadline<T>(p: Promise<T>, deadline: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), Math.max(0, deadline - Date.now()));
+  });
+  p.catch(() => undefined);
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** True when `p` settled within ms. */
