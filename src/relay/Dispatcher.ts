@@ -108,8 +108,8 @@ export class Dispatcher {
   private idleWaiters: (() => void)[] = [];
   private stopped = false;
   readonly stats: DispatcherStats = { published: 0, failed: 0, marked: 0, deferred: 0, transientFailures: 0 };
-  /** Consecutive transient publish failures (an outage); sets their backoff. */
-  private outageStreak = 0;
+  /** When the current run of transient publish failures (an outage) began; reset by a confirmed publish. */
+  private outageSince: number | undefined;
   private readonly observers = new RelayObservers();
 
   constructor(
@@ -259,7 +259,7 @@ export class Dispatcher {
 
   private confirmed(entry: Entry): void {
     this.stats.published++;
-    this.outageStreak = 0;
+    this.outageSince = undefined;
     this.toMark.push(entry);
     if (entry.m.orderingKey) this.orderedToMark++;
     this.scheduleMark();
@@ -268,8 +268,9 @@ export class Dispatcher {
   /**
    * Records a failed publish on its row and settles it. Never rejects. What is recorded depends on
    * classifyFailure: a transient failure (broker unreachable, connection lost, confirm timeout, transport
-   * closing) spends none of the row's attempts and backs off by this process's outage streak (consecutive
-   * transient failures, reset by any confirmed publish), capped at backoff.maxDelayMs; a failure about the
+   * closing) spends none of the row's attempts and backs off by how long this process's outage has lasted
+   * (since the first transient failure after the last confirmed publish), between backoff.initialDelayMs
+   * and backoff.maxDelayMs, jittered — so retries thin out as an outage goes on, whatever the number of rows; a failure about the
    * message (unroutable, nacked) spends an attempt and makes the row DEAD when maxAttempts are spent; a
    * permanent one (the client cannot encode it) makes it DEAD at once.
    */
@@ -282,9 +283,10 @@ export class Dispatcher {
     let retryAt: number;
     if (kind === 'transient') {
       this.stats.transientFailures++;
-      this.outageStreak++;
+      const now = Date.now();
+      this.outageSince ??= now;
       dead = false;
-      retryAt = Date.now() + backoffDelay(this.outageStreak, this.options.backoff);
+      retryAt = now + outageDelay(now - this.outageSince, this.options.backoff);
     } else {
       dead = kind === 'permanent' || attempt >= this.options.maxAttempts;
       retryAt = Date.now() + backoffDelay(attempt, this.options.backoff);
@@ -447,6 +449,13 @@ export class Dispatcher {
     }
     return inTime;
   }
+}
+
+/** Retry delay during an outage that has lasted `elapsedMs`: about as long again, within [initialDelayMs, maxDelayMs], jittered. */
+export function outageDelay(elapsedMs: number, o: BackoffOptions, random: () => number = Math.random): number {
+  const base = Math.min(o.maxDelayMs, Math.max(o.initialDelayMs, elapsedMs));
+  const jitter = Math.min(1, Math.max(0, o.jitter));
+  return Math.round(base * (1 - jitter) + base * jitter * random());
 }
 
 /** Tells whoever dispatched the row that this process is done with it; their error never reaches the Dispatcher. */
