@@ -2,7 +2,7 @@ import { uuidv7 } from 'uuidv7';
 import { ConfigurationError, NoActiveTransactionError, PayloadTooLargeError } from '../errors';
 import { contractOf, serializeContract, validateContract } from '../message/MessageContracts';
 import { OutboxMessage, TmmHeaders } from '../message/OutboxMessage';
-import { Dispatcher, toTransportMessage } from '../relay/Dispatcher';
+import { DispatchItem, Dispatcher, toTransportMessage } from '../relay/Dispatcher';
 import { Propagation } from '../transaction/Propagation';
 import { TransactionScope } from '../transaction/TransactionScope';
 import { TypeOrmTransactionManager } from '../transaction/TypeOrmTransactionManager';
@@ -112,11 +112,13 @@ export class MessageProducer {
       const c: Collector = { messages: [] };
       collector = c;
       scope.resources.set(COLLECTOR, c);
-      scope.beforeCommit(() =>
-        c.messages.length === 0
-          ? undefined
-          : this.store.append(scope.manager, c.messages, { owner: this.options.owner, until: Date.now() + this.options.leaseMs }),
-      );
+      scope.beforeCommit(() => {
+        if (c.messages.length === 0) return undefined;
+        const until = Date.now() + this.options.leaseMs;
+        // The fast path must not publish a row once this lease has passed (another relay may own it then).
+        for (const m of c.messages as DispatchItem[]) m.leaseUntil = until;
+        return this.store.append(scope.manager, c.messages, { owner: this.options.owner, until });
+      });
       scope.afterCommit(() => this.dispatcher.dispatch(c.messages));
     }
     collector.messages.push(...messages);

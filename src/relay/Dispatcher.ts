@@ -26,6 +26,12 @@ export interface DispatcherOptions {
   delayHorizonMs: number;
   maxAttempts: number;
   backoff: BackoffOptions;
+  /**
+   * Most rows waiting in the fast path's queue (not yet publishing). Past it, dispatched rows are handed
+   * back at once (their leases released) and left to the sweeper, so an outage cannot grow the queue
+   * without bound.
+   */
+  maxQueuedRows: number;
   logger: Logger;
 }
 
@@ -37,14 +43,17 @@ export const defaultDispatcherOptions: Omit<DispatcherOptions, 'owner'> = {
   delayHorizonMs: 60_000,
   maxAttempts: 10,
   backoff: defaultBackoffOptions,
+  maxQueuedRows: 10_000,
   logger: silentLogger,
 };
 
 /**
  * A row to publish. `attempts` is how many publishes already failed (0 for a fresh row); `claimed` marks a
- * row the relay claimed as the head of its ordering key, which needs no head check.
+ * row the relay claimed as the head of its ordering key, which needs no head check; `leaseUntil` is when
+ * this process's lease on the row ends (after that another relay may have taken and delivered it, so this
+ * process must not publish it).
  */
-export type DispatchItem = OutboxMessage & { attempts?: number; claimed?: boolean };
+export type DispatchItem = OutboxMessage & { attempts?: number; claimed?: boolean; leaseUntil?: number | null };
 
 /** Called once per dispatched row when it is settled (see Dispatcher.dispatch). */
 export type SettledCallback = (message: DispatchItem) => void;
@@ -63,6 +72,10 @@ export interface DispatcherStats {
   deferred: number;
   /** Failed publishes that were transient (spent no attempt). */
   transientFailures: number;
+  /** Rows not published because this process's lease on them had passed (another relay owns them now). */
+  leaseExpired: number;
+  /** Rows handed back to the sweeper because the queue was full (maxQueuedRows). */
+  overflowed: number;
 }
 
 /** Turns an outbox message into what goes on the wire. */
@@ -107,7 +120,7 @@ export class Dispatcher {
   private readonly timers = new Map<NodeJS.Timeout, Entry>();
   private idleWaiters: (() => void)[] = [];
   private stopped = false;
-  readonly stats: DispatcherStats = { published: 0, failed: 0, marked: 0, deferred: 0, transientFailures: 0 };
+  readonly stats: DispatcherStats = { published: 0, failed: 0, marked: 0, deferred: 0, transientFailures: 0, leaseExpired: 0, overflowed: 0 };
   /** When the current run of transient publish failures (an outage) began; reset by a confirmed publish. */
   private outageSince: number | undefined;
   private readonly observers = new RelayObservers();
@@ -149,6 +162,12 @@ export class Dispatcher {
       const entry: Entry = { m, settled };
       const wait = m.availableAt - now;
       if (wait <= 0) {
+        if (this.queue.length >= this.options.maxQueuedRows) {
+          this.stats.overflowed++;
+          later.push(m.id);
+          settle(entry); // left to the sweeper
+          continue;
+        }
         this.queue.push(entry);
       } else if (wait <= this.options.delayHorizonMs) {
         const t = setTimeout(() => {
@@ -186,11 +205,25 @@ export class Dispatcher {
   private pump(): void {
     while (this.inFlight < this.options.concurrency && this.queue.length > 0) {
       const entry = this.queue.shift()!;
+      if (this.leaseGone(entry)) continue;
       const key = entry.m.orderingKey;
       this.inFlight++;
       if (key) void this.chain(key, () => this.publishOrdered(entry)).then(this.published, this.published);
       else this.publishOne(entry); // settles its slot itself: one promise per message on this path
     }
+  }
+
+  /**
+   * True (and the row settled, untouched) when this process's lease on the row has passed: another relay
+   * may have claimed and delivered it meanwhile (after a long GC pause or a SIGSTOP of this process).
+   */
+  private leaseGone(entry: Entry): boolean {
+    const until = entry.m.leaseUntil;
+    if (until === undefined || until === null || Date.now() < until) return false;
+    this.stats.leaseExpired++;
+    this.options.logger.warn('lease passed before publishing; the row is left to whoever holds it now', { id: entry.m.id });
+    settle(entry);
+    return true;
   }
 
   /** A publish slot is free again. */
@@ -229,6 +262,7 @@ export class Dispatcher {
       settle(entry);
       return;
     }
+    if (this.leaseGone(entry)) return;
     const attempt = (m.attempts ?? 0) + 1;
     try {
       await this.transport.publish(toTransportMessage(m, attempt));

@@ -9,6 +9,7 @@ import { uuidv7 } from 'uuidv7';
 import { AmqpTransport, OutboxMessage, Tmm, TmmError, migrate, silentLogger } from 'tmm';
 import { sleep, waitUntil } from '../support/broker';
 import { TestDatabase, createTestDatabase } from '../support/databases';
+import { FixtureProcess, killFixtures } from '../support/fixtureProcess';
 import { PrivateRabbit } from '../support/privateRabbit';
 
 jest.setTimeout(120_000);
@@ -23,6 +24,7 @@ beforeAll(async () => {
 });
 
 afterEach(async () => {
+  await killFixtures();
   try {
     rabbit.thaw();
   } catch {
@@ -221,5 +223,72 @@ describe('shutdown and outages (PostgreSQL outbox, private broker)', () => {
     expect(maxDead).toBe(0); // …and still no row DEAD
     expect(rows.filter((r) => !counts.has(r.id))).toEqual([]);
     expect(counts.size).toBe(rows.length);
+  });
+});
+
+describe('a relay paused past its lease (its process SIGSTOPped)', () => {
+  it('publishes no row whose lease passed once it runs again', async () => {
+    const db = await database();
+    const [{ schema }] = (await db.dataSource.query('SELECT current_schema() AS schema')) as { schema: string }[];
+    const exchange = `stall.lease.${randomUUID().slice(0, 6)}`;
+    const queue = `${exchange}.q`;
+    const admin = transport('admin');
+    await admin.declare({ exchanges: [{ name: exchange }], queues: [{ name: queue, bindings: [{ exchange, routingKey: '#' }] }] });
+    await admin.close();
+    // Ground truth: a raw amqplib consumer, arrival times per message id.
+    const conn = await amqplib.connect(rabbit.url);
+    const ch = await conn.createChannel();
+    await ch.prefetch(500);
+    const arrivals: { id: string; at: number }[] = [];
+    await ch.consume(queue, (m) => {
+      if (!m) return;
+      arrivals.push({ id: String(m.properties.messageId), at: Date.now() });
+      ch.ack(m);
+    });
+    try {
+      const writer = new Tmm({ dataSource: db.dataSource, transport: 'memory', logger: 'silent', migrate: false, relay: { enabled: false } });
+      tmms.push(writer);
+      await writer.start();
+      const rows = Array.from({ length: 20_000 }, (_, i) => row(exchange, i));
+      for (let i = 0; i < rows.length; i += 2_000) await writer.transactions.run(() => writer.outbox.append(writer.transactions.manager, rows.slice(i, i + 2_000)));
+
+      const concurrency = 8;
+      const worker = FixtureProcess.spawn('relay-worker.ts', {
+        TMM_FIXTURE_SCHEMA: schema,
+        TMM_FIXTURE_AMQP_URL: rabbit.url,
+        TMM_FIXTURE_CONNECTION_NAME: `stall-lease-worker-${randomUUID().slice(0, 6)}`,
+        TMM_FIXTURE_LEASE_MS: '2000',
+        TMM_FIXTURE_CONCURRENCY: String(concurrency),
+      });
+      await worker.waitFor((e) => e.event === 'ready', 'ready', 30_000);
+      await waitUntil(() => arrivals.length >= 300, 'the worker to publish part of its rows');
+      worker.child.kill('SIGSTOP');
+      const [{ held }] = (await db.dataSource.query(`SELECT COUNT(*) AS held FROM tmm_outbox WHERE lease_owner LIKE 'relay-worker-%'`)) as { held: string }[];
+      // Another relay takes over once the leases pass and delivers everything.
+      const t2 = transport('takeover');
+      const takeover = new Tmm({ name: 'takeover', dataSource: db.dataSource, transport: t2, logger: 'silent', migrate: false, relay: { pollIntervalMs: 100 } });
+      tmms.push(takeover);
+      await takeover.start();
+      await waitUntil(async () => Object.keys(await statusCounts(db)).length === 0, 'the takeover relay to deliver every row', 90_000);
+      await takeover.stop();
+      await sleep(500);
+      const thawedAt = Date.now();
+      worker.child.kill('SIGCONT');
+      await sleep(3_000);
+      worker.child.kill('SIGTERM');
+      const stopped = await worker.waitFor((e) => e.event === 'stopped', 'the worker to stop', 20_000);
+      const afterThaw = arrivals.filter((a) => a.at >= thawedAt).length;
+      const distinct = new Set(arrivals.map((a) => a.id));
+      process.stdout.write(
+        `[broker-stall] lease: heldAtStop=${held} arrivalsAfterThaw=${afterThaw} workerLeaseExpired=${String(stopped.leaseExpired)} workerPublished=${String(stopped.published)} distinct=${distinct.size} duplicates=${arrivals.length - distinct.size}\n`,
+      );
+      expect(Number(held)).toBeGreaterThan(100); // it really was paused holding rows
+      expect(rows.filter((r) => !distinct.has(r.id))).toEqual([]);
+      // Only publishes already handed to its socket before the pause may still go out: at most one per slot.
+      expect(afterThaw).toBeLessThanOrEqual(concurrency);
+      expect(Number(stopped.leaseExpired)).toBeGreaterThan(0);
+    } finally {
+      await conn.close().catch(() => undefined);
+    }
   });
 });
