@@ -27,9 +27,9 @@ export interface DispatcherOptions {
   maxAttempts: number;
   backoff: BackoffOptions;
   /**
-   * Most rows waiting in the fast path's queue (not yet publishing). Past it, dispatched rows are handed
-   * back at once (their leases released) and left to the sweeper, so an outage cannot grow the queue
-   * without bound.
+   * Most rows waiting in the fast path's queue (not yet publishing). Past it, rows dispatched after their
+   * commit are handed back at once (their leases released) and left to the sweeper, so an outage cannot
+   * grow the queue without bound. Rows the relay claimed do not count here: relay.maxPendingRows bounds them.
    */
   maxQueuedRows: number;
   logger: Logger;
@@ -162,7 +162,8 @@ export class Dispatcher {
       const entry: Entry = { m, settled };
       const wait = m.availableAt - now;
       if (wait <= 0) {
-        if (this.queue.length >= this.options.maxQueuedRows) {
+        // Only fast-path rows count against the bound: the relay bounds what it claims itself (relay.maxPendingRows).
+        if (!m.claimed && this.queue.length >= this.options.maxQueuedRows) {
           this.stats.overflowed++;
           later.push(m.id);
           settle(entry); // left to the sweeper

@@ -11,6 +11,7 @@ import { sleep, waitUntil } from '../support/broker';
 import { TestDatabase, createTestDatabase } from '../support/databases';
 import { FixtureProcess, killFixtures } from '../support/fixtureProcess';
 import { PrivateRabbit } from '../support/privateRabbit';
+import { LedgerPosted } from '../support/contracts';
 
 jest.setTimeout(120_000);
 
@@ -223,6 +224,45 @@ describe('shutdown and outages (PostgreSQL outbox, private broker)', () => {
     expect(maxDead).toBe(0); // …and still no row DEAD
     expect(rows.filter((r) => !counts.has(r.id))).toEqual([]);
     expect(counts.size).toBe(rows.length);
+  });
+});
+
+describe('the fast path during an outage', () => {
+  it('keeps its queue within dispatcher.maxQueuedRows and leaves the rest to the sweeper', async () => {
+    const db = await database();
+    const exchange = `stall.queue.${randomUUID().slice(0, 6)}`;
+    const queue = `${exchange}.q`;
+    const t = transport('producer', { confirmTimeoutMs: 1_000, heartbeat: 2 });
+    await t.declare({ exchanges: [{ name: exchange }], queues: [{ name: queue, bindings: [{ exchange, routingKey: '#' }] }] });
+    const maxQueuedRows = 50;
+    const tmm = new Tmm({
+      dataSource: db.dataSource,
+      transport: t,
+      logger: 'silent',
+      migrate: false,
+      producer: { defaultExchange: exchange },
+      relay: { pollIntervalMs: 200, batchSize: 50, maxPendingRows: 100 },
+      dispatcher: { concurrency: 4, maxQueuedRows, backoff: { initialDelayMs: 100, maxDelayMs: 500, factor: 2, jitter: 0 } },
+    });
+    tmms.push(tmm);
+    await tmm.start();
+    await rabbit.stop();
+    let maxQueued = 0;
+    const sent: string[] = [];
+    for (let i = 0; i < 600; i++) {
+      const id = await tmm.transactions.run(() => tmm.producer.send(LedgerPosted.of(`e${i}`, i + 1)));
+      sent.push(id);
+      maxQueued = Math.max(maxQueued, tmm.dispatcher.pending);
+      if (i % 50 === 0) await sleep(20);
+    }
+    const overflowed = tmm.dispatcher.stats.overflowed;
+    await rabbit.start();
+    await waitUntil(async () => Object.keys(await statusCounts(db)).length === 0, 'every message delivered after the outage', 60_000);
+    const counts = await drainQueue(queue, sent.length);
+    process.stdout.write(`[broker-stall] fast-path queue: sent=${sent.length} maxPending=${maxQueued} overflowed=${overflowed} delivered=${counts.size}\n`);
+    expect(maxQueued).toBeLessThanOrEqual(maxQueuedRows + 100 + 4); // fast-path queue + what the relay holds + in flight
+    expect(overflowed).toBeGreaterThan(0);
+    expect(sent.filter((id) => !counts.has(id))).toEqual([]);
   });
 });
 
