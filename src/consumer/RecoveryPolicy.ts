@@ -1,4 +1,4 @@
-import { HandlerAbandonedError, MessageValidationError, NonRetryableError, TmmError, UnparseableMessageError } from '../errors';
+import { HandlerAbandonedError, MessageValidationError, NonRetryableError, TmmError, UnparseableMessageError, classifyFailure } from '../errors';
 import type { Logger } from '../logging/Logger';
 import type { Headers, Transport } from '../transport/Transport';
 import { retryQueueName } from './ConsumerDefinition';
@@ -90,7 +90,22 @@ export class RecoveryPolicy {
       else this.options.logger.error('consumer message dead-lettered', { ...fields, reason: decision.reason, deadLetterQueue: target });
       const m = delivery.message;
       try {
-        await this.transport.publish({ id: m.id, exchange: '', routingKey: target, body: m.body, headers, contentType: m.contentType, timestamp: m.timestamp });
+        const copy = { id: m.id, exchange: '', routingKey: target, body: m.body, headers, contentType: m.contentType, timestamp: m.timestamp };
+        try {
+          await this.transport.publish(copy);
+        } catch (first) {
+          // The copy itself cannot be encoded (the original's headers plus ours are over the client's limit):
+          // retrying it never helps, so it goes again with the largest original headers dropped to fit a budget
+          // (their names listed in tmm-dropped-headers), and as a last resort with tmm's headers only.
+          if (classifyFailure(first) !== 'permanent') throw first;
+          this.options.logger.warn('consumer copy too large to encode; sending it within the header budget', { ...fields, error: errorText(first) });
+          try {
+            await this.transport.publish({ ...copy, headers: fitBudget({ ...headers }) });
+          } catch (second) {
+            if (classifyFailure(second) !== 'permanent') throw second;
+            await this.transport.publish({ ...copy, headers: tmmHeadersOnly(headers) });
+          }
+        }
       } catch (publishError) {
         this.options.logger.error('consumer could not publish the retry/dead-letter copy; the message goes back to its queue', {
           ...fields,
@@ -133,6 +148,44 @@ export class RecoveryPolicy {
     }
     return h;
   }
+}
+
+/**
+ * Room for the headers of a retry or dead-letter copy that could not be encoded as it was, as JSON bytes (a close estimate of
+ * amqplib's field-table encoding, whose buffer is 64 KiB): what tmm adds (error ≤ 1 KB, stack ≤
+ * maxStackLength, names, times) must still fit beside them.
+ */
+const COPY_HEADER_BUDGET_BYTES = 40 * 1024;
+
+/** Drops the largest non-tmm headers until the rest fit COPY_HEADER_BUDGET_BYTES; lists what was dropped. */
+function fitBudget(h: Headers): Headers {
+  const size = (v: unknown) => Buffer.byteLength(JSON.stringify(v) ?? '', 'utf8');
+  let total = size(h);
+  if (total <= COPY_HEADER_BUDGET_BYTES) return h;
+  const dropped: string[] = [];
+  const candidates = Object.keys(h)
+    .filter((k) => !k.startsWith('tmm-'))
+    .sort((a, b) => size(h[b]) - size(h[a]));
+  for (const k of candidates) {
+    if (total <= COPY_HEADER_BUDGET_BYTES) break;
+    total -= size(h[k]) + Buffer.byteLength(k) + 4;
+    delete h[k];
+    dropped.push(k);
+  }
+  if (dropped.length > 0) h[ConsumerHeaders.droppedHeaders] = truncate(dropped.join(','), 1000);
+  return h;
+}
+
+/** The copy with only tmm's own headers (the original's dropped and named), the last resort of an unencodable copy. */
+function tmmHeadersOnly(h: Headers): Headers {
+  const out: Headers = {};
+  const dropped: string[] = [];
+  for (const k of Object.keys(h)) {
+    if (k.startsWith('tmm-')) out[k] = typeof h[k] === 'string' ? truncate(h[k] as string, 8 * 1024) : h[k];
+    else dropped.push(k);
+  }
+  if (dropped.length > 0) out[ConsumerHeaders.droppedHeaders] = truncate(dropped.join(','), 1000);
+  return out;
 }
 
 function errorText(e: unknown): string {
