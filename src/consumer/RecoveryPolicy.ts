@@ -21,7 +21,8 @@ const MAX_ERROR_MESSAGE = 1000;
  * What happens to a delivery whose handling failed, in this order:
  * 1. A handler abandoned at shutdown: nothing (its delivery was given back to the broker unsettled).
  * 2. An unparseable body, a payload that fails validation, a NonRetryableError (or a missing message id on
- *    an idempotent consumer): dead-lettered at once.
+ *    an idempotent consumer), a failure classifyFailure calls permanent (the database refuses a value of
+ *    the message): dead-lettered at once.
  * 3. Attempts left: retried after `delays[attempt-1]` — a copy with `tmm-consume-attempt` + 1 is published
  *    (publisher confirm) to the retry queue for that delay, whose TTL dead-letters it back into the work
  *    queue; ordered consumers instead wait in place and run the pipeline again, so later messages never
@@ -44,6 +45,9 @@ export class RecoveryPolicy {
     if (error instanceof NonRetryableError) {
       return { action: 'dead-letter', reason: error.code === 'TMM_MESSAGE_ID_MISSING' ? DeadLetterReason.MissingMessageId : DeadLetterReason.NonRetryable };
     }
+    // A failure that will happen again identically (the database refuses a value of this message, e.g. a NUL
+    // in its id on the inbox insert) is not retried: classifyFailure decides, as for the relay.
+    if (classifyFailure(error) === 'permanent') return { action: 'dead-letter', reason: DeadLetterReason.NonRetryable };
     if (attempt >= def.maxAttempts) return { action: 'dead-letter', reason: DeadLetterReason.MaxAttempts };
     return { action: 'retry', delayMs: def.delays[Math.min(attempt - 1, def.delays.length - 1)] };
   }

@@ -20,7 +20,7 @@ import { SqlParams, lockRowsByIdAndStatus, num, numOrNull, strOrNull } from './S
 const INSERT_COLUMNS = [
   'id', 'message_id', 'dead_letter_queue', 'queue', 'consumer', 'topic', 'original_exchange', 'original_routing_key',
   'payload', 'headers', 'content_type', 'reason', 'error_code', 'error_message', 'error_stack', 'fingerprint',
-  'attempts', 'first_failure_at', 'last_failure_at', 'message_created_at', 'received_at', 'status',
+  'attempts', 'first_failure_at', 'last_failure_at', 'message_created_at', 'received_at', 'status', 'payload_encoding',
 ] as const;
 
 const SUMMARY_COLUMNS =
@@ -57,6 +57,7 @@ export class TypeOrmDeadLetterStore implements DeadLetterStore {
       letter.originalRoutingKey.slice(0, 255), letter.payload, JSON.stringify(letter.headers), letter.contentType.slice(0, 255), letter.reason.slice(0, 64),
       letter.errorCode?.slice(0, 255) ?? null, letter.errorMessage.slice(0, MAX_ERROR), letter.errorStack, letter.fingerprint,
       letter.attempts, letter.firstFailureAt, letter.lastFailureAt, letter.messageCreatedAt, letter.receivedAt, DeadLetterStatus.New,
+      letter.payloadEncoding ?? 'utf8',
     ];
     const tuple = values.map((v) => q.p(v)).join(', ');
     const conflict =
@@ -238,5 +239,11 @@ function toDeadLetter(r: Record<string, unknown>): DeadLetter {
   } catch {
     headers = {};
   }
-  return { ...toSummary(r), payload: String(r.payload), headers, errorStack: strOrNull(r.error_stack) };
+  return {
+    ...toSummary(r),
+    payload: String(r.payload),
+    payloadEncoding: r.payload_encoding === 'base64' ? 'base64' : 'utf8',
+    headers,
+    errorStack: strOrNull(r.error_stack),
+  };
 }

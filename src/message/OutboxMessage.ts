@@ -33,4 +33,9 @@ export const TmmHeaders = {
   topic: 'tmm-topic',
   orderingKey: 'tmm-ordering-key',
   attempt: 'tmm-attempt',
+  /**
+   * On an outbox row only, never on the wire: 'base64' when `payload` holds the exact body bytes in base64
+   * (a dead letter's body that was not valid UTF-8 text, resent byte-exact).
+   */
+  payloadEncoding: 'tmm-payload-encoding',
 } as const;

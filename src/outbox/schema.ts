@@ -1,6 +1,6 @@
 import type { DataSource } from 'typeorm';
 import { Dialect, dialectOf } from '../transaction/dialect';
-import { AUDIT_V1, DEAD_LETTER_V1 } from '../deadletter/deadLetterSchema';
+import { AUDIT_V1, DEAD_LETTER_V1, DEAD_LETTER_V2 } from '../deadletter/deadLetterSchema';
 
 /**
  * The tables tmm owns, per dialect. Times are epoch milliseconds in BIGINT columns: portable, exact,
@@ -136,6 +136,7 @@ export const MIGRATIONS: { component: string; version: number; statements: Recor
   // The admin's tables (src/deadletter/deadLetterSchema.ts); 'deadletter' also indexes DEAD/EXCEPTION outbox rows.
   { component: 'deadletter', version: 1, statements: DEAD_LETTER_V1 },
   { component: 'audit', version: 1, statements: AUDIT_V1 },
+  { component: 'deadletter', version: 2, statements: DEAD_LETTER_V2 },
 ];
 
 export interface MigrationResult {

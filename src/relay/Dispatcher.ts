@@ -83,6 +83,13 @@ export function toTransportMessage(m: OutboxMessage, attempt = 1): TransportMess
   // A plain copy loop: a spread with computed keys is several times slower, and this runs per message.
   const headers: Headers = {};
   for (const k in m.headers) headers[k] = m.headers[k];
+  let body: Buffer;
+  if (headers[TmmHeaders.payloadEncoding] === 'base64') {
+    delete headers[TmmHeaders.payloadEncoding];
+    body = Buffer.from(m.payload, 'base64');
+  } else {
+    body = Buffer.from(m.payload, 'utf8');
+  }
   headers[TmmHeaders.topic] = m.topic;
   headers[TmmHeaders.attempt] = attempt;
   if (m.orderingKey) headers[TmmHeaders.orderingKey] = m.orderingKey;
@@ -90,7 +97,7 @@ export function toTransportMessage(m: OutboxMessage, attempt = 1): TransportMess
     id: m.id,
     exchange: m.exchange,
     routingKey: m.routingKey,
-    body: Buffer.from(m.payload, 'utf8'),
+    body,
     headers,
     contentType: 'application/json',
     timestamp: m.createdAt,
