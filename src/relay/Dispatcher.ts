@@ -115,7 +115,14 @@ export class Dispatcher {
   private readonly options: DispatcherOptions;
   private readonly queue: Entry[] = [];
   private inFlight = 0;
-  private readonly keyChains = new Map<string, Promise<void>>();
+  /** Ordering keys with a row publishing now (one at a time per key). */
+  private readonly activeKeys = new Set<string>();
+  /**
+   * Rows of an active key, in dispatch order, waiting for it without holding a publish slot (a slot held
+   * by a waiting row would stall unrelated rows behind a slow key).
+   */
+  private readonly keyWaiting = new Map<string, Entry[]>();
+  private keyWaitingCount = 0;
   private readonly toMark: Entry[] = [];
   private marking: Promise<void> | undefined;
   private cutLinger: (() => void) | undefined;
@@ -215,9 +222,24 @@ export class Dispatcher {
       const entry = this.queue.shift()!;
       if (this.leaseGone(entry)) continue;
       const key = entry.m.orderingKey;
+      if (key) {
+        if (this.activeKeys.has(key)) {
+          const waiting = this.keyWaiting.get(key);
+          if (waiting) waiting.push(entry);
+          else this.keyWaiting.set(key, [entry]);
+          this.keyWaitingCount++;
+          continue;
+        }
+        this.activeKeys.add(key);
+        this.inFlight++;
+        void this.publishOrdered(entry).then(
+          () => this.keyDone(key),
+          () => this.keyDone(key),
+        );
+        continue;
+      }
       this.inFlight++;
-      if (key) void this.chain(key, () => this.publishOrdered(entry)).then(this.published, this.published);
-      else this.publishOne(entry); // settles its slot itself: one promise per message on this path
+      this.publishOne(entry); // settles its slot itself: one promise per message on this path
     }
   }
 
@@ -241,14 +263,17 @@ export class Dispatcher {
     this.checkIdle();
   };
 
-  private chain(key: string, fn: () => Promise<void>): Promise<void> {
-    const previous = this.keyChains.get(key) ?? Promise.resolve();
-    const next = previous.then(fn);
-    this.keyChains.set(key, next);
-    void next.finally(() => {
-      if (this.keyChains.get(key) === next) this.keyChains.delete(key);
-    });
-    return next;
+  /** The row of `key` in flight settled: the key's next waiting row goes to the front of the queue, then its slot is freed. */
+  private keyDone(key: string): void {
+    this.activeKeys.delete(key);
+    const waiting = this.keyWaiting.get(key);
+    if (waiting) {
+      const next = waiting.shift()!;
+      this.keyWaitingCount--;
+      if (waiting.length === 0) this.keyWaiting.delete(key);
+      this.queue.unshift(next);
+    }
+    this.published();
   }
 
   /** An ordered row: published only once every older row of its key is gone (published or dead). */
@@ -346,6 +371,9 @@ export class Dispatcher {
   /** Removes and returns what is queued but not yet started (on shutdown, so its leases can be released). */
   takeQueued(): DispatchItem[] {
     const entries = this.queue.splice(0, this.queue.length);
+    for (const waiting of this.keyWaiting.values()) entries.push(...waiting);
+    this.keyWaiting.clear();
+    this.keyWaitingCount = 0;
     for (const e of entries) settle(e);
     this.checkIdle();
     return entries.map((e) => e.m);
@@ -353,7 +381,7 @@ export class Dispatcher {
 
   /** Messages queued or in flight. */
   get pending(): number {
-    return this.queue.length + this.inFlight;
+    return this.queue.length + this.keyWaitingCount + this.inFlight;
   }
 
   /** Confirmed ids should be marked without waiting for the linger. */
@@ -437,7 +465,7 @@ export class Dispatcher {
   }
 
   private get busy(): boolean {
-    return this.inFlight > 0 || this.queue.length > 0 || this.toMark.length > 0 || this.marking !== undefined;
+    return this.inFlight > 0 || this.queue.length > 0 || this.keyWaitingCount > 0 || this.toMark.length > 0 || this.marking !== undefined;
   }
 
   private checkIdle(): void {
