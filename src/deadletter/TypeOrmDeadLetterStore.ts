@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { DataSource, EntityManager } from 'typeorm';
 import { NotConfiguredError } from '../errors';
 import { uuidv7 } from 'uuidv7';
@@ -35,6 +36,11 @@ export function isUuid(id: string): boolean {
   return UUID.test(id);
 }
 
+/** A message id over the column's 255 characters is kept as `sha256:` + its hash (unique, stable across redeliveries). */
+function fitId(id: string): string {
+  return id.length <= 255 ? id : `sha256:${createHash('sha256').update(id, 'utf8').digest('hex')}`;
+}
+
 /** Longest error message kept in a row (the full text stays in the message headers). */
 const MAX_ERROR = 4000;
 
@@ -52,8 +58,10 @@ export class TypeOrmDeadLetterStore implements DeadLetterStore {
   async add(manager: EntityManager, letter: NewDeadLetter): Promise<{ id: string; inserted: boolean }> {
     const id = uuidv7();
     const q = this.sql();
+    // Column widths are limits on values, which would fail the insert on every redelivery: fit them here.
+    letter = { ...letter, messageId: fitId(letter.messageId), queue: letter.queue?.slice(0, 255) ?? null, consumer: letter.consumer?.slice(0, 255) ?? null };
     const values = [
-      id, letter.messageId, letter.deadLetterQueue, letter.queue, letter.consumer, letter.topic.slice(0, 255), letter.originalExchange.slice(0, 255),
+      id, letter.messageId, letter.deadLetterQueue.slice(0, 255), letter.queue, letter.consumer, letter.topic.slice(0, 255), letter.originalExchange.slice(0, 255),
       letter.originalRoutingKey.slice(0, 255), letter.payload, JSON.stringify(letter.headers), letter.contentType.slice(0, 255), letter.reason.slice(0, 64),
       letter.errorCode?.slice(0, 255) ?? null, letter.errorMessage.slice(0, MAX_ERROR), letter.errorStack, letter.fingerprint,
       letter.attempts, letter.firstFailureAt, letter.lastFailureAt, letter.messageCreatedAt, letter.receivedAt, DeadLetterStatus.New,

@@ -3,8 +3,6 @@ import { PublishError, TmmError, TopologyError, TransportClosedError } from '../
 import { type Logger, redactUrl } from '../../logging/Logger';
 import type {
   DeliveryHandler,
-  ExchangeSpec,
-  QueueSpec,
   SubscribeOptions,
   Subscription,
   Topology,
@@ -13,11 +11,13 @@ import type {
   TransportMessage,
 } from '../Transport';
 import { errorText, replyCode } from './amqpErrors';
-import { type DeclareStep, declareSteps, mergeQueueSpec, topologyError, validateTopology } from './amqpTopology';
+import { type DeclareStep, declareSteps, topologyError, validateTopology } from './amqpTopology';
+import { AmqpTopologyRegistry } from './AmqpTopologyRegistry';
 import { AmqpPublishChannel, ChannelGoneSignal } from './AmqpPublishChannel';
 import { AmqpSubscription, type AmqpSubscriptionHost } from './AmqpSubscription';
 import { type AmqpTransportOptions, type AmqpTransportOptionsInput, resolveAmqpTransportOptions } from './AmqpTransportOptions';
 import { InFlightWindow } from './InFlightWindow';
+import { closeQuietly, closedPublish, raceTimeout, withDeadline, withHeartbeat } from './amqpAsync';
 
 export type { AmqpReconnectOptions, AmqpTransportOptions, AmqpTransportOptionsInput } from './AmqpTransportOptions';
 export { defaultAmqpTransportOptions } from './AmqpTransportOptions';
@@ -88,10 +88,7 @@ export class AmqpTransport implements Transport {
   private openingPublishChannel: Promise<AmqpPublishChannel> | undefined;
   private readonly window: InFlightWindow;
   /** Everything declared so far, re-declared after a reconnect. */
-  private readonly declaredExchanges = new Map<string, ExchangeSpec>();
-  private readonly declaredQueues = new Map<string, QueueSpec>();
-  /** Exchanges known to exist; publishing to any other is preceded by a passive check. */
-  private readonly knownExchanges = new Set<string>(['']);
+  private readonly topology = new AmqpTopologyRegistry();
   private readonly checkingExchanges = new Map<string, Promise<boolean>>();
   private readonly subscriptions = new Set<AmqpSubscription>();
   private readonly subscriptionHost: AmqpSubscriptionHost;
@@ -174,7 +171,7 @@ export class AmqpTransport implements Transport {
     } finally {
       closeQuietly(channel);
     }
-    this.record(topology);
+    this.topology.record(topology);
   }
 
   publish(message: TransportMessage): Promise<void> {
@@ -188,7 +185,7 @@ export class AmqpTransport implements Transport {
       channel.model === this.ready &&
       channel.isOpen &&
       channel.isWritable &&
-      this.knownExchanges.has(message.exchange)
+      this.topology.isKnown(message.exchange)
     ) {
       const release = this.window.tryAcquire();
       if (release !== undefined) {
@@ -310,11 +307,7 @@ export class AmqpTransport implements Transport {
       ...(topology.queues ?? []).map((q) => ({ what: `queue "${q.name}"`, run: (ch: amqp.Channel) => ch.deleteQueue(q.name) })),
       ...(topology.exchanges ?? []).map((e) => ({ what: `exchange "${e.name}"`, run: (ch: amqp.Channel) => ch.deleteExchange(e.name) })),
     ];
-    for (const q of topology.queues ?? []) this.declaredQueues.delete(q.name);
-    for (const e of topology.exchanges ?? []) {
-      this.declaredExchanges.delete(e.name);
-      this.knownExchanges.delete(e.name);
-    }
+    this.topology.forget(topology);
     for (const step of steps) {
       const ch = await this.openChannel(model, 'removal');
       try {
@@ -428,7 +421,7 @@ export class AmqpTransport implements Transport {
 
   /** Declares recorded topology again, then resumes subscriptions. Failures are logged, never thrown. */
   private async restore(model: amqp.ChannelModel, generation: number): Promise<void> {
-    const steps = declareSteps({ exchanges: [...this.declaredExchanges.values()], queues: [...this.declaredQueues.values()] });
+    const steps = declareSteps(this.topology.restoreTopology());
     let channel: amqp.Channel | undefined;
     for (const step of steps) {
       if (generation !== this.generation) return;
@@ -445,8 +438,7 @@ export class AmqpTransport implements Transport {
     if (generation !== this.generation) return;
     await Promise.all([...this.subscriptions].map((sub) => sub.resume(model)));
     this.logger.debug('amqp topology and subscriptions restored', {
-      exchanges: this.declaredExchanges.size,
-      queues: this.declaredQueues.size,
+      ...this.topology.size,
       subscriptions: this.subscriptions.size,
     });
   }
@@ -491,7 +483,7 @@ export class AmqpTransport implements Transport {
    */
   private async ensureExchange(model: amqp.ChannelModel, message: TransportMessage): Promise<boolean> {
     const name = message.exchange;
-    if (this.knownExchanges.has(name)) return true;
+    if (this.topology.isKnown(name)) return true;
     let check = this.checkingExchanges.get(name);
     if (!check) {
       check = this.checkExchange(model, name).finally(() => this.checkingExchanges.delete(name));
@@ -515,7 +507,7 @@ export class AmqpTransport implements Transport {
     const channel = await this.openChannel(model, 'exchange check');
     try {
       await channel.checkExchange(name);
-      this.knownExchanges.add(name);
+      this.topology.markKnown(name);
       return true;
     } catch (err) {
       if (replyCode(err) === 404) return false;
@@ -533,7 +525,7 @@ export class AmqpTransport implements Transport {
       this.openingPublishChannel = AmqpPublishChannel.open(model, {
         confirmTimeoutMs: this.options.confirmTimeoutMs,
         logger: this.logger,
-        onMissingExchange: (exchange) => this.knownExchanges.delete(exchange),
+        onMissingExchange: (exchange) => this.topology.markUnknown(exchange),
       })
         .then((channel) => {
           if (this.state === 'closed') {
@@ -559,18 +551,6 @@ export class AmqpTransport implements Transport {
   }
 
   // ---- bookkeeping ----
-
-  private record(topology: Topology): void {
-    for (const ex of topology.exchanges ?? []) {
-      this.declaredExchanges.set(ex.name, ex);
-      this.knownExchanges.add(ex.name);
-    }
-    for (const q of topology.queues ?? []) {
-      this.declaredQueues.set(q.name, mergeQueueSpec(this.declaredQueues.get(q.name), q));
-      // A successful bind proves the exchange exists.
-      for (const b of q.bindings ?? []) this.knownExchanges.add(b.exchange);
-    }
-  }
 
   private assertOpen(method: string): void {
     if (this.state === 'closed') throw new TransportClosedError(`AmqpTransport.${method}`);
@@ -611,45 +591,4 @@ export class AmqpTransport implements Transport {
     }
     if (wasStarted) this.logger.info('amqp closed', { url: this.safeUrl, connectionName: this.options.connectionName });
   }
-}
-
-function closedPublish(m: TransportMessage): PublishError {
-  return new PublishError('TMM_PUBLISH_CLOSED', `message ${m.id} was not published: the transport was closed`);
-}
-
-function closeQuietly(channel: amqp.Channel): void {
-  channel.close().catch(() => undefined);
-}
-
-/** Adds `heartbeat` to the URL unless the URL sets it. */
-function withHeartbeat(url: string, heartbeat: number): string {
-  const u = new URL(url);
-  if (!u.searchParams.has('heartbeat')) u.searchParams.set('heartbeat', String(heartbeat));
-  return u.toString();
-}
-
-/**
- * `p`, or a rejection with onTimeout() once `deadline` (epoch ms) passes first. `p` keeps running; its
- * later rejection is swallowed.
- */
-function withDeadline<T>(p: Promise<T>, deadline: number, onTimeout: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(onTimeout()), Math.max(0, deadline - Date.now()));
-  });
-  p.catch(() => undefined);
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** True when `p` settled within ms. */
-async function raceTimeout(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const settled = await Promise.race([
-    p.then(() => true),
-    new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), ms);
-    }),
-  ]);
-  clearTimeout(timer);
-  return settled;
 }
