@@ -1,10 +1,10 @@
-import { performance } from 'node:perf_hooks';
 import { classifyFailure, failureText } from '../errors/failureKind';
 import { OutboxMessage, TmmHeaders } from '../message/OutboxMessage';
 import { Logger, silentLogger } from '../logging/Logger';
 import { OutboxStore } from '../outbox/OutboxStore';
 import { Headers, Transport, TransportMessage } from '../transport/Transport';
 import { BackoffOptions, backoffDelay, defaultBackoffOptions } from './backoff';
+import { MarkCoalescer } from './MarkCoalescer';
 import { RelayObserver, RelayObservers } from './RelayObserver';
 
 export interface DispatcherOptions {
@@ -123,13 +123,7 @@ export class Dispatcher {
    */
   private readonly keyWaiting = new Map<string, Entry[]>();
   private keyWaitingCount = 0;
-  private readonly toMark: Entry[] = [];
-  private marking: Promise<void> | undefined;
-  private cutLinger: (() => void) | undefined;
-  /** Ordered rows waiting in toMark: the next row of their key waits for them, so they skip the linger. */
-  private orderedToMark = 0;
-  /** flush() and settleMarks() calls in progress: they want every confirmed id marked now. */
-  private hurrying = 0;
+  private readonly marks: MarkCoalescer<Entry>;
   /** Delayed rows waiting for their in-process timer. */
   private readonly timers = new Map<NodeJS.Timeout, Entry>();
   private idleWaiters: (() => void)[] = [];
@@ -145,6 +139,16 @@ export class Dispatcher {
     options: Partial<DispatcherOptions> & { owner: string },
   ) {
     this.options = { ...defaultDispatcherOptions, ...options };
+    this.marks = new MarkCoalescer<Entry>(
+      store,
+      this.options,
+      this.observers,
+      (batch, marked) => {
+        this.stats.marked += marked;
+        for (const e of batch) settle(e);
+      },
+      () => this.checkIdle(),
+    );
   }
 
   /**
@@ -282,7 +286,7 @@ export class Dispatcher {
     try {
       // Otherwise it is handed back to the relay, which claims keys head first.
       if (!m.claimed) {
-        await this.settleMarks(); // rows of this key we published count as gone
+        await this.marks.settle(); // rows of this key we published count as gone
         if (!(await this.store.isHeadOfKey(m.id, m.orderingKey!))) {
           this.stats.deferred++;
           await this.store.releaseLeases([m.id], this.options.owner);
@@ -327,9 +331,7 @@ export class Dispatcher {
   private confirmed(entry: Entry): void {
     this.stats.published++;
     this.outageSince = undefined;
-    this.toMark.push(entry);
-    if (entry.m.orderingKey) this.orderedToMark++;
-    this.scheduleMark();
+    this.marks.add(entry);
   }
 
   /**
@@ -384,88 +386,13 @@ export class Dispatcher {
     return this.queue.length + this.keyWaitingCount + this.inFlight;
   }
 
-  /** Confirmed ids should be marked without waiting for the linger. */
-  private get hurry(): boolean {
-    return this.hurrying > 0 || this.orderedToMark > 0;
-  }
-
-  private scheduleMark(): void {
-    if (this.marking) {
-      if (this.toMark.length >= this.options.markBatchSize || this.hurry) this.cutLinger?.();
-      return;
-    }
-    const now = this.toMark.length >= this.options.markBatchSize || this.hurry;
-    this.marking = new Promise<void>((resolve) => {
-      if (now || this.options.markLingerMs <= 0) return setImmediate(resolve);
-      const timer = setTimeout(resolve, this.options.markLingerMs);
-      this.cutLinger = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    }).then(() => {
-      this.cutLinger = undefined;
-      return this.flushMarks();
-    });
-  }
-
-  /** Waits until every id published so far is marked (cutting the linger short). */
-  private async settleMarks(): Promise<void> {
-    this.hurrying++;
-    try {
-      while (this.toMark.length > 0 || this.marking) {
-        if (!this.marking) this.scheduleMark();
-        this.cutLinger?.();
-        await this.marking;
-      }
-    } finally {
-      this.hurrying--;
-    }
-  }
-
   /** Marks what is waiting now instead of after the linger, and resolves when the fast path is idle. */
-  async flush(): Promise<void> {
-    this.hurrying++;
-    try {
-      this.cutLinger?.();
-      await this.idle();
-    } finally {
-      this.hurrying--;
-    }
-  }
-
-  private async flushMarks(): Promise<void> {
-    try {
-      while (this.toMark.length > 0) {
-        const batch = this.toMark.splice(0, this.options.markBatchSize);
-        for (const e of batch) if (e.m.orderingKey) this.orderedToMark--;
-        // Timed only when observed: one clock read before and after the statement, not per message.
-        const timed = this.observers.active;
-        const started = timed ? performance.now() : 0;
-        try {
-          this.stats.marked += await this.store.markDelivered(
-            batch.map((e) => e.m.id),
-            this.options.owner,
-            { deleteRows: this.options.deleteDelivered },
-          );
-          if (timed) this.observers.marked(batch.length, performance.now() - started);
-        } catch (e) {
-          // Published but not marked: the sweeper will publish these again after the lease (a duplicate, never a loss).
-          this.options.logger.error('could not mark messages delivered', { count: batch.length, error: e });
-        }
-        for (const e of batch) settle(e);
-        // Ids confirmed while that statement ran get a linger of their own (so statements stay full and
-        // the database sees a few large ones rather than many small ones), unless a batch is already full.
-        if (this.toMark.length < this.options.markBatchSize && !this.hurry) break;
-      }
-    } finally {
-      this.marking = undefined;
-      if (this.toMark.length > 0) this.scheduleMark();
-      this.checkIdle();
-    }
+  flush(): Promise<void> {
+    return this.marks.hurried(() => this.idle());
   }
 
   private get busy(): boolean {
-    return this.inFlight > 0 || this.queue.length > 0 || this.keyWaitingCount > 0 || this.toMark.length > 0 || this.marking !== undefined;
+    return this.inFlight > 0 || this.queue.length > 0 || this.keyWaitingCount > 0 || this.marks.busy;
   }
 
   private checkIdle(): void {
