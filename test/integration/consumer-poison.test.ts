@@ -86,4 +86,26 @@ describe('poison copies (RabbitMQ, inbox on PostgreSQL)', () => {
     expect(String(h[ConsumerHeaders.errorMessage])).toMatch(/^E+…$/);
     expect(await env.depth(t, `${prefix}.huge`)).toBe(0);
   });
+
+  it('an idempotent consumer given a message id with a NUL (the PostgreSQL inbox refuses it) dead-letters it at once instead of retrying', async () => {
+    class Ledger {
+      calls = 0;
+      @Consumer({ queue: `${prefix}.nulid`, exchange: prefix, routingKey: 'work', idempotent: true, retry: { maxAttempts: 5, delays: [100] } })
+      async handle(_entry: LedgerPosted, _ctx: ConsumeContext): Promise<void> {
+        this.calls++;
+      }
+    }
+    const handler = new Ledger();
+    const t = env.transport();
+    const tmm = await env.start([handler], {}, t);
+    const m = wireMessage({ id: `nul-\u0000-id-${prefix}`, exchange: prefix, routingKey: 'work', body: valid('e-nul') });
+    await t.publish(m);
+    const [dead] = await deadLetters(tmm, t, 1);
+    await sleep(1_000);
+    expect(dead.message.id).toBe(m.id);
+    expect(dead.message.headers[ConsumerHeaders.deadLetterReason]).toBe(DeadLetterReason.NonRetryable);
+    expect(handler.calls).toBe(0); // the inbox claim failed before the handler
+    expect(tmm.consumers.stats).toMatchObject({ retried: 0, deadLettered: 1 });
+    expect(await env.depth(t, `${prefix}.nulid`)).toBe(0);
+  });
 });
