@@ -61,6 +61,8 @@ const schema = z.strictObject({
       delayHorizonMs: ms.optional(),
       maxAttempts: z.number().int().min(1).optional(),
       backoff: backoffSchema.optional(),
+      /** Most rows waiting in the fast path's queue; past it rows are left to the sweeper (default 10,000). */
+      maxQueuedRows: z.number().int().min(1).optional(),
     })
     .optional(),
   relay: z

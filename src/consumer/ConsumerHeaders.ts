@@ -22,6 +22,8 @@ export const ConsumerHeaders = {
   consumer: 'tmm-consumer',
   consumerQueue: 'tmm-consumer-queue',
   deadLetterReason: 'tmm-dead-letter-reason',
+  /** Names of original headers left off a retry or dead-letter copy so that it fits the header budget. */
+  droppedHeaders: 'tmm-dropped-headers',
 } as const;
 
 /** Why a message was dead-lettered by a consumer; stable strings. */

@@ -1,4 +1,4 @@
-import { HandlerAbandonedError, MessageValidationError, NonRetryableError, TmmError, UnparseableMessageError } from '../errors';
+import { HandlerAbandonedError, MessageValidationError, NonRetryableError, TmmError, UnparseableMessageError, classifyFailure } from '../errors';
 import type { Logger } from '../logging/Logger';
 import { TmmHeaders } from '../message/OutboxMessage';
 import type { Headers, Transport } from '../transport/Transport';
@@ -22,7 +22,8 @@ const MAX_ERROR_MESSAGE = 1000;
  * What happens to a delivery whose handling failed, in this order:
  * 1. A handler abandoned at shutdown: nothing (its delivery was given back to the broker unsettled).
  * 2. An unparseable body, a payload that fails validation, a NonRetryableError (or a missing message id on
- *    an idempotent consumer): dead-lettered at once.
+ *    an idempotent consumer), a failure classifyFailure calls permanent (the database refuses a value of
+ *    the message): dead-lettered at once.
  * 3. Attempts left: retried after `delays[attempt-1]` — a copy with `tmm-consume-attempt` + 1 is published
  *    (publisher confirm) to the retry queue for that delay, whose TTL dead-letters it back into the work
  *    queue; ordered consumers instead wait in place and run the pipeline again, so later messages never
@@ -45,6 +46,9 @@ export class RecoveryPolicy {
     if (TmmError.isNonRetryable(error)) {
       return { action: 'dead-letter', reason: error.code === 'TMM_MESSAGE_ID_MISSING' ? DeadLetterReason.MissingMessageId : DeadLetterReason.NonRetryable };
     }
+    // A failure that will happen again identically (the database refuses a value of this message, e.g. a NUL
+    // in its id on the inbox insert) is not retried: classifyFailure decides, as for the relay.
+    if (classifyFailure(error) === 'permanent') return { action: 'dead-letter', reason: DeadLetterReason.NonRetryable };
     if (attempt >= def.maxAttempts) return { action: 'dead-letter', reason: DeadLetterReason.MaxAttempts };
     return { action: 'retry', delayMs: def.delays[Math.min(attempt - 1, def.delays.length - 1)] };
   }
@@ -91,7 +95,7 @@ export class RecoveryPolicy {
       else this.options.logger.error('consumer message dead-lettered', { ...fields, reason: decision.reason, deadLetterQueue: target });
       const m = delivery.message;
       try {
-        await this.transport.publish({
+        const copy = {
           id: m.id,
           exchange: '',
           routingKey: target,
@@ -103,7 +107,22 @@ export class RecoveryPolicy {
           ...(m.type !== undefined ? { type: m.type } : {}),
           ...(m.appId !== undefined ? { appId: m.appId } : {}),
           ...(m.correlationId !== undefined ? { correlationId: m.correlationId } : {}),
-        });
+        };
+        try {
+          await this.transport.publish(copy);
+        } catch (first) {
+          // The copy itself cannot be encoded (the original's headers plus ours are over the client's limit):
+          // retrying it never helps, so it goes again with the largest original headers dropped to fit a budget
+          // (their names listed in tmm-dropped-headers), and as a last resort with tmm's headers only.
+          if (classifyFailure(first) !== 'permanent') throw first;
+          this.options.logger.warn('consumer copy too large to encode; sending it within the header budget', { ...fields, error: errorText(first) });
+          try {
+            await this.transport.publish({ ...copy, headers: fitBudget({ ...headers }) });
+          } catch (second) {
+            if (classifyFailure(second) !== 'permanent') throw second;
+            await this.transport.publish({ ...copy, headers: tmmHeadersOnly(headers) });
+          }
+        }
       } catch (publishError) {
         this.options.logger.error('consumer could not publish the retry/dead-letter copy; the message goes back to its queue', {
           ...fields,
@@ -146,6 +165,44 @@ export class RecoveryPolicy {
     }
     return h;
   }
+}
+
+/**
+ * Room for the headers of a retry or dead-letter copy that could not be encoded as it was, as JSON bytes (a close estimate of
+ * amqplib's field-table encoding, whose buffer is 64 KiB): what tmm adds (error ≤ 1 KB, stack ≤
+ * maxStackLength, names, times) must still fit beside them.
+ */
+const COPY_HEADER_BUDGET_BYTES = 40 * 1024;
+
+/** Drops the largest non-tmm headers until the rest fit COPY_HEADER_BUDGET_BYTES; lists what was dropped. */
+function fitBudget(h: Headers): Headers {
+  const size = (v: unknown) => Buffer.byteLength(JSON.stringify(v) ?? '', 'utf8');
+  let total = size(h);
+  if (total <= COPY_HEADER_BUDGET_BYTES) return h;
+  const dropped: string[] = [];
+  const candidates = Object.keys(h)
+    .filter((k) => !k.startsWith('tmm-'))
+    .sort((a, b) => size(h[b]) - size(h[a]));
+  for (const k of candidates) {
+    if (total <= COPY_HEADER_BUDGET_BYTES) break;
+    total -= size(h[k]) + Buffer.byteLength(k) + 4;
+    delete h[k];
+    dropped.push(k);
+  }
+  if (dropped.length > 0) h[ConsumerHeaders.droppedHeaders] = truncate(dropped.join(','), 1000);
+  return h;
+}
+
+/** The copy with only tmm's own headers (the original's dropped and named), the last resort of an unencodable copy. */
+function tmmHeadersOnly(h: Headers): Headers {
+  const out: Headers = {};
+  const dropped: string[] = [];
+  for (const k of Object.keys(h)) {
+    if (k.startsWith('tmm-')) out[k] = typeof h[k] === 'string' ? truncate(h[k] as string, 8 * 1024) : h[k];
+    else dropped.push(k);
+  }
+  if (dropped.length > 0) out[ConsumerHeaders.droppedHeaders] = truncate(dropped.join(','), 1000);
+  return out;
 }
 
 function errorText(e: unknown): string {

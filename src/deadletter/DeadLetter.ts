@@ -13,8 +13,14 @@ export type DeadLetterStatus = (typeof DeadLetterStatus)[keyof typeof DeadLetter
 export const DEAD_LETTER_STATUSES: readonly DeadLetterStatus[] = Object.values(DeadLetterStatus);
 
 /** A dead letter as the collector builds it from a message in a dead-letter queue. Times are epoch ms. */
+/** 'utf8': the payload is the body's text; 'base64': the body's exact bytes, base64-encoded. */
+export type PayloadEncoding = 'utf8' | 'base64';
+
 export interface NewDeadLetter {
-  /** The message id (AMQP messageId); for a message without one, a hash of its content (`sha256:…`). */
+  /**
+   * The message id (AMQP messageId); for a message without one, a hash of its content (`sha256:…`); for
+   * an id the database cannot store as text (a NUL in it), `base64:` + the id's UTF-8 bytes in base64.
+   */
   messageId: string;
   /** The dead-letter queue it was collected from; with `messageId` the idempotency key. */
   deadLetterQueue: string;
@@ -25,7 +31,13 @@ export interface NewDeadLetter {
   topic: string;
   originalExchange: string;
   originalRoutingKey: string;
+  /**
+   * The body as received: UTF-8 text when it is valid UTF-8 without NUL bytes (`payloadEncoding` 'utf8'),
+   * otherwise its exact bytes in base64 (`payloadEncoding` 'base64'), so a resend publishes the same bytes.
+   */
   payload: string;
+  /** How `payload` holds the body (absent = 'utf8'). */
+  payloadEncoding?: PayloadEncoding;
   headers: Headers;
   contentType: string;
   /** Why: a DeadLetterReason of the consumer side, or the broker's (`expired`, `rejected`, `maxlen`). */

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { ConsumerHeaders } from '../consumer/ConsumerHeaders';
 import { TmmError } from '../errors';
@@ -144,7 +145,8 @@ export class DeadLetterCollector {
 export function toDeadLetter(delivery: Delivery, source: DeadLetterSource, now: number, fingerprint?: FingerprintFunction, logger: Logger = silentLogger): NewDeadLetter {
   const m = delivery.message;
   const h = m.headers;
-  const str = (v: HeaderValue | undefined): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined);
+  // Header texts go into text columns: a NUL (which PostgreSQL text refuses) is written as the two characters `\0`.
+  const str = (v: HeaderValue | undefined): string | undefined => (typeof v === 'string' && v.length > 0 ? v.replace(/\u0000/g, '\\0') : undefined);
   const int = (v: HeaderValue | undefined): number | undefined => {
     const n = typeof v === 'number' ? v : typeof v === 'string' ? Number(v) : NaN;
     return Number.isFinite(n) ? Math.floor(n) : undefined;
@@ -169,8 +171,11 @@ export function toDeadLetter(delivery: Delivery, source: DeadLetterSource, now: 
       : brokerReason
         ? `dead-lettered by the broker (${brokerReason}) from queue "${deathQueue ?? '?'}"`
         : 'dead-lettered without a reason');
-  const body = m.body.toString('utf8');
-  const messageId = m.id || `sha256:${createHash('sha256').update(body).update(JSON.stringify(h)).digest('hex').slice(0, 48)}`;
+  // Text only when it round-trips: valid UTF-8 without NUL (PostgreSQL text refuses 0x00); otherwise the exact bytes in base64.
+  const asText = isUtf8(m.body) && !m.body.includes(0);
+  const body = asText ? m.body.toString('utf8') : m.body.toString('base64');
+  const rawId = m.id || `sha256:${createHash('sha256').update(m.body).update(JSON.stringify(h)).digest('hex').slice(0, 48)}`;
+  const messageId = rawId.includes('\u0000') ? `base64:${Buffer.from(rawId, 'utf8').toString('base64')}` : rawId;
   const last = time(h[ConsumerHeaders.lastFailureAt]) ?? death?.time ?? now;
   const topic = str(h[TmmHeaders.topic]) ?? originalRoutingKey;
   return {
@@ -182,6 +187,7 @@ export function toDeadLetter(delivery: Delivery, source: DeadLetterSource, now: 
     originalExchange,
     originalRoutingKey,
     payload: body,
+    payloadEncoding: asText ? 'utf8' : 'base64',
     headers: h,
     contentType: m.contentType || 'application/octet-stream',
     reason,

@@ -4,7 +4,7 @@ import { ConsumerHeaders } from '../consumer/ConsumerHeaders';
 import { InputProblem, InvalidInputError, MessageValidationError, NotFoundError, PayloadTooLargeError, StateConflictError } from '../errors';
 import { Logger, silentLogger } from '../logging/Logger';
 import { ContractClass, deserializeContract, validateContract } from '../message/MessageContracts';
-import { OutboxMessage, OutboxStatus } from '../message/OutboxMessage';
+import { OutboxMessage, OutboxStatus, TmmHeaders } from '../message/OutboxMessage';
 import type { OutboxStore } from '../outbox/OutboxStore';
 import type { Dispatcher } from '../relay/Dispatcher';
 import type { TypeOrmTransactionManager } from '../transaction/TypeOrmTransactionManager';
@@ -356,6 +356,8 @@ export class DeadLetterService {
 /** The outbox message that resends a dead letter. */
 export function resendMessage(letter: DeadLetter, payload: string, to: ResendTarget, now: number): OutboxMessage {
   const toQueue = to === 'queue' && letter.queue !== null;
+  // The stored bytes as they came (base64 in the row) unless an operator edited the payload (JSON text).
+  const binary = letter.payloadEncoding === 'base64' && payload === letter.payload;
   return {
     id: uuidv7(),
     topic: letter.topic,
@@ -369,6 +371,7 @@ export function resendMessage(letter: DeadLetter, payload: string, to: ResendTar
       [ConsumerHeaders.originalRoutingKey]: letter.originalRoutingKey,
       [DeadLetterHeaders.resendOf]: letter.messageId,
       [DeadLetterHeaders.deadLetterId]: letter.id,
+      ...(binary ? { [TmmHeaders.payloadEncoding]: 'base64' } : {}),
     },
     availableAt: now,
     orderingKey: null,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { DataSource, EntityManager } from 'typeorm';
 import { NotConfiguredError } from '../errors';
 import { uuidv7 } from 'uuidv7';
@@ -20,7 +21,7 @@ import { SqlParams, lockRowsByIdAndStatus, num, numOrNull, strOrNull } from './S
 const INSERT_COLUMNS = [
   'id', 'message_id', 'dead_letter_queue', 'queue', 'consumer', 'topic', 'original_exchange', 'original_routing_key',
   'payload', 'headers', 'content_type', 'reason', 'error_code', 'error_message', 'error_stack', 'fingerprint',
-  'attempts', 'first_failure_at', 'last_failure_at', 'message_created_at', 'received_at', 'status',
+  'attempts', 'first_failure_at', 'last_failure_at', 'message_created_at', 'received_at', 'status', 'payload_encoding',
 ] as const;
 
 const SUMMARY_COLUMNS =
@@ -33,6 +34,11 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** True for the id format tmm uses (UUID); other strings can never be a row's id. */
 export function isUuid(id: string): boolean {
   return UUID.test(id);
+}
+
+/** A message id over the column's 255 characters is kept as `sha256:` + its hash (unique, stable across redeliveries). */
+function fitId(id: string): string {
+  return id.length <= 255 ? id : `sha256:${createHash('sha256').update(id, 'utf8').digest('hex')}`;
 }
 
 /** Longest error message kept in a row (the full text stays in the message headers). */
@@ -52,11 +58,14 @@ export class TypeOrmDeadLetterStore implements DeadLetterStore {
   async add(manager: EntityManager, letter: NewDeadLetter): Promise<{ id: string; inserted: boolean }> {
     const id = uuidv7();
     const q = this.sql();
+    // Column widths are limits on values, which would fail the insert on every redelivery: fit them here.
+    letter = { ...letter, messageId: fitId(letter.messageId), queue: letter.queue?.slice(0, 255) ?? null, consumer: letter.consumer?.slice(0, 255) ?? null };
     const values = [
-      id, letter.messageId, letter.deadLetterQueue, letter.queue, letter.consumer, letter.topic.slice(0, 255), letter.originalExchange.slice(0, 255),
+      id, letter.messageId, letter.deadLetterQueue.slice(0, 255), letter.queue, letter.consumer, letter.topic.slice(0, 255), letter.originalExchange.slice(0, 255),
       letter.originalRoutingKey.slice(0, 255), letter.payload, JSON.stringify(letter.headers), letter.contentType.slice(0, 255), letter.reason.slice(0, 64),
       letter.errorCode?.slice(0, 255) ?? null, letter.errorMessage.slice(0, MAX_ERROR), letter.errorStack, letter.fingerprint,
       letter.attempts, letter.firstFailureAt, letter.lastFailureAt, letter.messageCreatedAt, letter.receivedAt, DeadLetterStatus.New,
+      letter.payloadEncoding ?? 'utf8',
     ];
     const tuple = values.map((v) => q.p(v)).join(', ');
     const conflict =
@@ -238,5 +247,11 @@ function toDeadLetter(r: Record<string, unknown>): DeadLetter {
   } catch {
     headers = {};
   }
-  return { ...toSummary(r), payload: String(r.payload), headers, errorStack: strOrNull(r.error_stack) };
+  return {
+    ...toSummary(r),
+    payload: String(r.payload),
+    payloadEncoding: r.payload_encoding === 'base64' ? 'base64' : 'utf8',
+    headers,
+    errorStack: strOrNull(r.error_stack),
+  };
 }

@@ -171,3 +171,13 @@ export const AUDIT_V1: Record<Dialect, string[]> = {
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
   ],
 };
+
+/**
+ * Version 2: `payload_encoding` ('utf8' | 'base64'). A body that is not valid UTF-8 or contains NUL bytes
+ * (which PostgreSQL text refuses) is stored as base64 of its exact bytes, flagged here, and resent byte-exact.
+ */
+export const DEAD_LETTER_V2: Record<Dialect, string[]> = {
+  sqlite: [`ALTER TABLE tmm_dead_letter ADD COLUMN payload_encoding TEXT NOT NULL DEFAULT 'utf8'`],
+  postgres: [`ALTER TABLE tmm_dead_letter ADD COLUMN IF NOT EXISTS payload_encoding VARCHAR(16) NOT NULL DEFAULT 'utf8'`],
+  mysql: [`ALTER TABLE tmm_dead_letter ADD COLUMN IF NOT EXISTS payload_encoding VARCHAR(16) NOT NULL DEFAULT 'utf8'`],
+};

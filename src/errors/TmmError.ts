@@ -11,7 +11,7 @@ export const TMM_ERROR_CODES = [
   'TMM_CONSUMERS_STARTED', 'TMM_HANDLER_ABANDONED', 'TMM_INTERCEPTOR_NEXT_TWICE', 'TMM_RELAY_STOPPED', 'TMM_RELAY_LOCKED',
   'TMM_NOT_STARTED', 'TMM_COLLECTOR_STARTED', 'TMM_NOT_FOUND', 'TMM_STATE_CONFLICT', 'TMM_INVALID_INPUT', 'TMM_UNAUTHORIZED',
   'TMM_FORBIDDEN', 'TMM_CSRF', 'TMM_HOST_NOT_ALLOWED', 'TMM_BAD_REQUEST', 'TMM_ADMIN_NOT_STARTED', 'TMM_ADMIN_ASSETS', 'TMM_CLI',
-  'TMM_INTERNAL', 'TMM_TXLOG_UNAVAILABLE', 'TMM_TXLOG_NOT_FOUND', 'TMM_TXLOG_NOT_STARTED',
+  'TMM_INTERNAL', 'TMM_PUBLISH_INVALID', 'TMM_DATABASE_CONNECTION_LOST', 'TMM_DATABASE_VALUE_REJECTED', 'TMM_TXLOG_UNAVAILABLE', 'TMM_TXLOG_NOT_FOUND', 'TMM_TXLOG_NOT_STARTED',
 ] as const;
 export type TmmErrorCode = (typeof TMM_ERROR_CODES)[number];
 
@@ -172,7 +172,11 @@ export class UnsupportedDatabaseError extends TmmError {
   }
 }
 
-/** A publish failed: returned as unroutable, nacked, timed out, or the connection went away. */
+/**
+ * A publish failed: returned as unroutable, nacked, timed out, the connection went away, or (TMM_PUBLISH_INVALID)
+ * the client could not encode it at all (e.g. headers over amqplib's 64 KiB field-table buffer). See
+ * classifyFailure for which of these spend a message's attempts.
+ */
 export class PublishError extends TmmError {
   constructor(
     code: Extract<TmmErrorCode, `TMM_PUBLISH_${string}`>,

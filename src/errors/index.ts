@@ -1,2 +1,3 @@
 export * from './TmmError';
 export * from './AdminErrors';
+export * from './failureKind';

@@ -35,4 +35,9 @@ export const TmmHeaders = {
   orderingKey: 'tmm-ordering-key',
   /** The relay's publish attempt (`tmm-publish-attempt`; `tmm-attempt` before 0.2). */
   attempt: WireHeaders.publishAttempt,
+  /**
+   * On an outbox row only, never on the wire: 'base64' when `payload` holds the exact body bytes in base64
+   * (a dead letter's body that was not valid UTF-8 text, resent byte-exact).
+   */
+  payloadEncoding: 'tmm-payload-encoding',
 } as const;

@@ -3,7 +3,7 @@ import { ConfigurationError, NoActiveTransactionError, PayloadTooLargeError } fr
 import { contractOf, serializeContract, validateContract } from '../message/MessageContracts';
 import type { ContractMetadata } from '../metadata';
 import { OutboxMessage, TmmHeaders } from '../message/OutboxMessage';
-import { Dispatcher, toTransportMessage } from '../relay/Dispatcher';
+import { DispatchItem, Dispatcher, toTransportMessage } from '../relay/Dispatcher';
 import { Propagation } from '../transaction/Propagation';
 import { TransactionScope } from '../transaction/TransactionScope';
 import { TypeOrmTransactionManager } from '../transaction/TypeOrmTransactionManager';

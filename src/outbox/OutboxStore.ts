@@ -27,14 +27,15 @@ export interface Lease {
  * - markDelivered() sets DELIVERED (or deletes, with `deleteRows`) only rows that are PENDING and either
  *   leased by `owner` or not leased by anyone live (fencing: a process never marks another's row); it
  *   returns how many rows it changed. One statement per call.
- * - recordFailure() counts an attempt, stores the error, releases the lease and makes the row due again
- *   at `retryAt`, or DEAD when `dead` is true; same fencing as markDelivered.
+ * - recordFailure() counts an attempt (unless `countAttempt` is false: a transient failure such as a broker
+ *   outage, which says nothing about the message), stores the error, releases the lease and makes the row
+ *   due again at `retryAt`, or DEAD when `dead` is true; same fencing as markDelivered.
  * - Reads (get, countByStatus) see committed data only.
  */
 export interface OutboxStore {
   append(manager: EntityManager, messages: OutboxMessage[], lease?: Lease): Promise<void>;
   markDelivered(ids: string[], owner: string, options?: { deleteRows?: boolean; now?: number }): Promise<number>;
-  recordFailure(id: string, owner: string, failure: { error: string; retryAt: number; dead: boolean; now?: number }): Promise<boolean>;
+  recordFailure(id: string, owner: string, failure: { error: string; retryAt: number; dead: boolean; countAttempt?: boolean; now?: number }): Promise<boolean>;
   get(id: string): Promise<OutboxRecord | undefined>;
   countByStatus(): Promise<Record<OutboxStatus, number>>;
   /**

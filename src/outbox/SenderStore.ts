@@ -1,7 +1,7 @@
 import type { EntityManager } from 'typeorm';
 import { ConfigurationError } from '../errors';
 import { OutboxMessage } from '../message/OutboxMessage';
-import { Dispatcher } from '../relay/Dispatcher';
+import type { DispatchItem, Dispatcher } from '../relay/Dispatcher';
 import { TransactionScope } from '../transaction/TransactionScope';
 import { Lease, OutboxStore } from './OutboxStore';
 
@@ -44,7 +44,12 @@ export class OutboxSenderStore implements SenderStore {
 
   open(): SenderBatch {
     return {
-      beforeCommit: (manager, messages) => this.store.append(manager, messages, this.lease()),
+      beforeCommit: (manager, messages) => {
+        const lease = this.lease();
+        // The fast path must not publish a row once this lease has passed (another relay may own it then).
+        for (const m of messages as DispatchItem[]) m.leaseUntil = lease.until;
+        return this.store.append(manager, messages, lease);
+      },
       // Off the caller's path: its await ends at COMMIT; the publishes start on the next event-loop turn.
       afterCommit: (messages) => this.dispatcher.dispatchSoon(messages),
       afterRollback: () => undefined,

@@ -110,11 +110,12 @@ export class TypeOrmOutboxStore implements OutboxStore {
     return this.write(`${head} WHERE ${fence} AND id IN (${idList})`, params);
   }
 
-  async recordFailure(id: string, owner: string, failure: { error: string; retryAt: number; dead: boolean; now?: number }): Promise<boolean> {
+  async recordFailure(id: string, owner: string, failure: { error: string; retryAt: number; dead: boolean; countAttempt?: boolean; now?: number }): Promise<boolean> {
     const now = failure.now ?? Date.now();
     const p = (n: number) => this.p(n);
+    const attempts = failure.countAttempt === false ? 'attempts' : 'attempts + 1';
     const sql =
-      `UPDATE tmm_outbox SET attempts = attempts + 1, last_error = ${p(1)}, available_at = ${p(2)}, status = ${p(3)}, ` +
+      `UPDATE tmm_outbox SET attempts = ${attempts}, last_error = ${p(1)}, available_at = ${p(2)}, status = ${p(3)}, ` +
       `lease_owner = NULL, lease_until = NULL WHERE id = ${p(4)} AND status = ${p(5)} ` +
       `AND (lease_owner = ${p(6)} OR lease_owner IS NULL OR lease_until < ${p(7)})`;
     const status = failure.dead ? OutboxStatus.Dead : OutboxStatus.Pending;

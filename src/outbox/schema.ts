@@ -1,6 +1,6 @@
 import type { DataSource, QueryRunner } from 'typeorm';
 import { Dialect, dialectOf } from '../transaction/dialect';
-import { AUDIT_V1, DEAD_LETTER_V1 } from '../deadletter/deadLetterSchema';
+import { AUDIT_V1, DEAD_LETTER_V1, DEAD_LETTER_V2 } from '../deadletter/deadLetterSchema';
 
 /**
  * The tables tmm owns, per dialect. Times are epoch milliseconds in BIGINT columns: portable, exact,
@@ -136,6 +136,7 @@ export const MIGRATIONS: { component: string; version: number; statements: Recor
   // The admin's tables (src/deadletter/deadLetterSchema.ts); 'deadletter' also indexes DEAD/EXCEPTION outbox rows.
   { component: 'deadletter', version: 1, statements: DEAD_LETTER_V1 },
   { component: 'audit', version: 1, statements: AUDIT_V1 },
+  { component: 'deadletter', version: 2, statements: DEAD_LETTER_V2 },
 ];
 
 export interface MigrationResult {
@@ -182,7 +183,25 @@ export async function migrate(dataSource: DataSource, options: MigrateOptions = 
     const run: Run = (sql, params) => qr.query(sql, params);
     if (dialect === 'sqlite') {
       await prepareSqliteOn(run, dataSource, options.sqliteBusyTimeoutMs ?? 5000, qr.isTransactionActive);
-      return await applyPending(run, dialect);
+      if (qr.isTransactionActive) return await applyPending(run, dialect);
+      // SQLite's DDL is transactional: BEGIN IMMEDIATE takes the database's write lock first, so a second
+      // process waits (busy timeout) and then reads the versions this one wrote.
+      try {
+        await run('BEGIN IMMEDIATE');
+      } catch (e) {
+        // The connection is already in a transaction the query runner does not know of (TypeORM 0.3's
+        // sqlite driver shares one connection): apply inside it.
+        if (/within a transaction/i.test(String((e as Error).message))) return await applyPending(run, dialect);
+        throw e;
+      }
+      try {
+        const result = await applyPending(run, dialect);
+        await run('COMMIT');
+        return result;
+      } catch (e) {
+        await run('ROLLBACK').catch(() => undefined);
+        throw e;
+      }
     }
     const waitS = Math.max(1, Math.ceil((options.lockTimeoutMs ?? 60_000) / 1000));
     if (dialect === 'postgres') {

@@ -1,9 +1,10 @@
-import { performance } from 'node:perf_hooks';
+import { classifyFailure, failureText } from '../errors/failureKind';
 import { OutboxMessage, TmmHeaders } from '../message/OutboxMessage';
 import { Logger, silentLogger } from '../logging/Logger';
 import { OutboxStore } from '../outbox/OutboxStore';
 import { Headers, Transport, TransportMessage } from '../transport/Transport';
 import { BackoffOptions, backoffDelay, defaultBackoffOptions } from './backoff';
+import { MarkCoalescer } from './MarkCoalescer';
 import { RelayObserver, RelayObservers } from './RelayObserver';
 
 export interface DispatcherOptions {
@@ -25,6 +26,12 @@ export interface DispatcherOptions {
   delayHorizonMs: number;
   maxAttempts: number;
   backoff: BackoffOptions;
+  /**
+   * Most rows waiting in the fast path's queue (not yet publishing). Past it, rows dispatched after their
+   * commit are handed back at once (their leases released) and left to the sweeper, so an outage cannot
+   * grow the queue without bound. Rows the relay claimed do not count here: relay.maxPendingRows bounds them.
+   */
+  maxQueuedRows: number;
   logger: Logger;
 }
 
@@ -36,14 +43,17 @@ export const defaultDispatcherOptions: Omit<DispatcherOptions, 'owner'> = {
   delayHorizonMs: 60_000,
   maxAttempts: 10,
   backoff: defaultBackoffOptions,
+  maxQueuedRows: 10_000,
   logger: silentLogger,
 };
 
 /**
  * A row to publish. `attempts` is how many publishes already failed (0 for a fresh row); `claimed` marks a
- * row the relay claimed as the head of its ordering key, which needs no head check.
+ * row the relay claimed as the head of its ordering key, which needs no head check; `leaseUntil` is when
+ * this process's lease on the row ends (after that another relay may have taken and delivered it, so this
+ * process must not publish it).
  */
-export type DispatchItem = OutboxMessage & { attempts?: number; claimed?: boolean };
+export type DispatchItem = OutboxMessage & { attempts?: number; claimed?: boolean; leaseUntil?: number | null };
 
 /** Called once per dispatched row when it is settled (see Dispatcher.dispatch). */
 export type SettledCallback = (message: DispatchItem) => void;
@@ -60,6 +70,12 @@ export interface DispatcherStats {
   marked: number;
   /** Ordered rows handed back to the relay because an older row of their key was still pending. */
   deferred: number;
+  /** Failed publishes that were transient (spent no attempt). */
+  transientFailures: number;
+  /** Rows not published because this process's lease on them had passed (another relay owns them now). */
+  leaseExpired: number;
+  /** Rows handed back to the sweeper because the queue was full (maxQueuedRows). */
+  overflowed: number;
 }
 
 /** Turns an outbox message into what goes on the wire. */
@@ -67,6 +83,13 @@ export function toTransportMessage(m: OutboxMessage, attempt = 1): TransportMess
   // A plain copy loop: a spread with computed keys is several times slower, and this runs per message.
   const headers: Headers = {};
   for (const k in m.headers) headers[k] = m.headers[k];
+  let body: Buffer;
+  if (headers[TmmHeaders.payloadEncoding] === 'base64') {
+    delete headers[TmmHeaders.payloadEncoding];
+    body = Buffer.from(m.payload, 'base64');
+  } else {
+    body = Buffer.from(m.payload, 'utf8');
+  }
   headers[TmmHeaders.topic] = m.topic;
   headers[TmmHeaders.attempt] = attempt;
   if (m.orderingKey) headers[TmmHeaders.orderingKey] = m.orderingKey;
@@ -74,7 +97,7 @@ export function toTransportMessage(m: OutboxMessage, attempt = 1): TransportMess
     id: m.id,
     exchange: m.exchange,
     routingKey: m.routingKey,
-    body: Buffer.from(m.payload, 'utf8'),
+    body,
     headers,
     contentType: 'application/json',
     timestamp: m.createdAt,
@@ -92,21 +115,24 @@ export class Dispatcher {
   private readonly options: DispatcherOptions;
   private readonly queue: Entry[] = [];
   private inFlight = 0;
-  private readonly keyChains = new Map<string, Promise<void>>();
-  private readonly toMark: Entry[] = [];
-  private marking: Promise<void> | undefined;
-  private cutLinger: (() => void) | undefined;
-  /** Ordered rows waiting in toMark: the next row of their key waits for them, so they skip the linger. */
-  private orderedToMark = 0;
-  /** flush() and settleMarks() calls in progress: they want every confirmed id marked now. */
-  private hurrying = 0;
+  /** Ordering keys with a row publishing now (one at a time per key). */
+  private readonly activeKeys = new Set<string>();
+  /**
+   * Rows of an active key, in dispatch order, waiting for it without holding a publish slot (a slot held
+   * by a waiting row would stall unrelated rows behind a slow key).
+   */
+  private readonly keyWaiting = new Map<string, Entry[]>();
+  private keyWaitingCount = 0;
+  private readonly marks: MarkCoalescer<Entry>;
   /** Delayed rows waiting for their in-process timer. */
   private readonly timers = new Map<NodeJS.Timeout, Entry>();
   private idleWaiters: (() => void)[] = [];
   /** Committed rows handed over by dispatchSoon(), dispatched on the next turn of the event loop. */
   private soon: { messages: DispatchItem[]; settled?: SettledCallback }[] = [];
   private stopped = false;
-  readonly stats: DispatcherStats = { published: 0, failed: 0, marked: 0, deferred: 0 };
+  readonly stats: DispatcherStats = { published: 0, failed: 0, marked: 0, deferred: 0, transientFailures: 0, leaseExpired: 0, overflowed: 0 };
+  /** When the current run of transient publish failures (an outage) began; reset by a confirmed publish. */
+  private outageSince: number | undefined;
   private readonly observers = new RelayObservers();
 
   constructor(
@@ -115,6 +141,16 @@ export class Dispatcher {
     options: Partial<DispatcherOptions> & { owner: string },
   ) {
     this.options = { ...defaultDispatcherOptions, ...options };
+    this.marks = new MarkCoalescer<Entry>(
+      store,
+      this.options,
+      this.observers,
+      (batch, marked) => {
+        this.stats.marked += marked;
+        for (const e of batch) settle(e);
+      },
+      () => this.checkIdle(),
+    );
   }
 
   /**
@@ -146,6 +182,13 @@ export class Dispatcher {
       const entry: Entry = { m, settled };
       const wait = m.availableAt - now;
       if (wait <= 0) {
+        // Only fast-path rows count against the bound: the relay bounds what it claims itself (relay.maxPendingRows).
+        if (!m.claimed && this.queue.length >= this.options.maxQueuedRows) {
+          this.stats.overflowed++;
+          later.push(m.id);
+          settle(entry); // left to the sweeper
+          continue;
+        }
         this.queue.push(entry);
       } else if (wait <= this.options.delayHorizonMs) {
         const t = setTimeout(() => {
@@ -199,11 +242,40 @@ export class Dispatcher {
   private pump(): void {
     while (this.inFlight < this.options.concurrency && this.queue.length > 0) {
       const entry = this.queue.shift()!;
+      if (this.leaseGone(entry)) continue;
       const key = entry.m.orderingKey;
+      if (key) {
+        if (this.activeKeys.has(key)) {
+          const waiting = this.keyWaiting.get(key);
+          if (waiting) waiting.push(entry);
+          else this.keyWaiting.set(key, [entry]);
+          this.keyWaitingCount++;
+          continue;
+        }
+        this.activeKeys.add(key);
+        this.inFlight++;
+        void this.publishOrdered(entry).then(
+          () => this.keyDone(key),
+          () => this.keyDone(key),
+        );
+        continue;
+      }
       this.inFlight++;
-      if (key) void this.chain(key, () => this.publishOrdered(entry)).then(this.published, this.published);
-      else this.publishOne(entry); // settles its slot itself: one promise per message on this path
+      this.publishOne(entry); // settles its slot itself: one promise per message on this path
     }
+  }
+
+  /**
+   * True (and the row settled, untouched) when this process's lease on the row has passed: another relay
+   * may have claimed and delivered it meanwhile (after a long GC pause or a SIGSTOP of this process).
+   */
+  private leaseGone(entry: Entry): boolean {
+    const until = entry.m.leaseUntil;
+    if (until === undefined || until === null || Date.now() < until) return false;
+    this.stats.leaseExpired++;
+    this.options.logger.warn('lease passed before publishing; the row is left to whoever holds it now', { id: entry.m.id });
+    settle(entry);
+    return true;
   }
 
   /** A publish slot is free again. */
@@ -213,14 +285,17 @@ export class Dispatcher {
     this.checkIdle();
   };
 
-  private chain(key: string, fn: () => Promise<void>): Promise<void> {
-    const previous = this.keyChains.get(key) ?? Promise.resolve();
-    const next = previous.then(fn);
-    this.keyChains.set(key, next);
-    void next.finally(() => {
-      if (this.keyChains.get(key) === next) this.keyChains.delete(key);
-    });
-    return next;
+  /** The row of `key` in flight settled: the key's next waiting row goes to the front of the queue, then its slot is freed. */
+  private keyDone(key: string): void {
+    this.activeKeys.delete(key);
+    const waiting = this.keyWaiting.get(key);
+    if (waiting) {
+      const next = waiting.shift()!;
+      this.keyWaitingCount--;
+      if (waiting.length === 0) this.keyWaiting.delete(key);
+      this.queue.unshift(next);
+    }
+    this.published();
   }
 
   /** An ordered row: published only once every older row of its key is gone (published or dead). */
@@ -229,7 +304,7 @@ export class Dispatcher {
     try {
       // Otherwise it is handed back to the relay, which claims keys head first.
       if (!m.claimed) {
-        await this.settleMarks(); // rows of this key we published count as gone
+        await this.marks.settle(); // rows of this key we published count as gone
         if (!(await this.store.isHeadOfKey(m.id, m.orderingKey!))) {
           this.stats.deferred++;
           await this.store.releaseLeases([m.id], this.options.owner);
@@ -242,6 +317,7 @@ export class Dispatcher {
       settle(entry);
       return;
     }
+    if (this.leaseGone(entry)) return;
     const attempt = (m.attempts ?? 0) + 1;
     try {
       await this.transport.publish(toTransportMessage(m, attempt));
@@ -272,20 +348,39 @@ export class Dispatcher {
 
   private confirmed(entry: Entry): void {
     this.stats.published++;
-    this.toMark.push(entry);
-    if (entry.m.orderingKey) this.orderedToMark++;
-    this.scheduleMark();
+    this.outageSince = undefined;
+    this.marks.add(entry);
   }
 
-  /** Records a failed publish on its row (attempts, error, next due time or DEAD) and settles it. Never rejects. */
+  /**
+   * Records a failed publish on its row and settles it. Never rejects. What is recorded depends on
+   * classifyFailure: a transient failure (broker unreachable, connection lost, confirm timeout, transport
+   * closing) spends none of the row's attempts and backs off by how long this process's outage has lasted
+   * (since the first transient failure after the last confirmed publish), between backoff.initialDelayMs
+   * and backoff.maxDelayMs, jittered — so retries thin out as an outage goes on, whatever the number of rows; a failure about the
+   * message (unroutable, nacked) spends an attempt and makes the row DEAD when maxAttempts are spent; a
+   * permanent one (the client cannot encode it) makes it DEAD at once.
+   */
   private async recordFailure(entry: Entry, attempt: number, e: unknown): Promise<void> {
     const m = entry.m;
     this.stats.failed++;
-    const error = e instanceof Error ? `${(e as { code?: string }).code ?? e.name}: ${e.message}` : String(e);
-    const dead = attempt >= this.options.maxAttempts;
-    this.options.logger.warn(dead ? 'publish failed; message is DEAD' : 'publish failed; will retry', { id: m.id, topic: m.topic, attempt, error });
+    const error = failureText(e);
+    const kind = classifyFailure(e);
+    let dead: boolean;
+    let retryAt: number;
+    if (kind === 'transient') {
+      this.stats.transientFailures++;
+      const now = Date.now();
+      this.outageSince ??= now;
+      dead = false;
+      retryAt = now + outageDelay(now - this.outageSince, this.options.backoff);
+    } else {
+      dead = kind === 'permanent' || attempt >= this.options.maxAttempts;
+      retryAt = Date.now() + backoffDelay(attempt, this.options.backoff);
+    }
+    this.options.logger.warn(dead ? 'publish failed; message is DEAD' : 'publish failed; will retry', { id: m.id, topic: m.topic, attempt, kind, error });
     try {
-      await this.store.recordFailure(m.id, this.options.owner, { error, retryAt: Date.now() + backoffDelay(attempt, this.options.backoff), dead });
+      await this.store.recordFailure(m.id, this.options.owner, { error, retryAt, dead, countAttempt: kind !== 'transient' });
     } catch (storeError) {
       // The row keeps its lease until lease_until; a relay takes it after that.
       this.options.logger.error('could not record publish failure', { id: m.id, error: storeError });
@@ -297,6 +392,9 @@ export class Dispatcher {
   takeQueued(): DispatchItem[] {
     const entries = this.queue.splice(0, this.queue.length);
     for (const b of this.soon.splice(0, this.soon.length)) for (const m of b.messages) entries.push({ m, settled: b.settled });
+    for (const waiting of this.keyWaiting.values()) entries.push(...waiting);
+    this.keyWaiting.clear();
+    this.keyWaitingCount = 0;
     for (const e of entries) settle(e);
     this.checkIdle();
     return entries.map((e) => e.m);
@@ -306,91 +404,16 @@ export class Dispatcher {
   get pending(): number {
     let soon = 0;
     for (const b of this.soon) soon += b.messages.length;
-    return this.queue.length + this.inFlight + soon;
-  }
-
-  /** Confirmed ids should be marked without waiting for the linger. */
-  private get hurry(): boolean {
-    return this.hurrying > 0 || this.orderedToMark > 0;
-  }
-
-  private scheduleMark(): void {
-    if (this.marking) {
-      if (this.toMark.length >= this.options.markBatchSize || this.hurry) this.cutLinger?.();
-      return;
-    }
-    const now = this.toMark.length >= this.options.markBatchSize || this.hurry;
-    this.marking = new Promise<void>((resolve) => {
-      if (now || this.options.markLingerMs <= 0) return setImmediate(resolve);
-      const timer = setTimeout(resolve, this.options.markLingerMs);
-      this.cutLinger = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    }).then(() => {
-      this.cutLinger = undefined;
-      return this.flushMarks();
-    });
-  }
-
-  /** Waits until every id published so far is marked (cutting the linger short). */
-  private async settleMarks(): Promise<void> {
-    this.hurrying++;
-    try {
-      while (this.toMark.length > 0 || this.marking) {
-        if (!this.marking) this.scheduleMark();
-        this.cutLinger?.();
-        await this.marking;
-      }
-    } finally {
-      this.hurrying--;
-    }
+    return this.queue.length + this.keyWaitingCount + this.inFlight + soon;
   }
 
   /** Marks what is waiting now instead of after the linger, and resolves when the fast path is idle. */
-  async flush(): Promise<void> {
-    this.hurrying++;
-    try {
-      this.cutLinger?.();
-      await this.idle();
-    } finally {
-      this.hurrying--;
-    }
-  }
-
-  private async flushMarks(): Promise<void> {
-    try {
-      while (this.toMark.length > 0) {
-        const batch = this.toMark.splice(0, this.options.markBatchSize);
-        for (const e of batch) if (e.m.orderingKey) this.orderedToMark--;
-        // Timed only when observed: one clock read before and after the statement, not per message.
-        const timed = this.observers.active;
-        const started = timed ? performance.now() : 0;
-        try {
-          this.stats.marked += await this.store.markDelivered(
-            batch.map((e) => e.m.id),
-            this.options.owner,
-            { deleteRows: this.options.deleteDelivered },
-          );
-          if (timed) this.observers.marked(batch.length, performance.now() - started);
-        } catch (e) {
-          // Published but not marked: the sweeper will publish these again after the lease (a duplicate, never a loss).
-          this.options.logger.error('could not mark messages delivered', { count: batch.length, error: e });
-        }
-        for (const e of batch) settle(e);
-        // Ids confirmed while that statement ran get a linger of their own (so statements stay full and
-        // the database sees a few large ones rather than many small ones), unless a batch is already full.
-        if (this.toMark.length < this.options.markBatchSize && !this.hurry) break;
-      }
-    } finally {
-      this.marking = undefined;
-      if (this.toMark.length > 0) this.scheduleMark();
-      this.checkIdle();
-    }
+  flush(): Promise<void> {
+    return this.marks.hurried(() => this.idle());
   }
 
   private get busy(): boolean {
-    return this.inFlight > 0 || this.queue.length > 0 || this.toMark.length > 0 || this.marking !== undefined || this.soon.length > 0;
+    return this.inFlight > 0 || this.queue.length > 0 || this.keyWaitingCount > 0 || this.marks.busy || this.soon.length > 0;
   }
 
   private checkIdle(): void {
@@ -406,8 +429,13 @@ export class Dispatcher {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** Stops taking work, drops delayed timers (the sweeper owns those rows) and waits for in-flight work. */
-  async stop(): Promise<void> {
+  /**
+   * Stops taking work, drops delayed timers (the sweeper owns those rows) and waits for in-flight work —
+   * at most `timeoutMs` when given: then rows not yet started get their leases released, and publishes
+   * still in flight keep their rows leased until the transport fails them (close()) or the lease passes.
+   * Resolves true when everything finished in time.
+   */
+  async stop(timeoutMs?: number): Promise<boolean> {
     this.stopped = true;
     const dropped = [...this.timers.values()].map((e) => e.m.id);
     for (const [t, entry] of this.timers) {
@@ -416,8 +444,36 @@ export class Dispatcher {
     }
     this.timers.clear();
     if (dropped.length > 0) await this.releaseLeases(dropped);
-    await this.flush();
+    if (timeoutMs === undefined) {
+      await this.flush();
+      return true;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const inTime = await Promise.race([
+      this.flush().then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), Math.max(0, timeoutMs));
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!inTime) {
+      const queued = this.takeQueued();
+      if (queued.length > 0) await this.releaseLeases(queued.map((m) => m.id));
+      this.options.logger.warn('fast path stop timed out; queued rows released, in-flight ones are left to the sweeper', {
+        timeoutMs,
+        released: queued.length,
+        inFlight: this.inFlight,
+      });
+    }
+    return inTime;
   }
+}
+
+/** Retry delay during an outage that has lasted `elapsedMs`: about as long again, within [initialDelayMs, maxDelayMs], jittered. */
+export function outageDelay(elapsedMs: number, o: BackoffOptions, random: () => number = Math.random): number {
+  const base = Math.min(o.maxDelayMs, Math.max(o.initialDelayMs, elapsedMs));
+  const jitter = Math.min(1, Math.max(0, o.jitter));
+  return Math.round(base * (1 - jitter) + base * jitter * random());
 }
 
 /** Tells whoever dispatched the row that this process is done with it; their error never reaches the Dispatcher. */

@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { TmmError } from '../errors';
 import { Logger, silentLogger } from '../logging/Logger';
 import { OutboxStore } from '../outbox/OutboxStore';
-import { DispatchItem, Dispatcher } from './Dispatcher';
+import type { DispatchItem, SettledCallback } from './Dispatcher';
 import { RelayLock } from './RelayLock';
 import { RelayObserver, RelayObservers } from './RelayObserver';
 
@@ -26,6 +26,30 @@ export interface RelayOptions {
   /** stop() waits at most this long for in-flight publishes and marks. */
   shutdownTimeoutMs: number;
   logger: Logger;
+}
+
+/**
+ * What the Relay hands claimed rows to (the Dispatcher is the one implementation). Contract:
+ * - dispatch() never throws and never waits for the broker; it calls `settled` exactly once per row, when
+ *   the sink is done with it (marked delivered, failure recorded, or handed back to the sweeper).
+ * - flush() resolves once nothing dispatched is queued, in flight or waiting to be marked.
+ * - takeQueued() removes and returns the rows not started yet (settling them), so their leases can go back.
+ * - observe() attaches an observer of the sink's mark-delivered statements; the result detaches it.
+ */
+export interface RelaySink {
+  dispatch(rows: DispatchItem[], settled: SettledCallback): void;
+  flush(): Promise<void>;
+  takeQueued(): DispatchItem[];
+  observe(observer: RelayObserver): () => void;
+}
+
+/** What a Relay is built with besides its store and sink. */
+export interface RelayConstruction extends Partial<RelayOptions> {
+  owner: string;
+  /** Held while running (SQLite: one relay per database file). */
+  lock?: RelayLock;
+  /** Rows are kept as DELIVERED (dispatcher.deleteDelivered false): purge them past retentionMs. */
+  keepDelivered?: boolean;
 }
 
 export const defaultRelayOptions: Omit<RelayOptions, 'owner'> = {
@@ -71,13 +95,17 @@ export class Relay {
   readonly stats = { sweeps: 0, claimed: 0 };
   private readonly observers = new RelayObservers();
 
+  private readonly lock: RelayLock | undefined;
+  private readonly keepDelivered: boolean;
+
   constructor(
     private readonly store: OutboxStore,
-    private readonly dispatcher: Dispatcher,
-    options: Partial<RelayOptions> & { owner: string },
-    private readonly lock?: RelayLock,
-    private readonly keepDelivered = false,
+    private readonly dispatcher: RelaySink,
+    construction: RelayConstruction,
   ) {
+    const { lock, keepDelivered, ...options } = construction;
+    this.lock = lock;
+    this.keepDelivered = keepDelivered ?? false;
     this.options = { ...defaultRelayOptions, ...stripUndefined(options), owner: options.owner };
     // A batch always fits when nothing is held, whatever the two settings say.
     this.maxPendingRows = Math.max(this.options.maxPendingRows ?? 3 * this.options.batchSize, this.options.batchSize);

@@ -15,7 +15,7 @@ import type { OutboxStore } from '../outbox/OutboxStore';
 import { TypeOrmOutboxStore } from '../outbox/TypeOrmOutboxStore';
 import { MigrationResult, migrate, prepareSqlite } from '../outbox/schema';
 import { Dispatcher } from '../relay/Dispatcher';
-import { Relay } from '../relay/Relay';
+import { Relay, defaultRelayOptions } from '../relay/Relay';
 import { RelayLock } from '../relay/RelayLock';
 import { sqlDialectFor } from '../sql/SqlDialect';
 import type { TransactionManager } from '../transaction/TransactionManager';
@@ -136,13 +136,13 @@ export class Tmm {
       logger: this.logger,
     });
     const { enabled: _enabled, ...relayOptions } = o.relay;
-    this.relay = new Relay(
-      this.outbox,
-      this.dispatcher,
-      { ...relayOptions, owner: this.instanceId, logger: this.logger },
-      transactions.dialect === 'sqlite' ? new RelayLock(transactions, this.instanceId) : undefined,
-      !o.dispatcher.deleteDelivered,
-    );
+    this.relay = new Relay(this.outbox, this.dispatcher, {
+      ...relayOptions,
+      owner: this.instanceId,
+      logger: this.logger,
+      lock: transactions.dialect === 'sqlite' ? new RelayLock(transactions, this.instanceId) : undefined,
+      keepDelivered: !o.dispatcher.deleteDelivered,
+    });
     this.txlog = o.txlog ? new TxLogSender(o.txlog, { transport: this.transport, logger: this.logger, dataSource: this.dataSource, serviceName: this.name }) : undefined;
     this.producer = new MessageProducer(
       transactions,
@@ -265,8 +265,11 @@ export class Tmm {
       // First, while the registry, the dispatcher and the transport still serve the handlers' sends and acks.
       await this.consumers.stop();
       TmmRegistry.unregister(this);
+      // relay.shutdownTimeoutMs bounds the relay and the fast path together: a broker that stopped answering
+      // must not hold a deploy's SIGTERM. Rows not finished by then are released or left leased for the sweeper.
+      const deadline = Date.now() + this.options.relay.shutdownTimeoutMs;
       await this.relay.stop();
-      await this.dispatcher.stop();
+      await this.dispatcher.stop(Math.max(0, deadline - Date.now()));
       await this.txlog?.stop();
       if (options.closeTransport ?? true) await this.transport.close();
     })();

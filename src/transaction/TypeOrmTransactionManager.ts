@@ -1,6 +1,6 @@
 import type { DataSource, EntityManager, EntityTarget, ObjectLiteral, QueryRunner, Repository } from 'typeorm';
 import { AsyncLocalContextStore, ContextStore, TmmContext, newContext } from '../context';
-import { IllegalTransactionStateError, UnexpectedRollbackError } from '../errors';
+import { IllegalTransactionStateError, TmmError, UnexpectedRollbackError } from '../errors';
 import { Logger, silentLogger } from '../logging/Logger';
 import { Dialect, dialectOf } from './dialect';
 import { IsolationLevel, Propagation, TransactionOptions } from './Propagation';
@@ -125,9 +125,11 @@ export class TypeOrmTransactionManager implements TransactionManager {
     }
     let queryRunner: QueryRunner | undefined;
     let scope: TransactionScope | undefined;
+    let watch: ConnectionWatch | undefined;
     try {
       queryRunner = this.dataSource.createQueryRunner();
       await queryRunner.connect();
+      watch = watchConnection(queryRunner);
       await queryRunner.startTransaction(options.isolation as IsolationLevel | undefined);
       scope = new TransactionScope(`tx${nextScopeId++}`, queryRunner, undefined, options.name);
       const active = scope;
@@ -137,10 +139,17 @@ export class TypeOrmTransactionManager implements TransactionManager {
         if (active.rollbackOnly) throw new UnexpectedRollbackError(active.rollbackCause);
         await this.withSlot(active, () => runAll(active.beforeCommitHooks));
       } catch (e) {
-        await this.rollback(queryRunner, active);
-        throw e;
+        const lost = connectionLost(queryRunner, watch, e, options.name ?? active.id);
+        // A connection that is gone has no transaction to roll back: the server rolled it back itself.
+        if (lost) await this.withSlot(undefined, () => this.runLogged(active.afterRollbackHooks, 'afterRollback', active));
+        else await this.rollback(queryRunner, active);
+        throw lost ?? e;
       }
-      await queryRunner.commitTransaction();
+      try {
+        await queryRunner.commitTransaction();
+      } catch (e) {
+        throw connectionLost(queryRunner, watch, e, options.name ?? active.id) ?? e;
+      }
       await this.releaseRunner(queryRunner);
       queryRunner = undefined;
       release?.();
@@ -149,6 +158,7 @@ export class TypeOrmTransactionManager implements TransactionManager {
       await this.withSlot(undefined, () => this.runLogged(active.afterCommitHooks, 'afterCommit', active));
       return result;
     } finally {
+      watch?.stop();
       if (queryRunner) await this.releaseRunner(queryRunner);
       release?.();
     }
@@ -183,6 +193,7 @@ export class TypeOrmTransactionManager implements TransactionManager {
   }
 
   private async releaseRunner(qr: QueryRunner): Promise<void> {
+    if (qr.isReleased) return;
     try {
       await qr.release();
     } catch (e) {
@@ -204,4 +215,38 @@ export class TypeOrmTransactionManager implements TransactionManager {
 async function runAll(hooks: Hook[]): Promise<void> {
   // A hook may register more hooks (e.g. a message sent from a beforeCommit hook): index, do not iterate.
   for (let i = 0; i < hooks.length; i++) await hooks[i]();
+}
+
+/** The error the driver's connection emitted while a transaction ran on it (pg: a terminated backend, a restart). */
+interface ConnectionWatch {
+  readonly error: unknown;
+  stop(): void;
+}
+
+function watchConnection(qr: QueryRunner): ConnectionWatch | undefined {
+  const conn = (qr as unknown as { databaseConnection?: { on?: unknown; off?: unknown; removeListener?: unknown } }).databaseConnection;
+  if (!conn || typeof conn.on !== 'function' || typeof conn.removeListener !== 'function') return undefined;
+  const emitter = conn as unknown as NodeJS.EventEmitter;
+  const watch = { error: undefined as unknown, stop: () => emitter.removeListener('error', onError) };
+  const onError = (e: unknown) => {
+    watch.error ??= e;
+  };
+  emitter.on('error', onError);
+  return watch;
+}
+
+/**
+ * A TmmError TMM_DATABASE_CONNECTION_LOST (the driver's error as cause) when `e` means the transaction's
+ * connection is gone — TypeORM's "query runner already released" after the driver dropped it, or any error
+ * once the connection reported one — so the caller sees why, not TypeORM's follow-up error. Undefined otherwise.
+ */
+function connectionLost(qr: QueryRunner, watch: ConnectionWatch | undefined, e: unknown, name: string): TmmError | undefined {
+  const released = e instanceof Error && /AlreadyReleased/.test(e.name);
+  const cause = watch?.error;
+  if (!released && cause === undefined) return undefined;
+  if (e instanceof TmmError) return undefined;
+  const why = cause instanceof Error ? cause.message : e instanceof Error ? e.message : String(e);
+  return new TmmError('TMM_DATABASE_CONNECTION_LOST', `transaction ${name}: the database connection was lost (${why}); it was rolled back`, {
+    cause: cause ?? e,
+  });
 }

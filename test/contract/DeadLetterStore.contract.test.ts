@@ -56,7 +56,16 @@ describe.each(dbLanes())('dead-letter stores (DeadLetterStore, AuditTrail, Outbo
     const letter = newDeadLetter({ headers: { 'tmm-contract-version': 1, note: 'ünïcødé ✓', flag: true, none: null } });
     const { id, inserted } = await tm.run(() => store.add(tm.manager, letter));
     expect(inserted).toBe(true);
-    expect(await store.get(id)).toEqual({ ...letter, id, status: 'NEW', statusAt: null, statusBy: null, resentMessageId: null });
+    expect(await store.get(id)).toEqual({ ...letter, id, payloadEncoding: 'utf8', status: 'NEW', statusAt: null, statusBy: null, resentMessageId: null });
+  });
+
+  it('add keeps a base64 payload and its encoding flag', async () => {
+    const bytes = Buffer.from([0xff, 0x00, 0x41, 0xc3]);
+    const letter = newDeadLetter({ payload: bytes.toString('base64'), payloadEncoding: 'base64' as const });
+    const { id } = await tm.run(() => store.add(tm.manager, letter));
+    const back = await store.get(id);
+    expect(back).toMatchObject({ payloadEncoding: 'base64' });
+    expect(Buffer.from(back!.payload, 'base64').equals(bytes)).toBe(true);
   });
 
   it('add is idempotent on (message id, dead-letter queue): a redelivery stores nothing new', async () => {

@@ -125,6 +125,16 @@ describe.each(dbLanes())('OutboxStore contract on $name', ({ kind }) => {
       expect(await store.countByStatus()).toMatchObject({ DEAD: 1, PENDING: 0 });
     });
 
+    it('recordFailure with countAttempt false (a transient failure) keeps the attempts, stores the error and reschedules', async () => {
+      const m = message();
+      await tm.run(() => store.append(tm.manager, [m], { owner: 'me', until: Date.now() + 60_000 }));
+      const retryAt = Date.now() + 5000;
+      expect(await store.recordFailure(m.id, 'me', { error: 'TMM_PUBLISH_CONNECTION_LOST: down', retryAt, dead: false, countAttempt: false })).toBe(true);
+      expect(await store.get(m.id)).toMatchObject({ status: 'PENDING', attempts: 0, availableAt: retryAt, leaseOwner: null, lastError: 'TMM_PUBLISH_CONNECTION_LOST: down' });
+      expect(await store.recordFailure(m.id, 'me', { error: 'TMM_PUBLISH_UNROUTABLE: no queue', retryAt, dead: false })).toBe(true);
+      expect(await store.get(m.id)).toMatchObject({ attempts: 1 });
+    });
+
     it('claimDue leases due, unleased rows oldest first and skips future and live-leased ones', async () => {
       const now = Date.now();
       const due = [message({ availableAt: now - 2000 }), message({ availableAt: now - 1000 })];

@@ -137,7 +137,7 @@ describe('migrate', () => {
       // Exactly one of them applied the migrations; the others found nothing left to do.
       expect(events.map((e) => e.applied).sort()).toEqual([0, 0, 0, MIGRATIONS.length]);
       const rows = await admin.query(`SELECT component FROM ${schema}.tmm_schema`);
-      expect(rows).toHaveLength(MIGRATIONS.length);
+      expect(rows).toHaveLength(new Set(MIGRATIONS.map((m) => m.component)).size); // one version row per component
     } finally {
       await admin.query(`DROP SCHEMA ${schema} CASCADE`);
       await admin.destroy();

@@ -177,3 +177,41 @@ describe('RelayObserver', () => {
     expect(store.marked).toContain('row-000200');
   });
 });
+
+describe('Dispatcher slots and ordering keys', () => {
+  it('an ordered row waiting for its key holds no publish slot: unordered rows flow past a key whose head is stuck', async () => {
+    const store = new FakeOutboxStore([]);
+    const transport = new FakeTransport();
+    const dispatcher = new Dispatcher(transport as unknown as Transport, store, { owner: 'me', concurrency: 2, markLingerMs: 0 });
+    const keyed = Array.from({ length: 5 }, (_v, i) => ({ ...row(i), orderingKey: 'slow', claimed: true }));
+    const free = Array.from({ length: 5 }, (_v, i) => row(100 + i));
+    dispatcher.dispatch([...keyed, ...free]);
+    await tick();
+    // One slot: the key's head (its confirm is held back); the other serves the unordered rows one by one.
+    const published: string[] = [];
+    for (let round = 0; round < 20 && published.filter((id) => id.startsWith('row-0001')).length < 5; round++) {
+      const head = transport.waiting.filter((w) => w.message.id === keyed[0].id);
+      const others = transport.waiting.filter((w) => w.message.id !== keyed[0].id);
+      expect(head.length).toBe(1);
+      expect(others.every((w) => !keyed.some((k) => k.id === w.message.id))).toBe(true);
+      transport.waiting.splice(0, transport.waiting.length, ...head);
+      for (const w of others) {
+        published.push(w.message.id);
+        w.confirm();
+      }
+      await tick();
+    }
+    expect(published.sort()).toEqual(free.map((r) => r.id));
+    // The key's rows go one at a time, in order, once its head is confirmed.
+    const order: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      expect(transport.waiting.length).toBe(1);
+      order.push(transport.waiting[0].message.id);
+      transport.confirmAll();
+      await tick();
+    }
+    expect(order).toEqual(keyed.map((r) => r.id));
+    await dispatcher.flush();
+    expect(dispatcher.pending).toBe(0);
+  });
+});

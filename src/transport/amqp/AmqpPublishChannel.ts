@@ -138,7 +138,9 @@ export class AmqpPublishChannel {
         if (isClosedChannelError(err)) {
           this.settle(p, new ChannelGoneSignal());
         } else {
-          this.settle(p, new PublishError('TMM_PUBLISH_FAILED', `message ${message.id} could not be published: ${errorText(err)}`, { cause: err }));
+          // amqplib encodes the frame synchronously: a throw here is about this message (headers over the
+          // 64 KiB field-table buffer, a value it cannot encode) and will happen again on every attempt.
+          this.settle(p, new PublishError('TMM_PUBLISH_INVALID', `message ${message.id} cannot be encoded for AMQP: ${errorText(err)}`, { cause: err }));
         }
       }
     });

@@ -3,8 +3,6 @@ import { PublishError, TmmError, TopologyError, TransportClosedError } from '../
 import { type Logger, redactUrl } from '../../logging/Logger';
 import type {
   DeliveryHandler,
-  ExchangeSpec,
-  QueueSpec,
   SubscribeOptions,
   Subscription,
   Topology,
@@ -13,11 +11,13 @@ import type {
   TransportMessage,
 } from '../Transport';
 import { errorText, replyCode } from './amqpErrors';
-import { type DeclareStep, declareSteps, mergeQueueSpec, topologyError, validateTopology } from './amqpTopology';
+import { type DeclareStep, declareSteps, topologyError, validateTopology } from './amqpTopology';
+import { AmqpTopologyRegistry } from './AmqpTopologyRegistry';
 import { AmqpPublishChannel, ChannelGoneSignal } from './AmqpPublishChannel';
 import { AmqpSubscription, type AmqpSubscriptionHost } from './AmqpSubscription';
 import { type AmqpTransportOptions, type AmqpTransportOptionsInput, resolveAmqpTransportOptions } from './AmqpTransportOptions';
 import { InFlightWindow } from './InFlightWindow';
+import { closeQuietly, closedPublish, raceTimeout, withDeadline, withHeartbeat } from './amqpAsync';
 
 export type { AmqpReconnectOptions, AmqpTransportOptions, AmqpTransportOptionsInput } from './AmqpTransportOptions';
 export { defaultAmqpTransportOptions } from './AmqpTransportOptions';
@@ -88,10 +88,7 @@ export class AmqpTransport implements Transport {
   private openingPublishChannel: Promise<AmqpPublishChannel> | undefined;
   private readonly window: InFlightWindow;
   /** Everything declared so far, re-declared after a reconnect. */
-  private readonly declaredExchanges = new Map<string, ExchangeSpec>();
-  private readonly declaredQueues = new Map<string, QueueSpec>();
-  /** Exchanges known to exist; publishing to any other is preceded by a passive check. */
-  private readonly knownExchanges = new Set<string>(['']);
+  private readonly topology = new AmqpTopologyRegistry();
   private readonly checkingExchanges = new Map<string, Promise<boolean>>();
   private readonly subscriptions = new Set<AmqpSubscription>();
   private readonly subscriptionHost: AmqpSubscriptionHost;
@@ -146,24 +143,35 @@ export class AmqpTransport implements Transport {
       () => new TopologyError(`topology not declared: no connection to the broker within ${this.options.connectTimeoutMs}ms`),
       () => new TransportClosedError('AmqpTransport.declare'),
     );
+    const declareDeadline = Date.now() + this.options.connectTimeoutMs;
+    const unanswered = () => new TopologyError(`topology not declared: the broker did not answer within ${this.options.connectTimeoutMs}ms`);
     let channel: amqp.Channel;
     try {
-      channel = await this.openChannel(model, 'declaration');
+      channel = await withDeadline(this.openChannel(model, 'declaration'), declareDeadline, unanswered);
     } catch (err) {
+      if (err instanceof TopologyError) throw err;
       throw new TopologyError(`topology not declared: could not open a channel (${errorText(err)})`, { cause: err });
     }
     try {
       for (const step of steps) {
+        let ran: Promise<unknown>;
         try {
-          await step.run(channel);
+          ran = step.run(channel);
         } catch (err) {
           throw topologyError(step, err);
         }
+        await withDeadline(
+          ran.catch((err: unknown) => {
+            throw topologyError(step, err);
+          }),
+          declareDeadline,
+          unanswered,
+        );
       }
     } finally {
       closeQuietly(channel);
     }
-    this.record(topology);
+    this.topology.record(topology);
   }
 
   publish(message: TransportMessage): Promise<void> {
@@ -177,7 +185,7 @@ export class AmqpTransport implements Transport {
       channel.model === this.ready &&
       channel.isOpen &&
       channel.isWritable &&
-      this.knownExchanges.has(message.exchange)
+      this.topology.isKnown(message.exchange)
     ) {
       const release = this.window.tryAcquire();
       if (release !== undefined) {
@@ -222,8 +230,12 @@ export class AmqpTransport implements Transport {
             ),
           () => closedPublish(message),
         );
-        if (!(await this.ensureExchange(model, message))) continue;
-        const channel = await this.acquirePublishChannel(model, message);
+        // Neither the exchange check nor the channel opening may outlive the publish's deadline: a broker that
+        // stopped answering (its process frozen, a silent partition with heartbeats off) never replies to them.
+        const stalled = (what: string) => () =>
+          new PublishError('TMM_PUBLISH_TIMEOUT', `message ${message.id} was not sent within ${timeoutMs}ms: the broker did not answer ${what} (it was not published)`);
+        if (!(await withDeadline(this.ensureExchange(model, message), deadline, stalled(`the check of exchange "${message.exchange}"`)))) continue;
+        const channel = await withDeadline(this.acquirePublishChannel(model, message), deadline, stalled('the opening of a confirm channel'));
         if (!channel) continue;
         // An earlier publish filled the channel's write buffer: wait for 'drain' (or the channel to close).
         if (!channel.isWritable) this.logger.debug('amqp publish waits for the write buffer to drain', { messageId: message.id });
@@ -295,11 +307,7 @@ export class AmqpTransport implements Transport {
       ...(topology.queues ?? []).map((q) => ({ what: `queue "${q.name}"`, run: (ch: amqp.Channel) => ch.deleteQueue(q.name) })),
       ...(topology.exchanges ?? []).map((e) => ({ what: `exchange "${e.name}"`, run: (ch: amqp.Channel) => ch.deleteExchange(e.name) })),
     ];
-    for (const q of topology.queues ?? []) this.declaredQueues.delete(q.name);
-    for (const e of topology.exchanges ?? []) {
-      this.declaredExchanges.delete(e.name);
-      this.knownExchanges.delete(e.name);
-    }
+    this.topology.forget(topology);
     for (const step of steps) {
       const ch = await this.openChannel(model, 'removal');
       try {
@@ -413,7 +421,7 @@ export class AmqpTransport implements Transport {
 
   /** Declares recorded topology again, then resumes subscriptions. Failures are logged, never thrown. */
   private async restore(model: amqp.ChannelModel, generation: number): Promise<void> {
-    const steps = declareSteps({ exchanges: [...this.declaredExchanges.values()], queues: [...this.declaredQueues.values()] });
+    const steps = declareSteps(this.topology.restoreTopology());
     let channel: amqp.Channel | undefined;
     for (const step of steps) {
       if (generation !== this.generation) return;
@@ -430,8 +438,7 @@ export class AmqpTransport implements Transport {
     if (generation !== this.generation) return;
     await Promise.all([...this.subscriptions].map((sub) => sub.resume(model)));
     this.logger.debug('amqp topology and subscriptions restored', {
-      exchanges: this.declaredExchanges.size,
-      queues: this.declaredQueues.size,
+      ...this.topology.size,
       subscriptions: this.subscriptions.size,
     });
   }
@@ -476,7 +483,7 @@ export class AmqpTransport implements Transport {
    */
   private async ensureExchange(model: amqp.ChannelModel, message: TransportMessage): Promise<boolean> {
     const name = message.exchange;
-    if (this.knownExchanges.has(name)) return true;
+    if (this.topology.isKnown(name)) return true;
     let check = this.checkingExchanges.get(name);
     if (!check) {
       check = this.checkExchange(model, name).finally(() => this.checkingExchanges.delete(name));
@@ -500,7 +507,7 @@ export class AmqpTransport implements Transport {
     const channel = await this.openChannel(model, 'exchange check');
     try {
       await channel.checkExchange(name);
-      this.knownExchanges.add(name);
+      this.topology.markKnown(name);
       return true;
     } catch (err) {
       if (replyCode(err) === 404) return false;
@@ -519,7 +526,7 @@ export class AmqpTransport implements Transport {
         confirmTimeoutMs: this.options.confirmTimeoutMs,
         logger: this.logger,
         wire: { appId: this.options.appId ?? this.options.connectionName, cloudEvents: this.options.cloudEvents },
-        onMissingExchange: (exchange) => this.knownExchanges.delete(exchange),
+        onMissingExchange: (exchange) => this.topology.markUnknown(exchange),
       })
         .then((channel) => {
           if (this.state === 'closed') {
@@ -545,18 +552,6 @@ export class AmqpTransport implements Transport {
   }
 
   // ---- bookkeeping ----
-
-  private record(topology: Topology): void {
-    for (const ex of topology.exchanges ?? []) {
-      this.declaredExchanges.set(ex.name, ex);
-      this.knownExchanges.add(ex.name);
-    }
-    for (const q of topology.queues ?? []) {
-      this.declaredQueues.set(q.name, mergeQueueSpec(this.declaredQueues.get(q.name), q));
-      // A successful bind proves the exchange exists.
-      for (const b of q.bindings ?? []) this.knownExchanges.add(b.exchange);
-    }
-  }
 
   private assertOpen(method: string): void {
     if (this.state === 'closed') throw new TransportClosedError(`AmqpTransport.${method}`);
@@ -597,32 +592,4 @@ export class AmqpTransport implements Transport {
     }
     if (wasStarted) this.logger.info('amqp closed', { url: this.safeUrl, connectionName: this.options.connectionName });
   }
-}
-
-function closedPublish(m: TransportMessage): PublishError {
-  return new PublishError('TMM_PUBLISH_CLOSED', `message ${m.id} was not published: the transport was closed`);
-}
-
-function closeQuietly(channel: amqp.Channel): void {
-  channel.close().catch(() => undefined);
-}
-
-/** Adds `heartbeat` to the URL unless the URL sets it. */
-function withHeartbeat(url: string, heartbeat: number): string {
-  const u = new URL(url);
-  if (!u.searchParams.has('heartbeat')) u.searchParams.set('heartbeat', String(heartbeat));
-  return u.toString();
-}
-
-/** True when `p` settled within ms. */
-async function raceTimeout(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const settled = await Promise.race([
-    p.then(() => true),
-    new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), ms);
-    }),
-  ]);
-  clearTimeout(timer);
-  return settled;
 }
