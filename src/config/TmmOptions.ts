@@ -43,6 +43,8 @@ const schema = z.strictObject({
   migrate: z.boolean().optional(),
   instanceId: z.string().min(1).max(64).optional(),
   logger: z.union([z.enum(['debug', 'info', 'warn', 'error', 'silent']), loggerSchema]).optional(),
+  /** OpenTelemetry spans and W3C trace headers: 'auto' (default) when @opentelemetry/api is installed, true (it must be), false (off). */
+  tracing: z.union([z.boolean(), z.literal('auto')]).optional(),
   producer: z
     .strictObject({
       defaultExchange: z.string().min(1).max(255).optional(),
@@ -161,6 +163,7 @@ export interface ResolvedTmmOptions {
   readonly context: 'async-local-storage' | 'cls-hooked' | ContextStore;
   readonly logger: LogLevel | Logger;
   readonly migrate: boolean;
+  readonly tracing: boolean | 'auto';
   readonly producer: Readonly<Omit<ProducerOptions, 'owner'>>;
   readonly dispatcher: Readonly<Omit<DispatcherOptions, 'owner' | 'logger' | 'backoff'> & { backoff: Readonly<BackoffOptions> }>;
   readonly relay: Readonly<Omit<RelayOptions, 'owner' | 'logger' | 'maxPendingRows'> & { enabled: boolean; maxPendingRows: number }>;
@@ -199,6 +202,7 @@ export function resolveTmmOptions(input: TmmOptions): ResolvedTmmOptions {
     context: o.context ?? 'async-local-storage',
     logger: o.logger ?? 'warn',
     migrate: o.migrate ?? true,
+    tracing: o.tracing ?? 'auto',
     producer: { ...defaultProducerOptions, ...defined(o.producer) },
     dispatcher: {
       ...dispatcherDefaults,

@@ -7,6 +7,8 @@ import { Propagation } from '../transaction/Propagation';
 import { TransactionScope } from '../transaction/TransactionScope';
 import { TypeOrmTransactionManager } from '../transaction/TypeOrmTransactionManager';
 import { HeaderValue, Headers, Transport } from '../transport/Transport';
+import { noopMessageTracer, type MessageTracer } from '../tracing/MessageTracer';
+import { stampOutgoing } from '../tracing/correlation';
 import { OutboxStore } from './OutboxStore';
 
 export interface ProducerOptions {
@@ -68,6 +70,7 @@ export class MessageProducer {
     private readonly dispatcher: Dispatcher,
     private readonly transport: Transport,
     options: Partial<ProducerOptions> & { owner: string },
+    private readonly tracer: MessageTracer = noopMessageTracer,
   ) {
     this.options = { ...defaultProducerOptions, ...options };
   }
@@ -131,11 +134,15 @@ export class MessageProducer {
     const now = Date.now();
     const availableAt = options.deliverAt ? options.deliverAt.getTime() : now + (options.delay ?? 0);
     const headers: Headers = { ...(options.headers ?? {}), [TmmHeaders.contractVersion]: meta.version };
+    const id = uuidv7();
+    const exchange = options.exchange ?? meta.exchange ?? this.options.defaultExchange;
+    const routingKey = options.routingKey ?? meta.topic;
+    stampOutgoing(this.tracer, this.transactions.contextStore, headers, { id, topic: meta.topic, exchange, routingKey });
     return {
-      id: uuidv7(),
+      id,
       topic: meta.topic,
-      exchange: options.exchange ?? meta.exchange ?? this.options.defaultExchange,
-      routingKey: options.routingKey ?? meta.topic,
+      exchange,
+      routingKey,
       payload,
       headers,
       availableAt,

@@ -22,6 +22,8 @@ import type { TransactionManager } from '../transaction/TransactionManager';
 import { TypeOrmTransactionManager } from '../transaction/TypeOrmTransactionManager';
 import { MemoryTransport } from '../transport/memory/MemoryTransport';
 import type { ExchangeSpec, Transport } from '../transport/Transport';
+import { messageTracerFor } from '../tracing/OpenTelemetryMessageTracer';
+import { TracingTransport } from '../tracing/TracingTransport';
 import { TmmRegistry } from './TmmRegistry';
 
 /**
@@ -127,7 +129,9 @@ export class Tmm {
     const dialect = sqlDialectFor(transactions.dialect);
     this.outbox = components.outbox ?? new TypeOrmOutboxStore(transactions, dialect);
     this.transport = components.transport ?? (o.transport === 'memory' ? new MemoryTransport(this.logger) : o.transport);
-    this.dispatcher = new Dispatcher(this.transport, this.outbox, {
+    const tracer = messageTracerFor(o.tracing, { system: this.transport instanceof MemoryTransport ? 'tmm-memory' : 'rabbitmq' });
+    const publishing = TracingTransport.wrap(this.transport, tracer);
+    this.dispatcher = new Dispatcher(publishing, this.outbox, {
       ...o.dispatcher,
       owner: this.instanceId,
       logger: this.logger,
@@ -140,10 +144,14 @@ export class Tmm {
       transactions.dialect === 'sqlite' ? new RelayLock(transactions, this.instanceId) : undefined,
       !o.dispatcher.deleteDelivered,
     );
-    this.producer = new MessageProducer(transactions, this.outbox, this.dispatcher, this.transport, {
-      ...o.producer,
-      owner: this.instanceId,
-    });
+    this.producer = new MessageProducer(
+      transactions,
+      this.outbox,
+      this.dispatcher,
+      publishing,
+      { ...o.producer, owner: this.instanceId },
+      tracer,
+    );
     this.inbox = components.inbox ?? new TypeOrmInboxStore(transactions, dialect);
     this.consumers = new ConsumerRunner(
       {
@@ -154,6 +162,7 @@ export class Tmm {
         logger: this.logger,
         tmmName: this.name,
         defaultExchange: o.producer.defaultExchange,
+        tracer,
       },
       o.consumers,
     );
