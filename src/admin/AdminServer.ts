@@ -53,6 +53,7 @@ const filterProps = {
   consumer: text(),
   fingerprint: { type: 'string', pattern: '^[0-9a-f]{16}$' },
   messageId: text(),
+  correlationId: { type: 'string', pattern: '^[A-Za-z0-9.:-]{1,128}$' },
   from: time,
   to: time,
 };
@@ -76,6 +77,7 @@ interface FilterQuery {
   consumer?: string;
   fingerprint?: string;
   messageId?: string;
+  correlationId?: string;
   from?: string;
   to?: string;
 }
@@ -96,6 +98,7 @@ function toFilter(q: FilterQuery, defaultStatus: DeadLetterStatus[] | undefined,
     consumer: q.consumer,
     fingerprint: q.fingerprint,
     messageId: q.messageId,
+    correlationId: q.correlationId,
     from: parseTime(q.from, `${where}from`),
     to: parseTime(q.to, `${where}to`),
   };

@@ -101,6 +101,20 @@ describe.each(dbLanes())('dead-letter stores (DeadLetterStore, AuditTrail, Outbo
     expect((page1.items[0] as unknown as Record<string, unknown>).payload).toBeUndefined(); // lists stay light
   });
 
+  it('list finds every dead letter of one conversation by its tmm-correlation-id header, and nothing for an id it cannot search', async () => {
+    const withId = (correlationId: string) => ({ headers: { 'tmm-contract-version': 1, 'tmm-correlation-id': correlationId, 'tmm-consume-attempt': 3 } });
+    const a = (await add(withId('order-7:a1'))).id;
+    const b = (await add(withId('order-7:a1'))).id;
+    await add(withId('order-7:a10')); // a longer id that starts with the searched one
+    await add(withId('order-8'));
+    await add(); // no correlation id at all
+    const page = await store.list({ correlationId: 'order-7:a1' }, { limit: 10, offset: 0 });
+    expect(page.total).toBe(2);
+    expect(page.items.map((d) => d.id).sort()).toEqual([a, b].sort());
+    expect((await store.list({ correlationId: 'order-9' }, { limit: 10, offset: 0 })).total).toBe(0);
+    expect((await store.list({ correlationId: 'order-%' }, { limit: 10, offset: 0 })).total).toBe(0); // a LIKE wildcard is not a search
+  });
+
   it('groups dead letters by error fingerprint, biggest group first', async () => {
     for (let i = 0; i < 3; i++) await add({ errorMessage: `order ${1000 + i} not found`, fingerprint: 'aaaaaaaaaaaaaaaa' });
     await add({ errorMessage: 'timeout', fingerprint: 'bbbbbbbbbbbbbbbb' });
