@@ -191,4 +191,26 @@ describe.each(dbLanes())('dead-letter stores (DeadLetterStore, AuditTrail, Outbo
     expect(await outbox.get(dead.id)).toBeUndefined();
     expect(await outbox.get(pending.id)).toBeDefined();
   });
+
+  it('outbox admin stats: the due backlog and its oldest row per topic, delayed and other statuses left out', async () => {
+    const now = Date.now();
+    const rows = [
+      outboxMessage({ topic: 'order.paid', availableAt: now - 5000 }),
+      outboxMessage({ topic: 'order.paid', availableAt: now - 1000 }),
+      outboxMessage({ topic: 'order.paid', availableAt: now - 2000 }),
+      outboxMessage({ topic: 'order.refunded', availableAt: now - 7000 }),
+      outboxMessage({ topic: 'order.refunded', availableAt: now + 60_000 }), // delayed: not due
+      outboxMessage({ topic: 'order.shipped', availableAt: now - 9000 }),
+    ];
+    await tm.run(() => outbox.append(tm.manager, rows));
+    await outbox.recordFailure(rows[5].id, 'x', { error: 'gone', retryAt: now, dead: true }); // DEAD: not backlog
+    const stats = await outboxAdmin.stats(now);
+    expect(stats.dueByTopic).toEqual([
+      { topic: 'order.paid', due: 3, oldestDueAt: now - 5000 },
+      { topic: 'order.refunded', due: 1, oldestDueAt: now - 7000 },
+    ]);
+    expect(stats).toMatchObject({ due: 4, oldestDueAt: now - 7000 });
+    await db.dataSource.query('DELETE FROM tmm_outbox');
+    expect(await outboxAdmin.stats(now)).toMatchObject({ due: 0, oldestDueAt: null, dueByTopic: [] });
+  });
 });
