@@ -59,6 +59,10 @@ export type { TxLogOptions, TxLogWindow, TxLogProblem, TxLogHealth, CheckAttempt
 export { TxLogUnavailableError, TxLogNotFoundError, TxLogNotStartedError } from './txlog';
 export type { SenderStore, SenderKind } from './outbox/SenderStore';
 
+// Tracing (OpenTelemetry API, optional peer; `tracing` option)
+export { TraceHeaders, noopMessageTracer } from './tracing/MessageTracer';
+export type { MessageTracer, ProcessTrace, SendInfo, ProcessInfo } from './tracing/MessageTracer';
+
 // Consuming
 export type { ConsumeContext, ConsumeInterceptor, InterceptionContext, InterceptorRef } from './consumer/ConsumeContext';
 export type { ConsumerRunner, ConsumerStats } from './consumer/ConsumerRunner';

@@ -15,6 +15,7 @@ export * from './consumer';
 export * from './deadletter';
 export * from './config';
 export * from './runtime';
+export * from './tracing';
 
 export * from './transport/amqp';
 export * from './di';

@@ -57,6 +57,7 @@ const filterProps = {
   consumer: text(),
   fingerprint: { type: 'string', pattern: '^[0-9a-f]{16}$' },
   messageId: text(),
+  correlationId: { type: 'string', pattern: '^[A-Za-z0-9.:-]{1,128}$' },
   from: time,
   to: time,
 };
@@ -80,6 +81,7 @@ interface FilterQuery {
   consumer?: string;
   fingerprint?: string;
   messageId?: string;
+  correlationId?: string;
   from?: string;
   to?: string;
 }
@@ -100,6 +102,7 @@ function toFilter(q: FilterQuery, defaultStatus: DeadLetterStatus[] | undefined,
     consumer: q.consumer,
     fingerprint: q.fingerprint,
     messageId: q.messageId,
+    correlationId: q.correlationId,
     from: parseTime(q.from, `${where}from`),
     to: parseTime(q.to, `${where}to`),
   };

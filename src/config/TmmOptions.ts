@@ -44,6 +44,8 @@ const schema = z.strictObject({
   migrate: z.boolean().optional(),
   instanceId: z.string().min(1).max(64).optional(),
   logger: z.union([z.enum(['debug', 'info', 'warn', 'error', 'silent']), loggerSchema]).optional(),
+  /** OpenTelemetry spans and W3C trace headers: 'auto' (default) when @opentelemetry/api is installed, true (it must be), false (off). */
+  tracing: z.union([z.boolean(), z.literal('auto')]).optional(),
   producer: z
     .strictObject({
       defaultExchange: z.string().min(1).max(255).optional(),
@@ -178,6 +180,7 @@ export interface ResolvedTmmOptions {
   readonly sender: 'outbox' | 'log';
   /** The transaction-log sender's options (checked by TxLogSender), when configured. */
   readonly txlog: TxLogOptions | undefined;
+  readonly tracing: boolean | 'auto';
   readonly producer: Readonly<Omit<ProducerOptions, 'owner'>>;
   readonly dispatcher: Readonly<Omit<DispatcherOptions, 'owner' | 'logger' | 'backoff'> & { backoff: Readonly<BackoffOptions> }>;
   readonly relay: Readonly<Omit<RelayOptions, 'owner' | 'logger' | 'maxPendingRows'> & { enabled: boolean; maxPendingRows: number }>;
@@ -218,6 +221,7 @@ export function resolveTmmOptions(input: TmmOptions): ResolvedTmmOptions {
     migrate: o.migrate ?? true,
     sender: o.sender ?? 'outbox',
     txlog: o.txlog,
+    tracing: o.tracing ?? 'auto',
     producer: { ...defaultProducerOptions, ...defined(o.producer) },
     dispatcher: {
       ...dispatcherDefaults,

@@ -19,6 +19,8 @@ import { interceptorStage } from './interceptors/interceptorStage';
 import { settleStage } from './interceptors/settleStage';
 import { transactionStage } from './interceptors/transactionStage';
 import { validateStage } from './interceptors/validateStage';
+import { handlerTraceStage, traceStage } from '../tracing/stages';
+import { type MessageTracer, noopMessageTracer } from '../tracing/MessageTracer';
 import { RecoveryPolicy } from './RecoveryPolicy';
 import { StopGate } from './StopGate';
 import { TransactionBatcher } from './TransactionBatcher';
@@ -33,6 +35,8 @@ export interface ConsumerRunnerDeps {
   tmmName: string;
   /** Exchange of contracts that name none (`producer.defaultExchange`). */
   defaultExchange: string;
+  /** Traces each delivery in a `process` span (default: none). */
+  tracer?: MessageTracer;
 }
 
 export interface ConsumerStats {
@@ -254,7 +258,8 @@ export class ConsumerRunner {
 
   private buildPipeline(def: ConsumerDefinition): Pipeline {
     const gate = () => this.gate;
-    const stages: Stage[] = [contextStage(this.deps.contextStore), settleStage(this.recovery, gate), decodeStage(), validateStage(def)];
+    const tracer = this.deps.tracer ?? noopMessageTracer;
+    const stages: Stage[] = [contextStage(this.deps.contextStore), traceStage(tracer, this.deps.contextStore), settleStage(this.recovery, gate), decodeStage(), validateStage(def)];
     if (def.transactional) {
       const tx = transactionStage(this.deps.transactions, gate);
       const claim = def.idempotent ? inboxStage(this.deps.inbox) : undefined;
@@ -267,6 +272,7 @@ export class ConsumerRunner {
       }
     }
     for (const interceptor of def.interceptors) stages.push(interceptorStage(interceptor));
+    if (tracer.enabled) stages.push(handlerTraceStage());
     stages.push(handlerStage());
     return composeStages(stages);
   }

@@ -1,5 +1,6 @@
 import type { EntityManager } from 'typeorm';
 import type { TransactionScope } from '../transaction/TransactionScope';
+import type { ProcessTrace } from '../tracing/MessageTracer';
 import type { Delivery, Headers } from '../transport/Transport';
 import type { InterceptionContext } from './ConsumeContext';
 import type { ConsumerDefinition } from './ConsumerDefinition';
@@ -31,6 +32,8 @@ export class DeliveryState {
   /** The handler's transaction, once the transaction stage opened it. */
   scope: TransactionScope | undefined;
   outcome: DeliveryOutcome | undefined;
+  /** The delivery's `process` span, when tracing is on (set by the trace stage). */
+  trace: ProcessTrace | undefined;
   readonly context: InterceptionContext;
 
   constructor(
@@ -51,6 +54,7 @@ export class DeliveryState {
     this.message = undefined;
     this.scope = undefined;
     this.outcome = undefined;
+    this.trace = undefined;
     // The handler gets this object; its getters read the state as it is when they are called.
     const state = this;
     this.context = {

@@ -64,6 +64,7 @@ export class RecoveryPolicy {
         state.outcome = 'abandoned';
         return;
       }
+      state.trace?.failed(error);
       const now = Date.now();
       state.firstFailureAt ??= now;
       const decision = this.decide(def, state.attempt, error);
@@ -138,6 +139,7 @@ export class RecoveryPolicy {
         state.outcome = 'requeued';
         return;
       }
+      state.trace?.event(decision.action === 'retry' ? 'tmm.retry' : 'tmm.dead_letter', decision.action === 'retry' ? { 'tmm.queue': target, 'tmm.delay_ms': decision.delayMs } : { 'tmm.queue': target, 'tmm.dead_letter.reason': decision.reason });
       await delivery.ack();
       state.outcome = decision.action === 'retry' ? 'retried' : 'dead-lettered';
       return;

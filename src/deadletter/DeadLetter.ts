@@ -76,6 +76,11 @@ export interface DeadLetterFilter {
   consumer?: string;
   fingerprint?: string;
   messageId?: string;
+  /**
+   * The `tmm-correlation-id` header (letters, digits, `.`, `:`, `-`; at most 128): every dead letter of one
+   * conversation. Matched in the stored headers (not indexed: for an operator's search, not for a hot path).
+   */
+  correlationId?: string;
   from?: number;
   to?: number;
   /** Explicit ids (bulk actions on a selection). */

@@ -21,6 +21,8 @@ export interface OutboxStats {
   due: number;
   /** available_at of the oldest due PENDING row (its age is the relay's lag), or null. */
   oldestDueAt: number | null;
+  /** The same per topic (the topics with due rows only), most due rows first, at most 200 topics. */
+  dueByTopic: { topic: string; due: number; oldestDueAt: number }[];
 }
 
 /**

@@ -17,6 +17,10 @@ import {
 } from './DeadLetter';
 import { DeadLetterStatusChange, DeadLetterStore } from './DeadLetterStore';
 import { SqlParams, lockRowsByIdAndStatus, num, numOrNull, strOrNull } from './SqlParams';
+import { TraceHeaders } from '../tracing/MessageTracer';
+
+/** What a correlation id searched for may contain (so that it needs no escaping in LIKE). */
+export const CORRELATION_ID = /^[A-Za-z0-9.:-]{1,128}$/;
 
 const INSERT_COLUMNS = [
   'id', 'message_id', 'dead_letter_queue', 'queue', 'consumer', 'topic', 'original_exchange', 'original_routing_key',
@@ -99,6 +103,11 @@ export class TypeOrmDeadLetterStore implements DeadLetterStore {
     if (filter.fingerprint !== undefined) parts.push(`fingerprint = ${q.p(filter.fingerprint)}`);
     if (filter.topic !== undefined) parts.push(`topic = ${q.p(filter.topic)}`);
     if (filter.messageId !== undefined) parts.push(`message_id = ${q.p(filter.messageId)}`);
+    if (filter.correlationId !== undefined) {
+      // The headers are stored as JSON.stringify wrote them; the id's characters need no LIKE escaping.
+      if (!CORRELATION_ID.test(filter.correlationId)) return 'WHERE 1 = 0';
+      parts.push(`headers LIKE ${q.p(`%${JSON.stringify(TraceHeaders.correlationId)}:${JSON.stringify(filter.correlationId)}%`)}`);
+    }
     if (filter.from !== undefined) parts.push(`last_failure_at >= ${q.p(filter.from)}`);
     if (filter.to !== undefined) parts.push(`last_failure_at <= ${q.p(filter.to)}`);
     return parts.length > 0 ? `WHERE ${parts.join(' AND ')}` : '';

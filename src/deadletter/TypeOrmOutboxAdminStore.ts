@@ -64,11 +64,17 @@ export class TypeOrmOutboxAdminStore implements OutboxAdminStore {
     for (const r of rows) byStatus[r.status] = num(r.n);
     const q = new SqlParams(this.dialect);
     // Served by the partial tmm_outbox_due index (status = 'PENDING', available_at).
-    const due: { n: unknown; oldest: unknown }[] = await this.dataSource.query(
-      `SELECT COUNT(*) AS n, MIN(available_at) AS oldest FROM tmm_outbox WHERE status = 'PENDING' AND available_at <= ${q.p(now)}`,
+    const due: { topic: unknown; n: unknown; oldest: unknown }[] = await this.dataSource.query(
+      `SELECT topic, COUNT(*) AS n, MIN(available_at) AS oldest FROM tmm_outbox WHERE status = 'PENDING' AND available_at <= ${q.p(now)} GROUP BY topic`,
       q.values,
     );
-    return { byStatus, due: num(due[0]?.n ?? 0), oldestDueAt: numOrNull(due[0]?.oldest) };
+    const dueByTopic = due.map((r) => ({ topic: String(r.topic), due: num(r.n), oldestDueAt: num(r.oldest) })).sort((a, b) => b.due - a.due || a.topic.localeCompare(b.topic));
+    return {
+      byStatus,
+      due: dueByTopic.reduce((n, t) => n + t.due, 0),
+      oldestDueAt: dueByTopic.length === 0 ? null : Math.min(...dueByTopic.map((t) => t.oldestDueAt)),
+      dueByTopic: dueByTopic.slice(0, 200),
+    };
   }
 
   async lock(manager: EntityManager, ids: string[], statuses: OutboxStatus[]): Promise<OutboxRecord[]> {

@@ -8,6 +8,8 @@ import { Propagation } from '../transaction/Propagation';
 import { TransactionScope } from '../transaction/TransactionScope';
 import { TypeOrmTransactionManager } from '../transaction/TypeOrmTransactionManager';
 import { HeaderValue, Headers, Transport } from '../transport/Transport';
+import { noopMessageTracer, type MessageTracer } from '../tracing/MessageTracer';
+import { stampOutgoing } from '../tracing/correlation';
 import { OutboxStore } from './OutboxStore';
 import { OutboxSenderStore, SenderKind, SenderStore, chosenSender } from './SenderStore';
 
@@ -75,6 +77,7 @@ export class MessageProducer {
     options: Partial<ProducerOptions> & { owner: string },
     /** Other sender stores (the transaction log) and which one a transaction uses unless it chose one. */
     private readonly senders: { log?: SenderStore; default?: SenderKind } = {},
+    private readonly tracer: MessageTracer = noopMessageTracer,
   ) {
     this.options = { ...defaultProducerOptions, ...options };
     this.outboxSender = new OutboxSenderStore(store, dispatcher, () => ({ owner: this.options.owner, until: Date.now() + this.options.leaseMs }));
@@ -153,11 +156,15 @@ export class MessageProducer {
     const headers: Headers = {};
     if (options.headers) for (const k of Object.keys(options.headers)) headers[k] = options.headers[k];
     headers[TmmHeaders.contractVersion] = meta.version;
+    const id = uuidv7();
+    const exchange = options.exchange ?? meta.exchange ?? this.options.defaultExchange;
+    const routingKey = options.routingKey ?? meta.topic;
+    stampOutgoing(this.tracer, this.transactions.contextStore, headers, { id, topic: meta.topic, exchange, routingKey });
     const row: OutboxMessage = {
-      id: uuidv7(),
+      id,
       topic: meta.topic,
-      exchange: options.exchange ?? meta.exchange ?? this.options.defaultExchange,
-      routingKey: options.routingKey ?? meta.topic,
+      exchange,
+      routingKey,
       payload,
       headers,
       availableAt,

@@ -23,6 +23,8 @@ import { TypeOrmTransactionManager } from '../transaction/TypeOrmTransactionMana
 import { MemoryTransport } from '../transport/memory/MemoryTransport';
 import type { ExchangeSpec, Transport } from '../transport/Transport';
 import { TxLogSender } from '../txlog/TxLogSender';
+import { messageTracerFor } from '../tracing/OpenTelemetryMessageTracer';
+import { TracingTransport } from '../tracing/TracingTransport';
 import { TmmRegistry } from './TmmRegistry';
 
 /**
@@ -130,7 +132,9 @@ export class Tmm {
     const dialect = sqlDialectFor(transactions.dialect);
     this.outbox = components.outbox ?? new TypeOrmOutboxStore(transactions, dialect);
     this.transport = components.transport ?? (o.transport === 'memory' ? new MemoryTransport(this.logger) : o.transport);
-    this.dispatcher = new Dispatcher(this.transport, this.outbox, {
+    const tracer = messageTracerFor(o.tracing, { system: this.transport instanceof MemoryTransport ? 'tmm-memory' : 'rabbitmq' });
+    const publishing = TracingTransport.wrap(this.transport, tracer);
+    this.dispatcher = new Dispatcher(publishing, this.outbox, {
       ...o.dispatcher,
       owner: this.instanceId,
       logger: this.logger,
@@ -143,14 +147,15 @@ export class Tmm {
       lock: transactions.dialect === 'sqlite' ? new RelayLock(transactions, this.instanceId) : undefined,
       keepDelivered: !o.dispatcher.deleteDelivered,
     });
-    this.txlog = o.txlog ? new TxLogSender(o.txlog, { transport: this.transport, logger: this.logger, dataSource: this.dataSource, serviceName: this.name }) : undefined;
+    this.txlog = o.txlog ? new TxLogSender(o.txlog, { transport: publishing, logger: this.logger, dataSource: this.dataSource, serviceName: this.name }) : undefined;
     this.producer = new MessageProducer(
       transactions,
       this.outbox,
       this.dispatcher,
-      this.transport,
+      publishing,
       { ...o.producer, owner: this.instanceId },
       { log: this.txlog, default: o.sender },
+      tracer,
     );
     this.inbox = components.inbox ?? new TypeOrmInboxStore(transactions, dialect);
     this.consumers = new ConsumerRunner(
@@ -162,6 +167,7 @@ export class Tmm {
         logger: this.logger,
         tmmName: this.name,
         defaultExchange: o.producer.defaultExchange,
+        tracer,
       },
       o.consumers,
     );

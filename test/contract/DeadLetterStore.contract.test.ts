@@ -110,6 +110,20 @@ describe.each(dbLanes())('dead-letter stores (DeadLetterStore, AuditTrail, Outbo
     expect((page1.items[0] as unknown as Record<string, unknown>).payload).toBeUndefined(); // lists stay light
   });
 
+  it('list finds every dead letter of one conversation by its tmm-correlation-id header, and nothing for an id it cannot search', async () => {
+    const withId = (correlationId: string) => ({ headers: { 'tmm-contract-version': 1, 'tmm-correlation-id': correlationId, 'tmm-consume-attempt': 3 } });
+    const a = (await add(withId('order-7:a1'))).id;
+    const b = (await add(withId('order-7:a1'))).id;
+    await add(withId('order-7:a10')); // a longer id that starts with the searched one
+    await add(withId('order-8'));
+    await add(); // no correlation id at all
+    const page = await store.list({ correlationId: 'order-7:a1' }, { limit: 10, offset: 0 });
+    expect(page.total).toBe(2);
+    expect(page.items.map((d) => d.id).sort()).toEqual([a, b].sort());
+    expect((await store.list({ correlationId: 'order-9' }, { limit: 10, offset: 0 })).total).toBe(0);
+    expect((await store.list({ correlationId: 'order-%' }, { limit: 10, offset: 0 })).total).toBe(0); // a LIKE wildcard is not a search
+  });
+
   it('groups dead letters by error fingerprint, biggest group first', async () => {
     for (let i = 0; i < 3; i++) await add({ errorMessage: `order ${1000 + i} not found`, fingerprint: 'aaaaaaaaaaaaaaaa' });
     await add({ errorMessage: 'timeout', fingerprint: 'bbbbbbbbbbbbbbbb' });
@@ -185,5 +199,27 @@ describe.each(dbLanes())('dead-letter stores (DeadLetterStore, AuditTrail, Outbo
     expect(await tm.run(() => outboxAdmin.remove(tm.manager, [dead.id, pending.id]))).toBe(1);
     expect(await outbox.get(dead.id)).toBeUndefined();
     expect(await outbox.get(pending.id)).toBeDefined();
+  });
+
+  it('outbox admin stats: the due backlog and its oldest row per topic, delayed and other statuses left out', async () => {
+    const now = Date.now();
+    const rows = [
+      outboxMessage({ topic: 'order.paid', availableAt: now - 5000 }),
+      outboxMessage({ topic: 'order.paid', availableAt: now - 1000 }),
+      outboxMessage({ topic: 'order.paid', availableAt: now - 2000 }),
+      outboxMessage({ topic: 'order.refunded', availableAt: now - 7000 }),
+      outboxMessage({ topic: 'order.refunded', availableAt: now + 60_000 }), // delayed: not due
+      outboxMessage({ topic: 'order.shipped', availableAt: now - 9000 }),
+    ];
+    await tm.run(() => outbox.append(tm.manager, rows));
+    await outbox.recordFailure(rows[5].id, 'x', { error: 'gone', retryAt: now, dead: true }); // DEAD: not backlog
+    const stats = await outboxAdmin.stats(now);
+    expect(stats.dueByTopic).toEqual([
+      { topic: 'order.paid', due: 3, oldestDueAt: now - 5000 },
+      { topic: 'order.refunded', due: 1, oldestDueAt: now - 7000 },
+    ]);
+    expect(stats).toMatchObject({ due: 4, oldestDueAt: now - 7000 });
+    await db.dataSource.query('DELETE FROM tmm_outbox');
+    expect(await outboxAdmin.stats(now)).toMatchObject({ due: 0, oldestDueAt: null, dueByTopic: [] });
   });
 });

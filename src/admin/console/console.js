@@ -227,6 +227,7 @@
       input('topic', 'Topic', { placeholder: 'order.paid', size: 14 }),
       input('consumer', 'Consumer', { placeholder: 'Class.method', size: 18 }),
       input('fingerprint', 'Error group', { placeholder: 'fingerprint', size: 16 }),
+      input('correlationId', 'Correlation id', { placeholder: 'tmm-correlation-id', size: 16 }),
       h('label', {}, 'From', h('input', { name: 'from', type: 'datetime-local', value: f.from ? localInput(f.from) : '' })),
       h('label', {}, 'To', h('input', { name: 'to', type: 'datetime-local', value: f.to ? localInput(f.to) : '' })),
       h('button', { type: 'submit', class: 'primary', 'data-testid': 'apply-filter' }, 'Apply'),

@@ -116,6 +116,29 @@ export class TmmMetrics {
       },
     });
     new Gauge({
+      name: 'tmm_outbox_pending_by_topic',
+      help: 'PENDING outbox rows that are due now, per topic (topics with a backlog only)',
+      labelNames: ['topic'],
+      registers: r,
+      async collect() {
+        const s = await snapshot();
+        this.reset();
+        for (const t of s.outbox.dueByTopic) this.set({ topic: t.topic }, t.due);
+      },
+    });
+    new Gauge({
+      name: 'tmm_outbox_oldest_pending_age_seconds_by_topic',
+      help: 'Age of the oldest due PENDING outbox row per topic (relay lag per topic; topics with a backlog only)',
+      labelNames: ['topic'],
+      registers: r,
+      async collect() {
+        const s = await snapshot();
+        this.reset();
+        const now = Date.now();
+        for (const t of s.outbox.dueByTopic) this.set({ topic: t.topic }, Math.max(0, (now - t.oldestDueAt) / 1000));
+      },
+    });
+    new Gauge({
       name: 'tmm_dead_letters',
       help: 'Dead letters in tmm_dead_letter by status',
       labelNames: ['status'],

@@ -1,0 +1,171 @@
+/**
+ * What observability costs on the hot paths: producer, relay and consumer throughput with tracing on (an
+ * OpenTelemetry SDK registered, sampling off — AlwaysOffSampler, as a production app that samples nothing
+ * or little would run) against tracing off (`tracing: false`), same run, alternating which side goes first,
+ * medians of ROUNDS rounds. PostgreSQL (fresh schema) and RabbitMQ (random names), default options.
+ *
+ * Per side and round: the producer commits N transactions of one message each (CONCURRENCY at a time; its
+ * fast path stopped, so the rows stay), then a relay drains those N rows to RabbitMQ, then a consumer
+ * (transactional, idempotent: the default) handles the N messages. Each phase is timed on its own and
+ * checked: N rows written, the outbox empty, N handled.
+ *
+ * The recorded journey of issue 13 is not built yet, so "on" is tracing only; the JSON says so
+ * (`measures`). Last line: {"bench":"journey","producer_on_vs_off":…,"relay_on_vs_off":…,"consumer_on_vs_off":…}
+ * (throughput on / throughput off: ≥ 0.95 is the target).
+ */
+import 'reflect-metadata';
+import { randomBytes } from 'node:crypto';
+import { loadavg } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { context, propagation, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { AlwaysOffSampler, BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { IsInt } from 'class-validator';
+import { AmqpTransport, type QueueSpec, Tmm, consumerTopology, silentLogger } from '../../src/internal';
+import { Consumer, MessageContract } from 'tmm/decorators';
+import { AMQP_URL } from '../support/amqp';
+import { createBenchSchema } from '../support/postgres';
+import { median, round } from '../support/stats';
+
+const N = Number(process.env.BENCH_MESSAGES ?? 3000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
+const suffix = randomBytes(3).toString('hex');
+const EXCHANGE = `bench.journey.${suffix}`;
+
+@MessageContract({ topic: 'bench.journey' })
+class Step {
+  @IsInt() seq!: number;
+}
+
+type Side = 'on' | 'off';
+interface Phase {
+  producer: number;
+  relay: number;
+  consumer: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 120_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`bench: timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+async function main(): Promise<void> {
+  const exporter = new InMemorySpanExporter();
+  const provider = new BasicTracerProvider({ sampler: new AlwaysOffSampler(), spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  trace.setGlobalTracerProvider(provider);
+
+  const schema = await createBenchSchema('bench_journey', { poolSize: 12 });
+  const load = [loadavg()[0]];
+  const transport = new AmqpTransport({ url: AMQP_URL, logger: silentLogger, connectionName: `bench-journey-${suffix}` });
+  const queues: QueueSpec[] = [];
+  let instance = 0;
+  const tmmFor = (side: Side, over: Record<string, unknown>) =>
+    new Tmm({ dataSource: schema.dataSource, transport, logger: 'silent', name: `bench-journey-${instance++}`, tracing: side === 'on' ? 'auto' : false, ...over });
+
+  async function oneSide(side: Side, round_: number): Promise<Phase> {
+    const routingKey = `${side}.${round_}`;
+    const queue = `${EXCHANGE}.${side}.${round_}`;
+    // Producer: its fast path stopped so the rows stay for the relay phase.
+    const producer = tmmFor(side, { relay: { enabled: false }, consumers: { enabled: false }, producer: { leaseMs: 1000 } });
+    await producer.start();
+    await producer.dispatcher.stop();
+    let next = 0;
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        for (let i = next++; i < N; i = next++) {
+          await producer.transactions.run(() => producer.producer.send(Object.assign(new Step(), { seq: i }), { exchange: EXCHANGE, routingKey }));
+        }
+      }),
+    );
+    const producerMs = performance.now() - t0;
+    const written = await producer.outbox.countByStatus();
+    if (written.PENDING !== N) throw new Error(`bench: ${written.PENDING} rows written, expected ${N}`);
+    await producer.stop({ closeTransport: false });
+
+    // Consumer declared first (its queue must exist before the relay publishes), not started yet.
+    let handled = 0;
+    class Handler {
+      @Consumer({ queue, exchange: EXCHANGE, routingKey, concurrency: 16 })
+      async handle(_s: Step): Promise<void> {
+        handled++;
+      }
+    }
+    const consumer = tmmFor(side, { relay: { enabled: false } });
+    consumer.consumers.register(new Handler());
+    await consumer.start();
+    for (const def of consumer.consumers.definitions) queues.push(...(consumerTopology(def).queues ?? []));
+    await consumer.consumers.stop();
+    await sleep(1100); // the producer's lease on its rows ends
+
+    const relay = tmmFor(side, { relay: { enabled: true, pollIntervalMs: 50 }, consumers: { enabled: false } });
+    const t1 = performance.now();
+    await relay.start();
+    await until(async () => ((await relay.outbox.countByStatus()).PENDING ?? 0) === 0, 'the relay to drain the outbox');
+    const relayMs = performance.now() - t1;
+    await relay.stop({ closeTransport: false });
+    await until(async () => (await transport.inspectQueue(queue)).messageCount === N, 'all messages in the queue');
+
+    const t2 = performance.now();
+    await consumer.consumers.start();
+    await until(() => handled >= N, 'the consumer to handle every message');
+    const consumerMs = performance.now() - t2;
+    if (handled !== N) throw new Error(`bench: ${handled} handled, expected ${N}`);
+    await consumer.stop({ closeTransport: false });
+    return { producer: N / (producerMs / 1000), relay: N / (relayMs / 1000), consumer: N / (consumerMs / 1000) };
+  }
+
+  const results: Record<Side, Phase[]> = { on: [], off: [] };
+  try {
+    await transport.declare({ exchanges: [{ name: EXCHANGE, type: 'topic' }] });
+    await oneSide('off', -1); // warm-up, not counted
+    await oneSide('on', -1);
+    for (let r = 0; r < ROUNDS; r++) {
+      const order: Side[] = r % 2 === 0 ? ['off', 'on'] : ['on', 'off'];
+      for (const side of order) results[side].push(await oneSide(side, r));
+      const [a, b] = [results.on[r], results.off[r]];
+      console.log(`round ${r + 1}: producer ${round(a.producer, 0)}/${round(b.producer, 0)} msg/s, relay ${round(a.relay, 0)}/${round(b.relay, 0)}, consumer ${round(a.consumer, 0)}/${round(b.consumer, 0)} (on/off)`);
+    }
+  } finally {
+    await transport.remove({ queues, exchanges: [{ name: EXCHANGE, type: 'topic' }] }).catch(() => undefined);
+    await transport.close();
+    await schema.dispose();
+    await provider.shutdown();
+  }
+  load.push(loadavg()[0]);
+  if (exporter.getFinishedSpans().length !== 0) throw new Error('bench: spans were recorded with sampling off');
+  // Per round, the ratio of the two sides (same conditions), then the median of the ratios.
+  const ratio = (k: keyof Phase) => round(median(results.on.map((on, i) => on[k] / results.off[i][k])));
+  const med = (side: Side, k: keyof Phase) => round(median(results[side].map((p) => p[k])), 0);
+  console.log(
+    JSON.stringify({
+      bench: 'journey',
+      producer_on_vs_off: ratio('producer'),
+      relay_on_vs_off: ratio('relay'),
+      consumer_on_vs_off: ratio('consumer'),
+      measures: 'tracing on (SDK registered, AlwaysOffSampler) vs tracing: false; the journey recording is not built yet',
+      messages_per_round: N,
+      rounds: ROUNDS,
+      producer_msg_s: { on: med('on', 'producer'), off: med('off', 'producer') },
+      relay_msg_s: { on: med('on', 'relay'), off: med('off', 'relay') },
+      consumer_msg_s: { on: med('on', 'consumer'), off: med('off', 'consumer') },
+      loadavg_1m: load.map((l) => round(l, 2)),
+    }),
+  );
+}
+
+main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  },
+);
