@@ -70,8 +70,8 @@ export type { ConsumerSource } from './consumer/ConsumerSource';
 export { ConsumerHeaders, DeadLetterReason } from './consumer/ConsumerHeaders';
 
 // Schema
-export { migrate, migrationStatements, TmmSchemaMigration } from './outbox/schema';
-export type { MigrationResult, MigrateOptions } from './outbox/schema';
+export { migrate, migrationStatements, TmmSchemaMigration } from './runtime/migrate';
+export type { MigrationResult, MigrateOptions } from './runtime/migrate';
 
 // Errors (match on `TmmError.is(e, code)`: it works across two installed copies of tmm)
 export {

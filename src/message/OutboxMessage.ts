@@ -1,4 +1,4 @@
-import { Headers } from '../transport/Transport';
+import type { Headers } from '../transport/Transport';
 import { WireHeaders } from './WireHeaders';
 
 /** Status values land in database rows and logs: they are stable strings. */

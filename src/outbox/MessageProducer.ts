@@ -3,7 +3,8 @@ import { ConfigurationError, NoActiveTransactionError, PayloadTooLargeError } fr
 import { contractOf, serializeContract, validateContract } from '../message/MessageContracts';
 import type { ContractMetadata } from '../metadata';
 import { OutboxMessage, TmmHeaders } from '../message/OutboxMessage';
-import { DispatchItem, Dispatcher, toTransportMessage } from '../relay/Dispatcher';
+import { toTransportMessage } from '../message/toTransportMessage';
+import type { DispatchItem, Dispatcher } from '../relay/Dispatcher';
 import { Propagation } from '../transaction/Propagation';
 import { TransactionScope } from '../transaction/TransactionScope';
 import { TypeOrmTransactionManager } from '../transaction/TypeOrmTransactionManager';

@@ -1,7 +1,8 @@
 import { classifyFailure, failureText } from '../errors/failureKind';
 import { OutboxMessage, TmmHeaders } from '../message/OutboxMessage';
 import { Logger, silentLogger } from '../logging/Logger';
-import { OutboxStore } from '../outbox/OutboxStore';
+import type { OutboxStore } from '../outbox/OutboxStore';
+import { toTransportMessage } from '../message/toTransportMessage';
 import { Headers, Transport, TransportMessage } from '../transport/Transport';
 import { BackoffOptions, backoffDelay, defaultBackoffOptions } from './backoff';
 import { MarkCoalescer } from './MarkCoalescer';
@@ -78,31 +79,8 @@ export interface DispatcherStats {
   overflowed: number;
 }
 
-/** Turns an outbox message into what goes on the wire. */
-export function toTransportMessage(m: OutboxMessage, attempt = 1): TransportMessage {
-  // A plain copy loop: a spread with computed keys is several times slower, and this runs per message.
-  const headers: Headers = {};
-  for (const k in m.headers) headers[k] = m.headers[k];
-  let body: Buffer;
-  if (headers[TmmHeaders.payloadEncoding] === 'base64') {
-    delete headers[TmmHeaders.payloadEncoding];
-    body = Buffer.from(m.payload, 'base64');
-  } else {
-    body = Buffer.from(m.payload, 'utf8');
-  }
-  headers[TmmHeaders.topic] = m.topic;
-  headers[TmmHeaders.attempt] = attempt;
-  if (m.orderingKey) headers[TmmHeaders.orderingKey] = m.orderingKey;
-  return {
-    id: m.id,
-    exchange: m.exchange,
-    routingKey: m.routingKey,
-    body,
-    headers,
-    contentType: 'application/json',
-    timestamp: m.createdAt,
-  };
-}
+// The wire form of an outbox row lives with the message (src/message): the producer needs it too.
+export { toTransportMessage } from '../message/toTransportMessage';
 
 /**
  * The fast path: publishes messages right after their transaction committed, without waiting for a poll.

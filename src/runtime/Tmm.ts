@@ -13,7 +13,7 @@ import { getContractMetadataList } from '../metadata/keys';
 import { MessageProducer } from '../outbox/MessageProducer';
 import type { OutboxStore } from '../outbox/OutboxStore';
 import { TypeOrmOutboxStore } from '../outbox/TypeOrmOutboxStore';
-import { MigrationResult, migrate, prepareSqlite } from '../outbox/schema';
+import { MigrationResult, migrate, prepareSqlite } from './migrate';
 import { Dispatcher } from '../relay/Dispatcher';
 import { Relay, defaultRelayOptions } from '../relay/Relay';
 import { RelayLock } from '../relay/RelayLock';

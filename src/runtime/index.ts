@@ -1,3 +1,4 @@
 export * from './Tmm';
 export * from './TmmRegistry';
 export * from './wrapInTransaction';
+export * from './migrate';

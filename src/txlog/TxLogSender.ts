@@ -4,7 +4,8 @@ import { ConfigurationError } from '../errors';
 import { Logger } from '../logging/Logger';
 import { OutboxMessage } from '../message/OutboxMessage';
 import { SenderBatch, SenderStore } from '../outbox/SenderStore';
-import { toTransportMessage } from '../relay/Dispatcher';
+import { toTransportMessage } from '../message/toTransportMessage';
+
 import { Transport } from '../transport/Transport';
 import { CheckVerdict, TransactionChecker, TypeOrmCheckBarrier, httpCheck } from './CheckBack';
 import { DualLog, LogFault } from './DualLog';

@@ -18,7 +18,7 @@ import { InvalidInputError, NotFoundError, PayloadTooLargeError, StateConflictEr
 import { ConsoleLogger } from '../../logging/Logger';
 import { OutboxStatus } from '../../message/OutboxMessage';
 import { TypeOrmOutboxStore } from '../../outbox/TypeOrmOutboxStore';
-import { migrate, migrationStatements } from '../../outbox/schema';
+import { migrate, migrationStatements } from '../../runtime/migrate';
 import { dialectOf } from '../../transaction/dialect';
 import { TypeOrmTransactionManager } from '../../transaction/TypeOrmTransactionManager';
 import { AdminServer } from '../AdminServer';
