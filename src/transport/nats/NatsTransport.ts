@@ -198,7 +198,24 @@ export class NatsTransport implements Transport {
     }
   }
 
-  async publish(message: TransportMessage): Promise<void> {
+  publish(message: TransportMessage): Promise<void> {
+    // Fast path (the relay's steady state): connected, a free slot, the route known and one queue. One
+    // promise per message instead of the awaits of the general path below (the AMQP transport does the same).
+    if (!this.closed && this.connected && this.conn) {
+      const targets = this.conn.routes.route(message.exchange, message.routingKey);
+      if (targets.length === 1) {
+        const release = this.window.tryAcquire();
+        if (release) {
+          const sent = this.publishTo(this.conn, targets[0], message, publishMsgId(message), Date.now() + this.options.publishTimeoutMs);
+          sent.then(release, release);
+          return sent;
+        }
+      }
+    }
+    return this.publishSlow(message);
+  }
+
+  private async publishSlow(message: TransportMessage): Promise<void> {
     this.assertOpen(`publish ${message.id}`);
     const timeout = this.options.publishTimeoutMs;
     const deadline = Date.now() + timeout;
