@@ -1,4 +1,4 @@
-import { InFlightWindow } from '../../src/transport/amqp/InFlightWindow';
+import { InFlightWindow } from '../../src/transport/InFlightWindow';
 
 const never = () => new Error('timed out');
 

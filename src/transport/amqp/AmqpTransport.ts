@@ -16,7 +16,7 @@ import { AmqpTopologyRegistry } from './AmqpTopologyRegistry';
 import { AmqpPublishChannel, ChannelGoneSignal } from './AmqpPublishChannel';
 import { AmqpSubscription, type AmqpSubscriptionHost } from './AmqpSubscription';
 import { type AmqpTransportOptions, type AmqpTransportOptionsInput, resolveAmqpTransportOptions } from './AmqpTransportOptions';
-import { InFlightWindow } from './InFlightWindow';
+import { InFlightWindow } from '../InFlightWindow';
 import { closeQuietly, closedPublish, raceTimeout, withDeadline, withHeartbeat } from './amqpAsync';
 
 export type { AmqpReconnectOptions, AmqpTransportOptions, AmqpTransportOptionsInput } from './AmqpTransportOptions';

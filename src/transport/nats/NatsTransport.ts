@@ -15,7 +15,7 @@ import { type NatsConnection, connect, nanos } from '@nats-io/transport-node';
 import { PublishError, TopologyError, TransportClosedError } from '../../errors';
 import { type Logger, redactUrl } from '../../logging/Logger';
 import type { ExchangeSpec, QueueSpec, SubscribeOptions, Subscription, Topology, Transport, TransportFeatures, TransportMessage, DeliveryHandler } from '../Transport';
-import { InFlightWindow } from './InFlightWindow';
+import { InFlightWindow } from '../InFlightWindow';
 import { NatsLease } from './NatsLease';
 import { NatsRouteTable, ensureStream, isNotFound } from './NatsRouteTable';
 import { NatsSubscription, type NatsSubscriptionHost, storedAt } from './NatsSubscription';
