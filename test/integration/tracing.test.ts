@@ -248,7 +248,8 @@ describe('tracing through the outbox (RabbitMQ, PostgreSQL)', () => {
       const stored = await storedHeaders(producer, id);
       expect(Object.keys(stored).filter((k) => k === 'traceparent' || k === 'tracestate')).toEqual([]);
       expect(stored['tmm-correlation-id']).toBe(correlationId);
-      await waitUntil(() => received.length === 1 && tap.messages.length === 1, 'the message consumed and on the wire');
+      // The handler ran (received) before its transaction committed; the runner counts it as handled after the ack.
+      await waitUntil(() => received.length === 1 && tap.messages.length === 1 && relayAndConsumer.consumers.stats.handled >= 1, 'the message consumed and on the wire');
       const headers = tap.messages[0].properties.headers!;
       expect(headers.traceparent).toBeUndefined();
       expect(headers.tracestate).toBeUndefined();
