@@ -4,6 +4,7 @@
  */
 import * as amqp from 'amqplib';
 import type { TransportMessage } from '../../src/internal';
+import { amqpPublishOptions } from '../../src/transport/amqp/amqpProperties';
 
 export const AMQP_URL = process.env.TMM_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 
@@ -14,21 +15,13 @@ export interface RawMessage {
   options: amqp.Options.Publish;
 }
 
-/** What AmqpTransport puts on the wire for a message: persistent, mandatory, the same properties. */
-export function toRawMessage(m: TransportMessage): RawMessage {
-  return {
-    exchange: m.exchange,
-    routingKey: m.routingKey,
-    body: m.body,
-    options: {
-      persistent: true,
-      mandatory: true,
-      messageId: m.id,
-      contentType: m.contentType,
-      timestamp: Math.floor(m.timestamp / 1000),
-      headers: m.headers,
-    },
-  };
+/**
+ * What AmqpTransport puts on the wire for a message (persistent, mandatory, type, app_id, correlation_id, the
+ * ms timestamp header…): its own property mapping, so the baseline sends exactly the bytes the relay sends.
+ * `appId` is the transport's (its connectionName unless configured).
+ */
+export function toRawMessage(m: TransportMessage, appId = 'tmm'): RawMessage {
+  return { exchange: m.exchange, routingKey: m.routingKey, body: m.body, options: amqpPublishOptions(m, { appId }) };
 }
 
 /**

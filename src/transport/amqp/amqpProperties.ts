@@ -50,19 +50,23 @@ export function amqpPublishOptions(message: TransportMessage, wire: AmqpWireOpti
   const topic = message.type ?? (typeof h[TmmHeaders.topic] === 'string' ? (h[TmmHeaders.topic] as string) : undefined);
   const correlationId = message.correlationId ?? (typeof h[WireHeaders.correlationId] === 'string' ? (h[WireHeaders.correlationId] as string) : undefined) ?? (message.id || undefined);
   const appId = message.appId ?? wire.appId;
-  const headers: Headers = { ...h, [WireHeaders.timestampMs]: message.timestamp };
+  // A copy loop and plain assignments, not spreads with computed keys: this runs for every publish.
+  const headers: Headers = {};
+  for (const k in h) headers[k] = h[k];
+  headers[WireHeaders.timestampMs] = message.timestamp;
   if (wire.cloudEvents) Object.assign(headers, cloudEventHeaders(message, topic, wire.cloudEvents, h));
-  return {
+  const options: amqp.Options.Publish = {
     persistent: true,
     mandatory: true,
     messageId: message.id || undefined,
     contentType: message.contentType,
     timestamp: Math.floor(message.timestamp / 1000),
-    ...(topic !== undefined ? { type: topic } : {}),
     appId,
-    ...(correlationId !== undefined ? { correlationId } : {}),
     headers,
   };
+  if (topic !== undefined) options.type = topic;
+  if (correlationId !== undefined) options.correlationId = correlationId;
+  return options;
 }
 
 function cloudEventHeaders(message: TransportMessage, topic: string | undefined, ce: CloudEventsBinding, existing: Headers): Headers {
