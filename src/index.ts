@@ -93,5 +93,6 @@ export {
   UnparseableMessageError,
   ConsumerDefinitionError,
   HandlerAbandonedError,
+  QueueMigrationError,
 } from './errors/TmmError';
 export type { ConstraintViolation, TmmErrorCode } from './errors/TmmError';

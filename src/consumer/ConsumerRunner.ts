@@ -91,6 +91,16 @@ class ActiveConsumer {
  * and their deliveries stay unsettled, so the broker redelivers them when the transport closes. The
  * transport itself is not closed here.
  */
+function topologyOf(definitions: readonly ConsumerDefinition[]): Required<Topology> {
+  const topology: Required<Topology> = { exchanges: [], queues: [] };
+  for (const d of definitions) {
+    const t = consumerTopology(d);
+    for (const ex of t.exchanges) if (!topology.exchanges.some((e) => e.name === ex.name)) topology.exchanges.push(ex);
+    topology.queues.push(...t.queues);
+  }
+  return topology;
+}
+
 export class ConsumerRunner {
   /** Counters of every consumer of this runner together. */
   readonly stats: ConsumerStats = newStats();
@@ -161,23 +171,29 @@ export class ConsumerRunner {
    * their consumers, and expire into the dead-letter queues when they have a TTL) without handling them.
    */
   async declare(): Promise<readonly ConsumerDefinition[]> {
-    const definitions = exploreConsumers(this.sources, {
+    const definitions = this.explore();
+    const registry = new ConsumerRegistry(definitions, this.options.inbox.retentionMs);
+    if (definitions.length > 0) await this.deps.transport.declare(topologyOf(definitions));
+    this.registry = registry;
+    return definitions;
+  }
+
+  /**
+   * What declare() would declare, without touching the broker: every consumer's exchange, work queue with
+   * its binding, retry queues and dead-letter queue (each queue once). The input of a classic-to-quorum
+   * migration (`tmm amqp migrate-to-quorum --topology`, docs/operations.md).
+   */
+  topology(): Required<Topology> {
+    // The registry checks the consumers as start() would (one queue, one consumer).
+    return topologyOf(new ConsumerRegistry(this.explore(), this.options.inbox.retentionMs).definitions);
+  }
+
+  private explore(): ConsumerDefinition[] {
+    return exploreConsumers(this.sources, {
       tmmName: this.deps.tmmName,
       defaults: this.options,
       defaultExchange: this.deps.defaultExchange,
     });
-    const registry = new ConsumerRegistry(definitions, this.options.inbox.retentionMs);
-    if (definitions.length > 0) {
-      const topology: Required<Topology> = { exchanges: [], queues: [] };
-      for (const d of definitions) {
-        const t = consumerTopology(d);
-        for (const ex of t.exchanges) if (!topology.exchanges.some((e) => e.name === ex.name)) topology.exchanges.push(ex);
-        topology.queues.push(...t.queues);
-      }
-      await this.deps.transport.declare(topology);
-    }
-    this.registry = registry;
-    return definitions;
   }
 
   async start(): Promise<void> {

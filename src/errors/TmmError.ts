@@ -12,6 +12,7 @@ export const TMM_ERROR_CODES = [
   'TMM_NOT_STARTED', 'TMM_COLLECTOR_STARTED', 'TMM_NOT_FOUND', 'TMM_STATE_CONFLICT', 'TMM_INVALID_INPUT', 'TMM_UNAUTHORIZED',
   'TMM_FORBIDDEN', 'TMM_CSRF', 'TMM_HOST_NOT_ALLOWED', 'TMM_BAD_REQUEST', 'TMM_ADMIN_NOT_STARTED', 'TMM_ADMIN_ASSETS', 'TMM_CLI',
   'TMM_INTERNAL', 'TMM_PUBLISH_INVALID', 'TMM_DATABASE_CONNECTION_LOST', 'TMM_DATABASE_VALUE_REJECTED', 'TMM_TXLOG_UNAVAILABLE', 'TMM_TXLOG_NOT_FOUND', 'TMM_TXLOG_NOT_STARTED',
+  'TMM_QUEUE_MIGRATION',
 ] as const;
 export type TmmErrorCode = (typeof TMM_ERROR_CODES)[number];
 
@@ -198,6 +199,22 @@ export class TransportClosedError extends TmmError {
 export class TopologyError extends TmmError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('TMM_TOPOLOGY', message, options);
+  }
+}
+
+/**
+ * A classic-to-quorum queue migration (migrateQueuesToQuorum, `tmm amqp migrate-to-quorum`) cannot go on.
+ * `reason`: `consumers-attached` (stop the consumers first), `arguments-differ` (a queue is declared other
+ * than the topology given says), `locked` (another migration runs on the virtual host), `unavailable`
+ * (no connection to the broker), `failed` (stopped midway: running it again finishes the job).
+ */
+export class QueueMigrationError extends TmmError {
+  constructor(
+    readonly reason: 'consumers-attached' | 'arguments-differ' | 'locked' | 'unavailable' | 'failed',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super('TMM_QUEUE_MIGRATION', message, options);
   }
 }
 

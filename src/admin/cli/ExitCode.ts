@@ -11,11 +11,14 @@ export const ExitCode = {
   Usage: 2,
   /** A dead letter or outbox row with that id does not exist. */
   NotFound: 3,
-  /** The target is not in a state the action applies to (already resent, not DEAD…); for several ids: at least one was skipped. */
+  /**
+   * The target is not in a state the action applies to (already resent, not DEAD…); for several ids: at least one was skipped.
+   * `amqp migrate-to-quorum`: a queue has consumers, is declared with other arguments, or another migration runs.
+   */
   Conflict: 4,
-  /** The database cannot be reached or the configuration (TMM_DB_URL, credentials) is wrong. */
+  /** The database (or, for `amqp` commands, the broker) cannot be reached or the configuration (TMM_DB_URL, credentials) is wrong. */
   Unavailable: 5,
-  /** Input was refused: an edited payload that is not JSON or fails its contract, a bad filter value. */
+  /** Input was refused: an edited payload that is not JSON or fails its contract, a bad filter value, a bad --topology file. */
   InvalidInput: 6,
   /** `status --check`: there are NEW dead letters or DEAD/EXCEPTION outbox rows. */
   Attention: 7,

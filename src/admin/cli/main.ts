@@ -14,7 +14,8 @@ import { contractsForDeadLetter } from '../../deadletter/deadLetterContracts';
 import { TypeOrmAuditTrail } from '../../deadletter/TypeOrmAuditTrail';
 import { TypeOrmDeadLetterStore } from '../../deadletter/TypeOrmDeadLetterStore';
 import { TypeOrmOutboxAdminStore } from '../../deadletter/TypeOrmOutboxAdminStore';
-import { InvalidInputError, NotFoundError, PayloadTooLargeError, StateConflictError, TmmError } from '../../errors';
+import { InvalidInputError, NotFoundError, PayloadTooLargeError, QueueMigrationError, StateConflictError, TmmError, TopologyError } from '../../errors';
+import type { Topology } from '../../transport/Transport';
 import { ConsoleLogger } from '../../logging/Logger';
 import { OutboxStatus } from '../../message/OutboxMessage';
 import { TypeOrmOutboxStore } from '../../outbox/TypeOrmOutboxStore';
@@ -122,7 +123,7 @@ function hasCriteria(o: { topic?: string; consumer?: string; fingerprint?: strin
 
 export function buildProgram(run: (fn: (s: Session, g: Globals) => Promise<number | void>, g: () => Globals) => Promise<void>): Command {
   const program = new Command('tmm')
-    .description('Operate tmm: schema migrations, the outbox backlog, dead letters. Talks to the database directly.')
+    .description('Operate tmm: schema migrations, the outbox backlog, dead letters (the database directly); queue migrations (the broker).')
     .option('--db <url>', 'database URL (default: $TMM_DB_URL): sqlite:PATH, postgres://…, mysql://…')
     .option('--schema <name>', 'PostgreSQL schema (search_path)')
     .option('--json', 'machine-readable output (one JSON document on stdout)')
@@ -333,6 +334,32 @@ export function buildProgram(run: (fn: (s: Session, g: Globals) => Promise<numbe
       });
   }
 
+  // The broker side: no database. The topology is what the app's consumers declare (tmm.consumers.topology()).
+  const amqpCmd = program.command('amqp').description('RabbitMQ maintenance (talks to the broker, not the database)');
+  amqpCmd
+    .command('migrate-to-quorum')
+    .description(
+      "move tmm's classic queues (work, retry, dead-letter) to quorum queues of the same names without losing a message; consumers stopped; resumable (run it again after a crash)",
+    )
+    .requiredOption('--topology <file>', 'JSON file with the queues as tmm declares them: JSON.stringify(tmm.consumers.topology())')
+    .option('--url <url>', 'broker URL (default: $TMM_AMQP_URL)')
+    .option('--prefetch <n>', 'messages moved at once per queue', intOption('prefetch', 1, 65_535), 256)
+    .action(async (opts: { topology: string; url?: string; prefetch: number }) => {
+      const url = opts.url ?? process.env.TMM_AMQP_URL;
+      if (!url) throw new CliExit(ExitCode.Usage, 'migrate-to-quorum needs --url or $TMM_AMQP_URL');
+      const topology = readTopology(opts.topology);
+      // Loaded here: the database commands must work without amqplib installed.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { migrateQueuesToQuorum } = require('../../transport/amqp') as typeof import('../../transport/amqp');
+      const r = await migrateQueuesToQuorum({ url, topology, prefetch: opts.prefetch });
+      if (g().json) return json(r);
+      printTable(
+        r.queues.map((q) => ({ ...q, resumed: q.resumed ? 'yes' : 'no' })),
+        ['queue', 'role', 'before', 'resumed', 'parked', 'restored', 'after'],
+      );
+      out(`${r.queues.filter((q) => q.after === 'quorum').length} of ${r.queues.length} queues are quorum queues; ${r.restored} messages moved`);
+    });
+
   program
     .command('serve')
     .description('serve the admin API and console on this database (credentials from $TMM_ADMIN_TOKEN; resends are published by your application’s relay)')
@@ -356,6 +383,20 @@ export function buildProgram(run: (fn: (s: Session, g: Globals) => Promise<numbe
       }, g),
     );
   return program;
+}
+
+function readTopology(file: string): Topology {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new CliExit(ExitCode.InvalidInput, `cannot read --topology ${file}: ${(e as Error).message}`);
+  }
+  const queues = (parsed as Topology | null)?.queues;
+  if (!Array.isArray(queues) || queues.some((q) => typeof q !== 'object' || q === null || typeof q.name !== 'string')) {
+    throw new CliExit(ExitCode.InvalidInput, `--topology ${file}: expected {"exchanges": [...], "queues": [{"name": ...}, ...]} (JSON.stringify(tmm.consumers.topology()))`);
+  }
+  return parsed as Topology;
 }
 
 function readPayload(file: string): string {
@@ -399,6 +440,10 @@ function report(o: Globals, result: { done: string[]; skipped: { id: string; sta
 
 function exitCodeOf(e: unknown): ExitCode {
   if (e instanceof CliExit) return e.exitCode;
+  if (e instanceof QueueMigrationError) {
+    return e.reason === 'unavailable' ? ExitCode.Unavailable : e.reason === 'failed' ? ExitCode.Failure : ExitCode.Conflict;
+  }
+  if (e instanceof TopologyError) return ExitCode.InvalidInput;
   if (e instanceof NotFoundError) return ExitCode.NotFound;
   if (e instanceof StateConflictError) return ExitCode.Conflict;
   if (e instanceof InvalidInputError || e instanceof PayloadTooLargeError) return ExitCode.InvalidInput;

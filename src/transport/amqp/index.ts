@@ -8,3 +8,12 @@ export { AmqpDelivery, AmqpSubscription, fromAmqpMessage } from './AmqpSubscript
 export { queueArguments } from './amqpTopology';
 export { resolveAmqpTransportOptions } from './AmqpTransportOptions';
 export { amqpPublishOptions, type AmqpWireOptions, type CloudEventsBinding } from './amqpProperties';
+export {
+  migrateQueuesToQuorum,
+  holdingQueueName,
+  type QuorumMigrationOptions,
+  type QuorumMigrationReport,
+  type QueueMigrationReport,
+  type QueueKind,
+  type QueueRole,
+} from './quorumMigration';
