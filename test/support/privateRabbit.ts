@@ -1,13 +1,15 @@
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /**
  * A RabbitMQ node of its own for a fault test: started on free ports with its own data directory, no
- * plugins and no config file, so a test may SIGSTOP, SIGCONT or kill it without touching the shared
- * broker. `start()` fails with a clear message when the node cannot be started here.
+ * plugins and, unless given, no config file (`config`: rabbitmq.conf lines; `advancedConfig`: an
+ * advanced.config term, for settings rabbitmq.conf has no key for), so a test may SIGSTOP, SIGCONT or
+ * kill it, or tune it, without touching the shared broker. `start()` fails with a clear message when the
+ * node cannot be started here. `ctl()` runs rabbitmqctl against this node.
  *
  * freeze()/thaw() SIGSTOP/SIGCONT the node's beam.smp process: its TCP sockets stay open and nothing
  * answers, as with a hung broker or a silent network partition. stop() kills the node (the port then
@@ -30,18 +32,28 @@ export class PrivateRabbit {
   }
 
   /** Creates and starts a node (about 6 s on this machine). */
-  static async create(startTimeoutMs = 60_000): Promise<PrivateRabbit> {
+  static async create(options: { startTimeoutMs?: number; config?: string; advancedConfig?: string } = {}): Promise<PrivateRabbit> {
+    const startTimeoutMs = options.startTimeoutMs ?? 60_000;
     const port = await freePort();
     const distPort = await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'tmm-rabbit-'));
     const rabbit = new PrivateRabbit(port, distPort, dir, `tmmtest${port}@localhost`);
     writeFileSync(join(dir, 'enabled_plugins'), '[].\n');
+    const files = ['enabled_plugins'];
+    if (options.config !== undefined) {
+      writeFileSync(join(dir, 'rabbitmq.conf'), options.config);
+      files.push('rabbitmq.conf');
+    }
+    if (options.advancedConfig !== undefined) {
+      writeFileSync(join(dir, 'advanced.config'), options.advancedConfig);
+      files.push('advanced.config');
+    }
     // rabbitmq-server drops to the rabbitmq user when started as root: it must own its directories.
     try {
       const uid = Number(execFileSync('id', ['-u', 'rabbitmq']).toString().trim());
       const gid = Number(execFileSync('id', ['-g', 'rabbitmq']).toString().trim());
       chownSync(dir, uid, gid);
-      chownSync(join(dir, 'enabled_plugins'), uid, gid);
+      for (const f of files) chownSync(join(dir, f), uid, gid);
     } catch {
       chmodSync(dir, 0o777);
     }
@@ -62,8 +74,8 @@ export class PrivateRabbit {
       RABBITMQ_MNESIA_BASE: join(this.dir, 'mnesia'),
       RABBITMQ_LOG_BASE: join(this.dir, 'log'),
       RABBITMQ_ENABLED_PLUGINS_FILE: join(this.dir, 'enabled_plugins'),
-      RABBITMQ_CONFIG_FILE: join(this.dir, 'no-config'),
-      RABBITMQ_ADVANCED_CONFIG_FILE: join(this.dir, 'no-advanced.config'),
+      RABBITMQ_CONFIG_FILE: join(this.dir, existsSync(join(this.dir, 'rabbitmq.conf')) ? 'rabbitmq.conf' : 'no-config'),
+      RABBITMQ_ADVANCED_CONFIG_FILE: join(this.dir, existsSync(join(this.dir, 'advanced.config')) ? 'advanced.config' : 'no-advanced.config'),
       RABBITMQ_PID_FILE: join(this.dir, 'node.pid'),
     };
     let child: ChildProcess;
@@ -94,6 +106,11 @@ export class PrivateRabbit {
     }
     this.beamPid = Number(readFileSync(join(this.dir, 'node.pid'), 'utf8').trim());
     if (!Number.isInteger(this.beamPid) || this.beamPid <= 0) throw new Error(`PrivateRabbit: no beam pid in ${join(this.dir, 'node.pid')}`);
+  }
+
+  /** Runs `rabbitmqctl -n <this node> …` and returns its stdout. */
+  ctl(args: string[]): string {
+    return execFileSync('rabbitmqctl', ['-n', this.nodeName, ...args], { encoding: 'utf8', timeout: 60_000 });
   }
 
   /** SIGSTOPs the node: connections stay open, nothing answers. */
