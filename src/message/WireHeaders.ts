@@ -14,6 +14,8 @@ export const WireHeaders = {
   timestampMs: 'tmm-timestamp-ms',
   /** Correlation id set by the application; the AMQP `correlation_id` property carries it (default: the message id). */
   correlationId: 'tmm-correlation-id',
+  /** Set on a message sent from a consumer's handler: the id of the message being handled. */
+  causationId: 'tmm-causation-id',
 } as const;
 
 /** Names written before 0.2; read (never written) until 0.3. */

@@ -6,6 +6,8 @@ export const TraceHeaders = {
   tracestate: 'tracestate',
   /** The conversation a message belongs to: given by the sender, inherited from the message being handled, else the message's own id. */
   correlationId: 'tmm-correlation-id',
+  /** The id of the message whose handler sent this one (absent on a message sent outside a handler). */
+  causationId: 'tmm-causation-id',
 } as const;
 
 /** What the producer knows of a message when it is built (before it is stored). */

@@ -1,17 +1,21 @@
 import type { ContextStore } from '../context/ContextStore';
 import type { Stage } from '../consumer/ConsumerPipeline';
-import { setCorrelationId } from './correlation';
+import { setCausationId, setCorrelationId } from './correlation';
 import { MessageTracer, TraceHeaders } from './MessageTracer';
 
 /**
- * Right after the context stage: makes the delivery's correlation id current (messages the handler sends
- * carry it on) and, when tracing is on, runs the rest — settle, retry or dead letter included — in the
+ * Right after the context stage: makes the delivery's correlation id current (its `tmm-correlation-id`
+ * header; for a foreign message without one, its AMQP `correlation_id`, else its message id) and its
+ * message id the causation id, so that messages the handler sends carry both on; and, when tracing is on, runs the rest — settle, retry or dead letter included — in the
  * delivery's `process` span. Outcomes are recorded as span events.
  */
 export function traceStage(tracer: MessageTracer, store: ContextStore): Stage {
   return (state, next) => {
-    const id = state.delivery.message.headers[TraceHeaders.correlationId];
-    if (typeof id === 'string' && id !== '') setCorrelationId(store, id);
+    const m = state.delivery.message;
+    const header = m.headers[TraceHeaders.correlationId];
+    const correlationId = typeof header === 'string' && header !== '' ? header : m.correlationId || state.messageId;
+    if (correlationId) setCorrelationId(store, correlationId);
+    if (state.messageId) setCausationId(store, state.messageId);
     if (!tracer.enabled) return next();
     return tracer.process(
       {
