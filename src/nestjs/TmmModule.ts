@@ -1,7 +1,7 @@
 import { type BeforeApplicationShutdown, type DynamicModule, Inject, Injectable, Module, type OnApplicationBootstrap, type Provider } from '@nestjs/common';
 import { DiscoveryModule, DiscoveryService, ModuleRef } from '@nestjs/core';
 import { DataSource } from 'typeorm';
-import { TmmAdmin } from '../admin/TmmAdmin';
+import type { TmmAdmin } from '../admin/TmmAdmin';
 import { ConfigurationError } from '../errors';
 import { MessageProducer } from '../outbox/MessageProducer';
 import { Tmm } from '../runtime/Tmm';
@@ -9,6 +9,15 @@ import { TypeOrmTransactionManager } from '../transaction/TypeOrmTransactionMana
 import { nestConsumerSource } from './nestConsumerSource';
 import { TmmHealthIndicator } from './TmmHealthIndicator';
 import { TMM_MODULE_OPTIONS, type TmmModuleAsyncOptions, type TmmModuleOptions } from './tokens';
+
+/**
+ * The admin (and with it fastify and prom-client, optional peers) is loaded only for a module that asks for
+ * it: an app without `admin` needs neither installed. A missing one is named (TMM_MISSING_PEER).
+ */
+function loadAdmin(): typeof import('../admin') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('../admin') as typeof import('../admin');
+}
 
 /** Builds the Tmm from the module options, taking the DataSource from the container unless given. */
 async function createTmm(options: TmmModuleOptions, moduleRef: ModuleRef): Promise<Tmm> {
@@ -49,7 +58,7 @@ export class TmmLifecycle implements OnApplicationBootstrap, BeforeApplicationSh
     this.tmm.consumers.addSource(nestConsumerSource(this.discovery, this.moduleRef, this.tmm.logger));
     await this.tmm.start();
     if (this.options.admin) {
-      const admin: TmmAdmin = this.moduleRef.get(TmmAdmin, { strict: false });
+      const admin: TmmAdmin = this.moduleRef.get(loadAdmin().TmmAdmin, { strict: false });
       this.admin = admin;
       await admin.start();
     }
@@ -95,6 +104,7 @@ export class TmmModule {
     ];
     const exported: Provider[] = [Tmm, MessageProducer, TypeOrmTransactionManager, TmmHealthIndicator] as never[];
     if (withAdmin) {
+      const { TmmAdmin } = loadAdmin();
       providers.push({
         provide: TmmAdmin,
         useFactory: (tmm: Tmm, o: TmmModuleOptions) => {

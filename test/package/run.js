@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // The package test: what a user gets from `npm install tmm`. Packs this checkout (npm pack runs the
-// prepack build), installs the tarball into three fresh apps outside the repo, compiles each with plain
+// prepack build), installs the tarball into fresh apps outside the repo, compiles each with plain
 // tsc under its own tsconfig and runs it with node against the real services:
 //   (a) TypeORM 0.3 + sqlite3 + inversify 6      (moduleResolution node16)
 //   (b) TypeORM 1.x + pg + RabbitMQ + inversify 8 (moduleResolution nodenext; transport rebound in the container)
 //   (c) no DI container, TypeORM 1.x + mysql2     (node16 build; also type-checked under bundler)
+//   (d) NestJS 10 + TypeORM 1.x + pg + RabbitMQ   (node16; TmmModule, discovery, start on bootstrap, drain on close)
 // Each must show: one copy of TypeORM in `npm ls`, the committed payment's message consumed, the rolled-back
 // one's never. Installs come from the registry (or npm's cache); nothing else is fetched.
 // Prints one line per check and a closing `package: N passed, N failed`; writes .tmp/package-result.json.
@@ -56,7 +57,7 @@ try {
     const nested = fs.existsSync(path.join(dir, 'node_modules', 'tmm', 'node_modules'))
       ? fs.readdirSync(path.join(dir, 'node_modules', 'tmm', 'node_modules'))
       : [];
-    check(`${app}: tmm brings no nested copies of peers`, !nested.some((n) => ['typeorm', 'inversify', 'amqplib', 'class-validator', 'reflect-metadata'].includes(n)), nested.join(', '));
+    check(`${app}: tmm brings no nested copies of peers`, !nested.some((n) => ['typeorm', 'inversify', 'amqplib', 'class-validator', 'reflect-metadata', '@nestjs'].includes(n)), nested.join(', '));
     const tsc = sh(path.join(dir, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json'], dir);
     check(`${app}: compiles with plain tsc (its own tsconfig)`, tsc.code === 0, tsc.out.slice(-3000));
     if (fs.existsSync(path.join(dir, 'tsconfig.bundler.json'))) {
@@ -84,6 +85,13 @@ try {
     check(`${app}: the rolled-back payment was not stored and its message never published`,
       r.rolledBackThrew === true && Array.isArray(r.tickets) && !r.tickets.includes('rolled-back-1') && JSON.stringify(r.payments) === '["committed-1"]', JSON.stringify(r));
     check(`${app}: health() ok while running`, r.healthOk === true, JSON.stringify(r));
+    const nestLine = `${exec.stdout ?? ''}`.split('\n').find((l) => l.includes('"nestVersion"'));
+    if (nestLine) {
+      const v = JSON.parse(nestLine);
+      const major = (s) => Number(String(s).split('.')[0]);
+      check(`${app}: ran on the NestJS major its package.json asks for (@nestjs/core ${v.nestVersion}, @nestjs/common ${v.nestCommonVersion})`,
+        major(v.nestVersion) === major(JSON.parse(fs.readFileSync(pj, 'utf8')).dependencies['@nestjs/core'].replace(/^\D+/, '')) && major(v.nestCommonVersion) === major(v.nestVersion), nestLine);
+    }
     const peersLine = `${exec.stdout ?? ''}`.split('\n').find((l) => l.includes('"missingPeers"'));
     if (peersLine) {
       const m = JSON.parse(peersLine).missingPeers;
