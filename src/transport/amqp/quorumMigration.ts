@@ -1,5 +1,5 @@
 import * as amqp from 'amqplib';
-import { QueueMigrationError, TopologyError } from '../../errors';
+import { ConfigurationError, QueueMigrationError, TopologyError } from '../../errors';
 import { type Logger, redactUrl } from '../../logging/Logger';
 import type { QueueSpec, Topology } from '../Transport';
 import { errorText, replyCode } from './amqpErrors';
@@ -93,12 +93,12 @@ interface Planned {
  * Resumable: the state is what the broker shows (which queues are classic, quorum, absent; which holding
  * queues exist), so a run after a crash at any point finishes the job. Already migrated queues are left
  * alone. Throws QueueMigrationError (reason: consumers-attached, arguments-differ, locked, unavailable,
- * failed); TopologyError for specs RabbitMQ would misread.
+ * failed); TopologyError for specs RabbitMQ would misread; ConfigurationError for a bad prefetch.
  */
 export async function migrateQueuesToQuorum(options: QuorumMigrationOptions): Promise<QuorumMigrationReport> {
   validateTopology(options.topology);
   const prefetch = options.prefetch ?? 256;
-  if (!Number.isInteger(prefetch) || prefetch < 1 || prefetch > 65_535) throw new TopologyError(`prefetch must be an integer from 1 to 65535, got ${prefetch}`);
+  if (!Number.isInteger(prefetch) || prefetch < 1 || prefetch > 65_535) throw new ConfigurationError('prefetch', `must be an integer from 1 to 65535, got ${prefetch}`);
   const specs = dedupe(options.topology.queues ?? []);
   const log = options.logger;
   let conn: amqp.ChannelModel;
@@ -155,7 +155,7 @@ export async function migrateQueuesToQuorum(options: QuorumMigrationOptions): Pr
     }
     return { queues, restored: queues.reduce((n, q) => n + q.restored, 0) };
   } catch (e) {
-    if (e instanceof QueueMigrationError || e instanceof TopologyError) throw e;
+    if (e instanceof QueueMigrationError || e instanceof TopologyError || e instanceof ConfigurationError) throw e;
     throw new QueueMigrationError('failed', `quorum migration stopped: ${errorText(e)} (run it again to finish; nothing is lost)`, { cause: e });
   } finally {
     await conn.close().catch(() => undefined);
