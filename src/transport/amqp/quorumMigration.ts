@@ -85,7 +85,8 @@ interface Planned {
  *
  * Moving = consume with manual acks, publish to the target through the default exchange on a confirm
  * channel (mandatory), ack the source only after the broker confirmed the copy: a crash in between leaves
- * the message in both queues (a duplicate, never a loss). Properties and headers are copied as received;
+ * the message in both queues (a duplicate, never a loss); so does a publish in the instant both the queue
+ * and its holding queue are bound (bind first, unbind second: never a moment without a route). Properties and headers are copied as received;
  * a parked message's own `expiration` travels in the PARKED_EXPIRATION_HEADER header and is restored. A
  * retry-queue message goes back with the `expiration` its delay has left (queue TTL minus the time since
  * its `tmm-last-failure-at`), so its retry is not pushed back by the migration.
