@@ -235,6 +235,39 @@ describe('tmm amqp migrate-to-quorum (RabbitMQ)', () => {
     expect(bad.stderr).toMatch(/cannot read --topology/);
   }, 60_000);
 
+  it('resumes from states a crash can leave: the classic work queue deleted with its messages held; a retry queue half parked', async () => {
+    await declareClassic();
+    const work = `${prefix}.work`;
+    const retry = `${prefix}.work.retry.${RETRY_DELAY}ms`;
+    // As if killed between deleting the classic work queue and declaring the quorum one.
+    await onChannel((ch) => ch.assertQueue(holdingQueueName(work), { durable: true, arguments: { 'x-queue-type': 'quorum' } }));
+    await onChannel((ch) => ch.bindQueue(holdingQueueName(work), prefix, 'work'));
+    await onChannel((ch) => ch.deleteQueue(work));
+    const held = await publish(40, '', holdingQueueName(work));
+    const arrivedMeanwhile = await publish(10, prefix, 'work'); // a relay kept publishing: the holding queue is bound
+    // As if killed while parking the retry queue: some copies moved, some not.
+    await onChannel((ch) => ch.assertQueue(holdingQueueName(retry), { durable: true, arguments: { 'x-queue-type': 'quorum' } }));
+    const retryHeld = await publish(15, '', holdingQueueName(retry));
+    const retryLeft = await publish(15, '', retry);
+
+    const r = await cli(['--json', 'amqp', 'migrate-to-quorum', '--url', AMQP_URL, '--topology', writeTopology()]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout) as { queues: { queue: string; before: string; resumed: boolean; after: string }[] };
+    expect(report.queues.find((q) => q.queue === work)).toMatchObject({ before: 'absent', resumed: true, after: 'quorum' });
+    expect(report.queues.find((q) => q.queue === retry)).toMatchObject({ before: 'classic', resumed: true, after: 'quorum' });
+    for (const spec of topologyOf('quorum').queues) {
+      expect(await isQuorum(spec)).toBe(true);
+      expect(await exists(holdingQueueName(spec.name))).toBe(false);
+    }
+    expect((await readAll(work)).map((m) => m.properties.messageId).sort()).toEqual([...held, ...arrivedMeanwhile].sort());
+    expect((await readAll(retry)).map((m) => m.properties.messageId).sort()).toEqual([...retryHeld, ...retryLeft].sort());
+    // The work queue is bound again: a new message reaches it (and no longer the holding queue, which is gone).
+    const late = await publish(1, prefix, 'work');
+    await waitUntil(async () => (await depth(work)) === 51, 'the late message in the work queue');
+    expect((await readAll(work)).map((m) => m.properties.messageId)).toContain(late[0]);
+  }, 60_000);
+
   it('SIGKILLed while parking and again while restoring, then run again: every message id arrives, duplicates counted', async () => {
     await declareClassic();
     const work = `${prefix}.work`;
