@@ -4,7 +4,7 @@
  * every message id in the quorum queues exactly once, properties and headers as they were, a retry copy's
  * remaining delay kept; tmm's consumers then start on the quorum queues and consume them. A migration
  * SIGKILLed while parking and again while restoring, then run again: no message lost, duplicates counted
- * (at most the moving window each kill). Unique queue names per test; tests of this file run one after
+ * (at most the moving window each kill); and runs resumed from broker states a crash leaves behind. Unique queue names per test; tests of this file run one after
  * another (the migration takes a per-vhost lock).
  */
 import { ChildProcess, execFile, spawn } from 'node:child_process';
