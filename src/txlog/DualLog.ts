@@ -32,6 +32,8 @@ export type LogFault = 'record-written' | 'checkpoint-temp' | 'snapshot-temp';
 
 interface Pending {
   frames: Buffer[];
+  /** A lazy record (see append()): when it gets a batch of its own if none came. */
+  due: number | undefined;
   firstLsn: number;
   resolve: () => void;
   reject: (e: unknown) => void;
@@ -52,7 +54,8 @@ export interface LogRecovery {
  * Contract:
  * - append() resolves only after the records are written and fdatasync'ed on every directory that has not
  *   failed; concurrent appends are grouped into one write + one sync per directory (group commit). Records
- *   get consecutive lsns in call order.
+ *   get consecutive lsns in call order. A lazy append (`lingerMs`) does not start a batch: it rides in the
+ *   next one, or gets its own after lingerMs; it still resolves only once synced.
  * - A directory that fails a write, a sync, a probe or an atomic file write is out (its files are never
  *   written or synced again), the log is `degraded` (logged at error, counted, shown by health()); the
  *   other keeps serving. With every directory out, append() rejects with TxLogUnavailableError.
@@ -68,6 +71,8 @@ export class DualLog {
   private nextLsn = 0;
   private queue: Pending[] = [];
   private flushing = false;
+  private lazyTimer: NodeJS.Timeout | undefined;
+  private lazyTimerDue = Infinity;
   /** Write batches (one sync per live directory each). */
   batches = 0;
   private degradedReported = new Set<LogDirectory>();
@@ -137,14 +142,31 @@ export class DualLog {
    * Appends records built by `build(lsn)` (called synchronously, in lsn order) and resolves once they are
    * synced on every live directory.
    */
-  append(build: (lsn: number) => Buffer[], fault?: LogFault): Promise<number> {
+  append(build: (lsn: number) => Buffer[], fault?: LogFault, options?: { lingerMs?: number }): Promise<number> {
     const firstLsn = this.nextLsn;
     const payloads = build(firstLsn);
     this.nextLsn += payloads.length;
+    const due = options?.lingerMs ? Date.now() + options.lingerMs : undefined;
     return new Promise<number>((resolve, reject) => {
-      this.queue.push({ frames: payloads.map(encodeFrame), firstLsn, resolve: () => resolve(firstLsn), reject, fault });
-      if (!this.flushing) void this.flush();
+      this.queue.push({ frames: payloads.map(encodeFrame), due, firstLsn, resolve: () => resolve(firstLsn), reject, fault });
+      if (due !== undefined) this.armLazy();
+      else if (!this.flushing) void this.flush(false);
     });
+  }
+
+  /** A timer for the earliest due lazy record in the queue: it then gets a batch even if nothing else came. */
+  private armLazy(): void {
+    const due = Math.min(...this.queue.map((p) => p.due ?? Infinity));
+    if (due === Infinity || due >= this.lazyTimerDue) return;
+    if (this.lazyTimer) clearTimeout(this.lazyTimer);
+    this.lazyTimerDue = due;
+    this.lazyTimer = setTimeout(() => {
+      this.lazyTimer = undefined;
+      this.lazyTimerDue = Infinity;
+      if (!this.flushing) void this.flush(true);
+      else this.armLazy();
+    }, Math.max(0, due - Date.now()));
+    this.lazyTimer.unref?.();
   }
 
   get degraded(): boolean {
@@ -281,17 +303,26 @@ export class DualLog {
   }
 
   async close(): Promise<void> {
-    while (this.flushing || this.queue.length > 0) await new Promise((r) => setTimeout(r, 5));
+    if (this.lazyTimer) clearTimeout(this.lazyTimer);
+    this.lazyTimer = undefined;
+    this.lazyTimerDue = Infinity;
+    while (this.flushing) await new Promise((r) => setTimeout(r, 5));
+    if (this.queue.length > 0) await this.flush(true);
     await Promise.all(this.dirs.map((d) => d.close()));
   }
 
-  private async flush(): Promise<void> {
+  /** Writes batches until the queue is empty; unless `force`, stops when only lazy records are left (they wait). */
+  private async flush(force: boolean): Promise<void> {
     this.flushing = true;
     try {
       while (this.queue.length > 0) {
         if (this.hold) {
           await this.hold;
           continue;
+        }
+        if (!force && this.queue.every((p) => p.due !== undefined)) {
+          this.armLazy();
+          break;
         }
         const batch = this.queue;
         this.queue = [];

@@ -122,6 +122,9 @@ export interface TxLogHealth {
   checkpoint: number;
 }
 
+/** How long the transaction's end record and the Sent record wait for a write batch to share (DualLog lazy appends). */
+const END_LINGER_MS = 3;
+const SENT_LINGER_MS = 50;
 const CHECKPOINT = 'checkpoint.json';
 const SNAPSHOT = 'analysis.json';
 
@@ -378,7 +381,10 @@ export class TxLogSender implements SenderStore {
     if (tx.phase !== 'begun' || tx.resolving || !this.txs.has(tx.uid)) return;
     tx.resolving = true;
     try {
-      await this.log.append((lsn) => [Buffer.from(JSON.stringify({ type: 'end', lsn, uid: tx.uid, outcome, source, at: Date.now() } satisfies EndRecord))]);
+      // The transaction's own end waits a moment for a batch to ride in (the next transaction's begin): at one
+      // caller that begin then does not queue behind this record's sync. Publishing still waits for the sync.
+      const lingerMs = source === 'transaction' && outcome === 'commit' ? END_LINGER_MS : undefined;
+      await this.log.append((lsn) => [Buffer.from(JSON.stringify({ type: 'end', lsn, uid: tx.uid, outcome, source, at: Date.now() } satisfies EndRecord))], undefined, { lingerMs });
     } catch (e) {
       // Begin is durable: after a crash the check-back finds the fate again. Keep going in this process.
       this.deps.logger.error('tmm txlog: end record not written', { uid: tx.uid, outcome, error: String(e) });
@@ -424,11 +430,11 @@ export class TxLogSender implements SenderStore {
       this.fault('published');
       this.latencies.push(Date.now() - tx.startedAt);
       if (this.latencies.length > 100_000) this.latencies.splice(0, this.latencies.length - 100_000);
-      try {
-        await this.log.append((lsn) => [Buffer.from(JSON.stringify({ type: 'sent', lsn, uid: tx.uid, at: Date.now() } satisfies SentRecord))]);
-      } catch (e) {
-        this.deps.logger.error('tmm txlog: Sent record not written (the messages may be sent again after a restart)', { uid: tx.uid, error: String(e) });
-      }
+      // Lazy and not awaited: the Sent record rides in the next write batch (a begin or end record's) instead of
+      // costing a sync of its own. Lost in a crash, it costs a duplicate after the restart, never a message.
+      this.log
+        .append((lsn) => [Buffer.from(JSON.stringify({ type: 'sent', lsn, uid: tx.uid, at: Date.now() } satisfies SentRecord))], undefined, { lingerMs: SENT_LINGER_MS })
+        .catch((e) => this.deps.logger.error('tmm txlog: Sent record not written (the messages may be sent again after a restart)', { uid: tx.uid, error: String(e) }));
       this.counters.sent++;
       this.txs.delete(tx.uid);
       this.finalBarrier(tx.begin);

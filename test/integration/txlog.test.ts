@@ -115,6 +115,29 @@ describe('the two copies on disk', () => {
   });
 });
 
+describe('lazy appends', () => {
+  it('a lazy record rides in the next batch; alone it gets one after its linger; it resolves only once synced', async () => {
+    const dirs = [join(tmp, 'lazy', 'a'), join(tmp, 'lazy', 'b')];
+    const log = new DualLog(dirs, 1 << 20, silentLogger);
+    await log.open();
+    const before = log.batches;
+    let synced = false;
+    const lazy = log.append(() => payloads(1, 0), undefined, { lingerMs: 60_000 }).then(() => (synced = true));
+    await sleep(100);
+    expect({ synced, batches: log.batches - before }).toEqual({ synced: false, batches: 0 });
+    await log.append(() => payloads(1, 1)); // a synced append takes it along
+    await lazy;
+    expect(log.batches - before).toBe(1);
+    await log.append(() => payloads(1, 2), undefined, { lingerMs: 30 }); // nothing else comes: its own batch
+    expect(log.batches - before).toBe(2);
+    const pending = log.append(() => payloads(1, 3), undefined, { lingerMs: 60_000 });
+    await log.close(); // close writes what is still lingering
+    await pending;
+    const again = await new DualLog(dirs, 1 << 20, silentLogger).open();
+    expect(again.records.map((p) => JSON.parse(p.toString()).lsn)).toEqual([0, 1, 2, 3]);
+  });
+});
+
 describe('live repair', () => {
   it('rebuilds a removed directory while appends go on (segments rolling), then writes both again: copies byte-identical', async () => {
     const dirs = [join(tmp, 'live', 'a'), join(tmp, 'live', 'b')];
