@@ -293,6 +293,7 @@ export class AdminServer {
       readOnly: options.readOnly,
       csrfToken: req.principal!.canAct ? this.auth.csrfToken(req.principal!) : null,
       maxBulk: options.maxBulk,
+      txlog: this.ctx.txlog !== undefined,
     }));
 
     app.get('/api/overview', async () => {

@@ -2,6 +2,7 @@ import type { DataSource, QueryRunner } from 'typeorm';
 import { AUDIT_V1, DEAD_LETTER_V1, DEAD_LETTER_V2 } from '../deadletter/deadLetterSchema';
 import { INBOX_V1, LOCK_V1, OUTBOX_V1 } from '../outbox/schema';
 import { Dialect, dialectOf } from '../transaction/dialect';
+import { TXLOG_BARRIER_V1 } from '../txlog/barrierSchema';
 
 // One migrate() for every component's DDL: each component owns its tables' statements (src/outbox/schema.ts,
 // src/deadletter/deadLetterSchema.ts); this file only orders and applies them.
@@ -21,6 +22,8 @@ export const MIGRATIONS: { component: string; version: number; statements: Recor
   { component: 'deadletter', version: 1, statements: DEAD_LETTER_V1 },
   { component: 'audit', version: 1, statements: AUDIT_V1 },
   { component: 'deadletter', version: 2, statements: DEAD_LETTER_V2 },
+  // The log-mode sender's check-back barrier (src/txlog/barrierSchema.ts).
+  { component: 'txlog-barrier', version: 1, statements: TXLOG_BARRIER_V1 },
 ];
 
 export interface MigrationResult {
@@ -143,7 +146,7 @@ export class TmmSchemaMigration {
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
-    for (const table of ['tmm_audit', 'tmm_dead_letter', 'tmm_inbox', 'tmm_lock', 'tmm_outbox', 'tmm_schema']) await queryRunner.query(`DROP TABLE IF EXISTS ${table}`);
+    for (const table of ['tmm_txlog_barrier', 'tmm_audit', 'tmm_dead_letter', 'tmm_inbox', 'tmm_lock', 'tmm_outbox', 'tmm_schema']) await queryRunner.query(`DROP TABLE IF EXISTS ${table}`);
   }
 }
 

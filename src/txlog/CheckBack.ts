@@ -1,4 +1,5 @@
 import type { DataSource, EntityManager } from 'typeorm';
+import { ConfigurationError } from '../errors';
 import { Dialect, dialectOf } from '../transaction/dialect';
 import { BeginRecord } from './records';
 
@@ -28,13 +29,13 @@ export class TypeOrmCheckBarrier {
     this.dialect = dialectOf(dataSource);
   }
 
-  async migrate(): Promise<void> {
-    const t = BARRIER_TABLE;
-    await this.dataSource.query(
-      this.dialect === 'mysql'
-        ? `CREATE TABLE IF NOT EXISTS ${t} (uid VARCHAR(64) NOT NULL PRIMARY KEY, reason VARCHAR(16) NOT NULL, created_at BIGINT NOT NULL)`
-        : `CREATE TABLE IF NOT EXISTS ${t} (uid VARCHAR(64) NOT NULL PRIMARY KEY, reason VARCHAR(16) NOT NULL, created_at BIGINT NOT NULL)`,
-    );
+  /** Fails with a clear error when the barrier table is missing (it is created by migrate(), component `txlog-barrier`). */
+  async assertTable(): Promise<void> {
+    try {
+      await this.dataSource.query(`SELECT uid FROM ${BARRIER_TABLE} WHERE 1 = 0`);
+    } catch (e) {
+      throw new ConfigurationError('txlog.barrier', `table ${BARRIER_TABLE} is missing: run tmm's migration (Tmm migrate option, \`tmm migrate\`, or the SQL of \`tmm migrate --print-sql\`), or set txlog.barrier: false (${String(e)})`);
+    }
   }
 
   /** In the business transaction: marks uid committed (fails on the key when a check already said rollback). */

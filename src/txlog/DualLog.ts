@@ -5,11 +5,35 @@ import { TxLogUnavailableError } from './errors';
 import { encodeFrame } from './frame';
 import { DirectoryContent, LogDirectory, fsyncDir } from './LogDirectory';
 
+/** Copies a small state file (checkpoint, snapshot) atomically; removes the target's when the source has none. */
+async function copyStateFile(from: string, to: string, name: string): Promise<void> {
+  let content: Buffer;
+  try {
+    content = await fs.readFile(join(from, name));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    await fs.rm(join(to, name), { force: true });
+    return;
+  }
+  const tmp = join(to, `${name}.tmp`);
+  const h = await fs.open(tmp, 'w');
+  try {
+    await h.writeFile(content);
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+  await fs.rename(tmp, join(to, name));
+  await fsyncDir(to);
+}
+
 /** Points in the write path where a test may stop the process (TxLogOptions.faultHook). */
 export type LogFault = 'record-written' | 'checkpoint-temp' | 'snapshot-temp';
 
 interface Pending {
   frames: Buffer[];
+  /** A lazy record (see append()): when it gets a batch of its own if none came. */
+  due: number | undefined;
   firstLsn: number;
   resolve: () => void;
   reject: (e: unknown) => void;
@@ -30,10 +54,15 @@ export interface LogRecovery {
  * Contract:
  * - append() resolves only after the records are written and fdatasync'ed on every directory that has not
  *   failed; concurrent appends are grouped into one write + one sync per directory (group commit). Records
- *   get consecutive lsns in call order.
- * - A directory that fails a write, a sync, a probe or an atomic file write is out for the rest of the
- *   process (never synced again), the log is `degraded` (logged at error, counted, shown by health()); the
+ *   get consecutive lsns in call order. A lazy append (`lingerMs`) does not start a batch: it rides in the
+ *   next one, or gets its own after lingerMs; it still resolves only once synced.
+ * - A directory that fails a write, a sync, a probe or an atomic file write is out (its files are never
+ *   written or synced again), the log is `degraded` (logged at error, counted, shown by health()); the
  *   other keeps serving. With every directory out, append() rejects with TxLogUnavailableError.
+ * - repair() brings failed directories back while appends go on: fresh files there, the live copy's
+ *   segments and state files copied and synced, the last bytes copied with appends held between two write
+ *   batches, then dual writing again (logged at warn). No record is lost or reordered: a held append is
+ *   written to both copies after the rejoin.
  * - open() compares the copies: the longer valid prefix wins and repairs the other; torn tails are cut.
  * - writeAtomic() writes a small file in every live directory: temp file, fsync, rename, directory fsync.
  */
@@ -42,9 +71,17 @@ export class DualLog {
   private nextLsn = 0;
   private queue: Pending[] = [];
   private flushing = false;
+  private lazyTimer: NodeJS.Timeout | undefined;
+  private lazyTimerDue = Infinity;
   /** Write batches (one sync per live directory each). */
   batches = 0;
   private degradedReported = new Set<LogDirectory>();
+  /** Set while a repair holds appends (between two write batches); the flush loop waits on it. */
+  private hold: Promise<void> | undefined;
+  /** The write batch in progress, if any. */
+  private writing: Promise<void> | undefined;
+  /** Directories brought back by repair(). */
+  repairs = 0;
 
   constructor(
     paths: string[],
@@ -105,14 +142,31 @@ export class DualLog {
    * Appends records built by `build(lsn)` (called synchronously, in lsn order) and resolves once they are
    * synced on every live directory.
    */
-  append(build: (lsn: number) => Buffer[], fault?: LogFault): Promise<number> {
+  append(build: (lsn: number) => Buffer[], fault?: LogFault, options?: { lingerMs?: number }): Promise<number> {
     const firstLsn = this.nextLsn;
     const payloads = build(firstLsn);
     this.nextLsn += payloads.length;
+    const due = options?.lingerMs ? Date.now() + options.lingerMs : undefined;
     return new Promise<number>((resolve, reject) => {
-      this.queue.push({ frames: payloads.map(encodeFrame), firstLsn, resolve: () => resolve(firstLsn), reject, fault });
-      if (!this.flushing) void this.flush();
+      this.queue.push({ frames: payloads.map(encodeFrame), due, firstLsn, resolve: () => resolve(firstLsn), reject, fault });
+      if (due !== undefined) this.armLazy();
+      else if (!this.flushing) void this.flush(false);
     });
+  }
+
+  /** A timer for the earliest due lazy record in the queue: it then gets a batch even if nothing else came. */
+  private armLazy(): void {
+    const due = Math.min(...this.queue.map((p) => p.due ?? Infinity));
+    if (due === Infinity || due >= this.lazyTimerDue) return;
+    if (this.lazyTimer) clearTimeout(this.lazyTimer);
+    this.lazyTimerDue = due;
+    this.lazyTimer = setTimeout(() => {
+      this.lazyTimer = undefined;
+      this.lazyTimerDue = Infinity;
+      if (!this.flushing) void this.flush(true);
+      else this.armLazy();
+    }, Math.max(0, due - Date.now()));
+    this.lazyTimer.unref?.();
   }
 
   get degraded(): boolean {
@@ -140,13 +194,63 @@ export class DualLog {
     this.reportDegraded();
   }
 
-  /** Atomic writes one after another: two writers of one file must not share (and rename away) its temp file. */
-  private atomicChain: Promise<unknown> = Promise.resolve();
+  /**
+   * Atomic writes, segment deletion and repair one after another: two writers of one file must not share
+   * (and rename away) its temp file, and a repair copies segments and state files that must hold still.
+   */
+  private chain: Promise<unknown> = Promise.resolve();
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
 
   writeAtomic(name: string, content: string, fault?: LogFault): Promise<void> {
-    const run = this.atomicChain.then(() => this.writeAtomicNow(name, content, fault));
-    this.atomicChain = run.catch(() => undefined);
-    return run;
+    return this.serial(() => this.writeAtomicNow(name, content, fault));
+  }
+
+  /**
+   * Tries to bring every failed directory back from a live one (see the contract); resolves with the paths
+   * repaired. A directory that still cannot be written stays out (the error is logged) and is tried again
+   * at the next call. State files named in `stateFiles` are copied too.
+   */
+  repair(stateFiles: string[]): Promise<string[]> {
+    return this.serial(async () => {
+      const repaired: string[] = [];
+      for (const d of this.dirs.filter((x) => x.failed)) {
+        const source = this.live()[0];
+        if (!source) break;
+        try {
+          await d.clear();
+          for (const name of stateFiles) await copyStateFile(source.path, d.path, name);
+          await d.copyFrom(source); // the bulk, appends going on
+          let release!: () => void;
+          this.hold = new Promise<void>((r) => (release = r));
+          try {
+            await this.writing; // the batch in progress ends; the next one waits for the hold
+            if (source.failed) throw new Error(`the source copy ${source.path} failed during the repair: ${source.failed.message}`);
+            await d.copyFrom(source); // what was appended meanwhile
+            await d.rejoin(source);
+          } finally {
+            this.hold = undefined;
+            release();
+          }
+          this.degradedReported.delete(d);
+          this.repairs++;
+          repaired.push(d.path);
+          this.logger.warn('tmm txlog: REPAIRED — a failed transaction-log directory was rebuilt from the other copy and is written again', {
+            path: d.path,
+            from: source.path,
+            segments: d.segmentCount,
+          });
+        } catch (e) {
+          await d.close();
+          this.logger.warn('tmm txlog: repair of a failed directory did not succeed (tried again later)', { path: d.path, error: String(e), was: d.failed?.message });
+        }
+      }
+      return repaired;
+    });
   }
 
   private async writeAtomicNow(name: string, content: string, fault?: LogFault): Promise<void> {
@@ -189,22 +293,37 @@ export class DualLog {
     return found.length > 0 ? pick(found) : undefined;
   }
 
-  async deleteBelow(lsn: number): Promise<number> {
-    let n = 0;
-    for (const d of this.dirs) n += await d.deleteBelow(lsn);
-    this.reportDegraded();
-    return n;
+  deleteBelow(lsn: number): Promise<number> {
+    return this.serial(async () => {
+      let n = 0;
+      for (const d of this.dirs) n += await d.deleteBelow(lsn);
+      this.reportDegraded();
+      return n;
+    });
   }
 
   async close(): Promise<void> {
-    while (this.flushing || this.queue.length > 0) await new Promise((r) => setTimeout(r, 5));
+    if (this.lazyTimer) clearTimeout(this.lazyTimer);
+    this.lazyTimer = undefined;
+    this.lazyTimerDue = Infinity;
+    while (this.flushing) await new Promise((r) => setTimeout(r, 5));
+    if (this.queue.length > 0) await this.flush(true);
     await Promise.all(this.dirs.map((d) => d.close()));
   }
 
-  private async flush(): Promise<void> {
+  /** Writes batches until the queue is empty; unless `force`, stops when only lazy records are left (they wait). */
+  private async flush(force: boolean): Promise<void> {
     this.flushing = true;
     try {
       while (this.queue.length > 0) {
+        if (this.hold) {
+          await this.hold;
+          continue;
+        }
+        if (!force && this.queue.every((p) => p.due !== undefined)) {
+          this.armLazy();
+          break;
+        }
         const batch = this.queue;
         this.queue = [];
         const frames = Buffer.concat(batch.flatMap((p) => p.frames));
@@ -212,9 +331,10 @@ export class DualLog {
         const fault = batch.find((p) => p.fault)?.fault;
         const dirs = this.live();
         this.batches++;
-        const results = await Promise.allSettled(
-          dirs.map((d) => d.append(frames, batch[0].firstLsn, count, fault ? () => this.faultHook?.(fault) : undefined)),
-        );
+        const written = Promise.allSettled(dirs.map((d) => d.append(frames, batch[0].firstLsn, count, fault ? () => this.faultHook?.(fault) : undefined)));
+        this.writing = written.then(() => undefined);
+        const results = await written;
+        this.writing = undefined;
         this.reportDegraded();
         if (results.some((r) => r.status === 'fulfilled')) {
           for (const p of batch) p.resolve();
@@ -234,7 +354,7 @@ export class DualLog {
     for (const d of this.dirs) {
       if (d.failed && !this.degradedReported.has(d)) {
         this.degradedReported.add(d);
-        this.logger.error('tmm txlog: DEGRADED — a transaction-log directory failed and is out until restart (it will be repaired from the other copy)', {
+        this.logger.error('tmm txlog: DEGRADED — a transaction-log directory failed and is out until it is repaired from the other copy (live, every txlog.repairIntervalMs, or at the next start)', {
           path: d.path,
           error: d.failed.message,
           live: this.live().map((x) => x.path),

@@ -38,13 +38,15 @@ export interface DirectoryContent {
  * One copy of the segmented log in one directory. Segments are `segment-<first lsn>.log`; the lsn of a
  * record is its segment's first lsn plus its position in it, so continuity between segments is checked
  * by name. After a write or sync error the directory is `failed` and is never written or synced again
- * in this process (a failed fsync may have dropped dirty pages: the file cannot be trusted); it is
- * rewritten from the other copy at the next start.
+ * (a failed fsync may have dropped dirty pages: the file cannot be trusted) until it is rebuilt from the
+ * other copy: live (clear() then copyFrom() then rejoin(), driven by DualLog.repair()) or at the next start.
  */
 export class LogDirectory {
   failed: Error | undefined;
   private segments: Segment[] = [];
   private handle: fs.FileHandle | undefined;
+  /** During a live repair: bytes of each segment already copied from the other directory. */
+  private readonly copied = new Map<string, number>();
   syncs = 0;
 
   constructor(
@@ -136,7 +138,7 @@ export class LogDirectory {
       const last = this.segments[this.segments.length - 1];
       if (!this.handle || !last || (last.bytes >= this.segmentBytes && last.count > 0)) await this.newSegment(firstLsn);
       const seg = this.segments[this.segments.length - 1];
-      await this.handle!.write(frames);
+      await writeAll(this.handle!, frames);
       seg.bytes += frames.length;
       seg.count += count;
       beforeSync?.();
@@ -177,6 +179,69 @@ export class LogDirectory {
     return deleted;
   }
 
+  /**
+   * Live repair, step 1: forgets this copy (its files are not trusted) and unlinks its segments, so what
+   * copyFrom() writes goes to fresh files (new inodes, never the file whose sync failed).
+   */
+  async clear(): Promise<void> {
+    await this.close();
+    this.copied.clear();
+    // Never re-created here: a missing directory may be an unmounted disk, and a copy on the disk below the
+    // mount point would not be a second disk. The operator re-creates it; the next repair fills it.
+    const st = await fs.stat(this.path).catch((e: NodeJS.ErrnoException) => {
+      throw new Error(`${this.path} is missing (${e.code}): re-create it on its disk to have it repaired`);
+    });
+    if (!st.isDirectory()) throw new Error(`${this.path} is not a directory`);
+    for (const n of await fs.readdir(this.path)) if (SEGMENT.test(n) || n.endsWith('.tmp')) await fs.rm(join(this.path, n), { force: true });
+    this.segments = [];
+  }
+
+  /**
+   * Live repair, step 2 (repeatable): makes this copy's segments byte-identical to `source`'s valid
+   * written bytes, copying only what is not copied yet, then syncs every file it touched and the directory.
+   * The source's segments must not be deleted between calls (DualLog serializes deleteBelow with repair).
+   */
+  async copyFrom(source: LogDirectory): Promise<void> {
+    let touched = false;
+    for (const s of source.segments) {
+      const done = this.copied.get(s.name) ?? 0;
+      const end = s.bytes; // the source may append while this copies: copy up to what it had now
+      if (end <= done) continue;
+      const src = await fs.open(join(source.path, s.name), 'r');
+      let data: Buffer;
+      try {
+        data = Buffer.alloc(end - done);
+        let at = 0;
+        while (at < data.length) {
+          const { bytesRead } = await src.read(data, at, data.length - at, done + at);
+          if (bytesRead === 0) throw new Error(`${join(source.path, s.name)} is shorter than its ${end} written bytes`);
+          at += bytesRead;
+        }
+      } finally {
+        await src.close();
+      }
+      const dst = await fs.open(join(this.path, s.name), 'a');
+      try {
+        await writeAll(dst, data);
+        await dst.sync();
+      } finally {
+        await dst.close();
+      }
+      this.copied.set(s.name, end);
+      touched = true;
+    }
+    if (touched) await fsyncDir(this.path);
+  }
+
+  /** Live repair, step 3: this copy now equals `source` (copyFrom() under the append lock): trusted and written again. */
+  async rejoin(source: LogDirectory): Promise<void> {
+    this.segments = source.segments.map((s) => ({ ...s }));
+    this.copied.clear();
+    const last = this.segments[this.segments.length - 1];
+    if (last) this.handle = await fs.open(join(this.path, last.name), 'a');
+    this.failed = undefined;
+  }
+
   get segmentCount(): number {
     return this.segments.length;
   }
@@ -201,5 +266,15 @@ export class LogDirectory {
     this.handle = await fs.open(join(this.path, name), 'a');
     this.segments.push({ firstLsn, name, count: 0, bytes: 0 });
     await fsyncDir(this.path);
+  }
+}
+
+/** write() may write less than asked (a filling disk): loop until done, so a short write becomes ENOSPC, never a lost tail. */
+async function writeAll(h: fs.FileHandle, data: Buffer): Promise<void> {
+  let at = 0;
+  while (at < data.length) {
+    const { bytesWritten } = await h.write(data, at, data.length - at);
+    if (bytesWritten === 0) throw new Error('write wrote nothing');
+    at += bytesWritten;
   }
 }

@@ -43,6 +43,16 @@ export interface TxLogOptions {
   checkUrl?: string;
   /** Keep the check-back barrier in the business database (default true). */
   barrier?: boolean;
+  /**
+   * While degraded, how often the sender tries to rebuild a failed directory from the live one and write
+   * both again (default 10 s). A directory that still fails stays out until the next try.
+   */
+  repairIntervalMs?: number;
+  /**
+   * Barrier rows (`tmm_txlog_barrier`) of transactions whose fate is final are deleted once they are older
+   * than this (default 1 h): long enough that no check-back of that uid is still on its way.
+   */
+  barrierRetentionMs?: number;
   /** Publish attempts of a committed transaction before it becomes DEAD (default 10). */
   maxSendAttempts?: number;
   sendBackoff?: { initialDelayMs?: number; maxDelayMs?: number };
@@ -96,18 +106,25 @@ interface Snapshot {
   seq: number;
   txs: Record<string, { checks: CheckAttempt[]; sendAttempts: number; lastError?: string }>;
   problems: TxLogProblem[];
+  /** Barrier rows not yet purged: [uid, final at]. */
+  purge?: [string, number][];
 }
 
 export interface TxLogHealth {
   status: 'ok' | 'degraded' | 'down';
   degraded: boolean;
   directories: { path: string; ok: boolean; error?: string; segments: number }[];
+  /** Failed directories brought back by live repair since start. */
+  repairs: number;
   inDoubt: number;
   pendingSend: number;
   problems: number;
   checkpoint: number;
 }
 
+/** How long the transaction's end record and the Sent record wait for a write batch to share (DualLog lazy appends). */
+const END_LINGER_MS = 3;
+const SENT_LINGER_MS = 50;
 const CHECKPOINT = 'checkpoint.json';
 const SNAPSHOT = 'analysis.json';
 
@@ -136,17 +153,19 @@ export class TxLogSender implements SenderStore {
   private readonly txs = new Map<string, TxState>();
   private readonly problems = new Map<string, TxLogProblem>();
   private readonly checkers = new Map<string, TransactionChecker>();
-  private readonly purgeQueue: string[] = [];
+  /** Barrier rows to delete: uid and when its fate became final, oldest first (kept in the snapshot). */
+  private purgeQueue: [string, number][] = [];
   private checkpoint = 0;
   private snapshotSeq = 0;
   private dirty = false;
   private timer: NodeJS.Timeout | undefined;
+  private nextRepairAt = 0;
   private loopRunning: Promise<void> | undefined;
   private started = false;
   private readonly inFlight = new Set<Promise<unknown>>();
   /** begin→publish-confirmed latencies in ms, last 100k (for the benchmark and metrics). */
   readonly latencies: number[] = [];
-  readonly counters = { begins: 0, commits: 0, rollbacks: 0, sent: 0, checks: 0, exceptions: 0, dead: 0, quarantined: 0, checkpoints: 0, segmentsDeleted: 0 };
+  readonly counters = { begins: 0, commits: 0, rollbacks: 0, sent: 0, checks: 0, exceptions: 0, dead: 0, quarantined: 0, checkpoints: 0, segmentsDeleted: 0, barrierPurged: 0 };
 
   constructor(
     options: TxLogOptions,
@@ -164,6 +183,8 @@ export class TxLogSender implements SenderStore {
       checkBackoff: { initialDelayMs: 1000, maxDelayMs: 60_000, ...options.checkBackoff },
       checkUrl: options.checkUrl,
       barrier: options.barrier ?? deps.dataSource !== undefined,
+      repairIntervalMs: options.repairIntervalMs ?? 10_000,
+      barrierRetentionMs: options.barrierRetentionMs ?? 3_600_000,
       maxSendAttempts: options.maxSendAttempts ?? 10,
       sendBackoff: { initialDelayMs: 1000, maxDelayMs: 60_000, ...options.sendBackoff },
       faultHook: options.faultHook,
@@ -183,13 +204,14 @@ export class TxLogSender implements SenderStore {
   /** Creates the barrier table, opens (and repairs) the log, loads checkpoint and snapshot, replays, starts the loop. */
   async start(): Promise<void> {
     if (this.started) return;
-    if (this.barrier) await this.barrier.migrate();
+    if (this.barrier) await this.barrier.assertTable();
     const recovery = await this.log.open();
     const cp = await this.log.readAtomic<{ lsn: number }>(CHECKPOINT, (c) => c.reduce((a, b) => (b.lsn > a.lsn ? b : a)));
     this.checkpoint = cp?.lsn ?? 0;
     const snap = await this.log.readAtomic<Snapshot>(SNAPSHOT, (c) => c.reduce((a, b) => (b.seq > a.seq ? b : a)));
     this.snapshotSeq = snap?.seq ?? 0;
     for (const p of snap?.problems ?? []) this.problems.set(p.uid, p);
+    this.purgeQueue = snap?.purge ?? [];
     if (recovery.firstLsn > this.checkpoint) {
       this.deps.logger.error('tmm txlog: records between the checkpoint and the first segment are missing on every directory', {
         checkpoint: this.checkpoint,
@@ -270,6 +292,7 @@ export class TxLogSender implements SenderStore {
       status: live === 0 ? 'down' : h.degraded ? 'degraded' : 'ok',
       degraded: h.degraded,
       directories: h.directories,
+      repairs: this.log.repairs,
       inDoubt: this.countPhase('begun'),
       pendingSend: this.countPhase('committed'),
       problems: this.problems.size,
@@ -304,6 +327,7 @@ export class TxLogSender implements SenderStore {
     // The decision in the log too: were the checkpoint still before its begin at a crash, replay must not revive it.
     await this.log.append((lsn) => [Buffer.from(JSON.stringify({ type: 'end', lsn, uid, outcome: 'rollback', source: 'admin', at: Date.now() } satisfies EndRecord))]);
     this.problems.delete(uid);
+    this.finalBarrier({ uid });
     await this.persistSnapshot();
     return p;
   }
@@ -357,14 +381,19 @@ export class TxLogSender implements SenderStore {
     if (tx.phase !== 'begun' || tx.resolving || !this.txs.has(tx.uid)) return;
     tx.resolving = true;
     try {
-      await this.log.append((lsn) => [Buffer.from(JSON.stringify({ type: 'end', lsn, uid: tx.uid, outcome, source, at: Date.now() } satisfies EndRecord))]);
+      // The transaction's own end waits a moment for a batch to ride in (the next transaction's begin): at one
+      // caller that begin then does not queue behind this record's sync. Publishing still waits for the sync.
+      const lingerMs = source === 'transaction' && outcome === 'commit' ? END_LINGER_MS : undefined;
+      await this.log.append((lsn) => [Buffer.from(JSON.stringify({ type: 'end', lsn, uid: tx.uid, outcome, source, at: Date.now() } satisfies EndRecord))], undefined, { lingerMs });
     } catch (e) {
       // Begin is durable: after a crash the check-back finds the fate again. Keep going in this process.
       this.deps.logger.error('tmm txlog: end record not written', { uid: tx.uid, outcome, error: String(e) });
     }
     tx.resolving = false;
-    if (outcome === 'rollback') this.txs.delete(tx.uid);
-    else tx.phase = 'committed';
+    if (outcome === 'rollback') {
+      this.txs.delete(tx.uid);
+      this.finalBarrier(tx.begin);
+    } else tx.phase = 'committed';
     this.dirty = true;
     if (outcome === 'commit') {
       this.counters.commits++;
@@ -401,14 +430,14 @@ export class TxLogSender implements SenderStore {
       this.fault('published');
       this.latencies.push(Date.now() - tx.startedAt);
       if (this.latencies.length > 100_000) this.latencies.splice(0, this.latencies.length - 100_000);
-      try {
-        await this.log.append((lsn) => [Buffer.from(JSON.stringify({ type: 'sent', lsn, uid: tx.uid, at: Date.now() } satisfies SentRecord))]);
-      } catch (e) {
-        this.deps.logger.error('tmm txlog: Sent record not written (the messages may be sent again after a restart)', { uid: tx.uid, error: String(e) });
-      }
+      // Lazy and not awaited: the Sent record rides in the next write batch (a begin or end record's) instead of
+      // costing a sync of its own. Lost in a crash, it costs a duplicate after the restart, never a message.
+      this.log
+        .append((lsn) => [Buffer.from(JSON.stringify({ type: 'sent', lsn, uid: tx.uid, at: Date.now() } satisfies SentRecord))], undefined, { lingerMs: SENT_LINGER_MS })
+        .catch((e) => this.deps.logger.error('tmm txlog: Sent record not written (the messages may be sent again after a restart)', { uid: tx.uid, error: String(e) }));
       this.counters.sent++;
       this.txs.delete(tx.uid);
-      if (tx.begin.check.barrier) this.purgeQueue.push(tx.uid);
+      this.finalBarrier(tx.begin);
       this.dirty = true;
     } finally {
       tx.sending = false;
@@ -479,6 +508,7 @@ export class TxLogSender implements SenderStore {
       // Sent in the log too: were the checkpoint still before its begin at a crash, replay must not revive it.
       await this.log.append((lsn) => [Buffer.from(JSON.stringify({ type: 'sent', lsn, uid: p.uid, at: Date.now() } satisfies SentRecord))]);
       this.problems.delete(p.uid);
+      this.finalBarrier({ uid: p.uid });
       this.counters.sent++;
     } catch (e) {
       p.state = 'DEAD';
@@ -501,10 +531,17 @@ export class TxLogSender implements SenderStore {
     this.timer.unref?.();
   }
 
-  /** One analysis pass: probe, check back in-doubt, resend due, persist snapshot if changed, advance the checkpoint. */
+  /** One analysis pass: probe, repair when due, check back in-doubt, resend due, persist snapshot if changed, advance the checkpoint. */
   private async loop(): Promise<void> {
     await this.log.probe();
     const now = Date.now();
+    if (!this.log.degraded) this.nextRepairAt = 0;
+    else if (this.nextRepairAt === 0) this.nextRepairAt = now + this.o.repairIntervalMs; // first try one interval after the failure
+    else if (this.log.live().length > 0 && now >= this.nextRepairAt) {
+      this.nextRepairAt = now + this.o.repairIntervalMs;
+      // The copy runs beside the loop; snapshot and checkpoint writes queue behind it (DualLog serializes them).
+      this.track(this.log.repair([CHECKPOINT, SNAPSHOT]));
+    }
     for (const tx of this.txs.values()) {
       if (tx.phase === 'begun' && !tx.checking && !tx.resolving && now - tx.begin.at >= this.o.inDoubtAfterMs && now >= tx.nextCheckAt) this.track(this.checkBack(tx));
       else if (tx.phase === 'committed' && !tx.sending && now >= tx.nextSendAt) this.track(this.send(tx));
@@ -523,12 +560,31 @@ export class TxLogSender implements SenderStore {
       this.counters.checkpoints++;
       this.counters.segmentsDeleted += await this.log.deleteBelow(candidate);
     }
-    if (this.purgeQueue.length > 0 && this.barrier) {
-      const uids = this.purgeQueue.splice(0, 500);
-      await this.barrier.purge(uids).catch((e) => {
-        this.purgeQueue.push(...uids);
-        this.deps.logger.warn('tmm txlog: barrier purge failed (retried)', { error: String(e) });
-      });
+    await this.purgeBarrier();
+  }
+
+  /** The transaction's fate is final: its barrier row may go once it is older than barrierRetentionMs. */
+  private finalBarrier(begin: Pick<BeginRecord, 'uid'> & { check?: BeginRecord['check'] }): void {
+    if (!this.barrier || (begin.check && !begin.check.barrier)) return;
+    this.purgeQueue.push([begin.uid, Date.now()]);
+    this.dirty = true;
+  }
+
+  /** Deletes barrier rows whose fate has been final for longer than the retention (up to 500 per pass). */
+  private async purgeBarrier(): Promise<void> {
+    if (!this.barrier) return;
+    const before = Date.now() - this.o.barrierRetentionMs;
+    let n = 0;
+    while (n < this.purgeQueue.length && n < 500 && this.purgeQueue[n][1] <= before) n++;
+    if (n === 0) return;
+    const due = this.purgeQueue.slice(0, n);
+    try {
+      await this.barrier.purge(due.map(([uid]) => uid));
+      this.purgeQueue.splice(0, n);
+      this.counters.barrierPurged += n;
+      this.dirty = true;
+    } catch (e) {
+      this.deps.logger.warn('tmm txlog: barrier purge failed (retried)', { error: String(e) });
     }
   }
 
@@ -542,7 +598,7 @@ export class TxLogSender implements SenderStore {
     this.dirty = false;
     const txs: Snapshot['txs'] = {};
     for (const tx of this.txs.values()) if (tx.checks.length > 0 || tx.sendAttempts > 0) txs[tx.uid] = { checks: tx.checks, sendAttempts: tx.sendAttempts, lastError: tx.lastError };
-    const snap: Snapshot = { seq: ++this.snapshotSeq, txs, problems: [...this.problems.values()] };
+    const snap: Snapshot = { seq: ++this.snapshotSeq, txs, problems: [...this.problems.values()], purge: this.purgeQueue };
     try {
       await this.log.writeAtomic(SNAPSHOT, JSON.stringify(snap), 'snapshot-temp');
     } catch (e) {
@@ -599,12 +655,15 @@ function checkOptions(o: TxLogOptions): void {
     throw new ConfigurationError('txlog.directories', 'must be one or two directory paths (two: on two disks)');
   }
   if (o.directories.length === 2 && o.directories[0] === o.directories[1]) throw new ConfigurationError('txlog.directories', 'the two directories must differ');
-  const positive = ['segmentBytes', 'analysisIntervalMs', 'maxChecks', 'checkTimeoutMs', 'maxSendAttempts'] as const;
+  const positive = ['segmentBytes', 'analysisIntervalMs', 'maxChecks', 'checkTimeoutMs', 'maxSendAttempts', 'repairIntervalMs'] as const;
   for (const k of positive) {
     const v = o[k];
     if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new ConfigurationError(`txlog.${k}`, `must be a positive integer, got ${String(v)}`);
   }
-  if (o.inDoubtAfterMs !== undefined && (!Number.isInteger(o.inDoubtAfterMs) || o.inDoubtAfterMs < 0)) throw new ConfigurationError('txlog.inDoubtAfterMs', 'must be a non-negative integer');
+  for (const k of ['inDoubtAfterMs', 'barrierRetentionMs'] as const) {
+    const v = o[k];
+    if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new ConfigurationError(`txlog.${k}`, `must be a non-negative integer, got ${String(v)}`);
+  }
   if (o.checkUrl !== undefined) {
     try {
       new URL(o.checkUrl);

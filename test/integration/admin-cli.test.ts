@@ -77,9 +77,15 @@ describe('tmm CLI (through its entry point, in a child process)', () => {
   it('migrate creates the tables and is idempotent', async () => {
     const first = await tmm(['migrate', '--json'], env);
     expect(first.code).toBe(0);
-    expect(json(first).applied.map((a: { component: string }) => a.component)).toEqual(['outbox', 'lock', 'inbox', 'deadletter', 'audit', 'deadletter']);
+    expect(json(first).applied.map((a: { component: string }) => a.component)).toEqual(['outbox', 'lock', 'inbox', 'deadletter', 'audit', 'deadletter', 'txlog-barrier']);
     const second = await tmm(['migrate'], env);
     expect(second).toMatchObject({ code: 0, stdout: 'schema is up to date (sqlite)\n' });
+    for (const dialect of ['sqlite', 'postgres', 'mysql']) {
+      const printed = await tmm(['migrate', '--print-sql', dialect], {});
+      expect(printed.code).toBe(0);
+      expect(printed.stdout).toContain('CREATE TABLE IF NOT EXISTS tmm_txlog_barrier');
+      expect(printed.stdout).toContain("VALUES ('txlog-barrier', 1,");
+    }
   });
 
   it('status reports counts; --check exits 7 while something needs attention', async () => {

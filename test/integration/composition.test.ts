@@ -152,7 +152,7 @@ describe('migrate', () => {
       const ran = await ds.runMigrations();
       expect(ran.map((m) => m.name)).toEqual(['TmmSchema1764547200000']);
       const tables = (await ds.query(`SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'tmm_%' ORDER BY name`)).map((r: { name: string }) => r.name);
-      expect(tables).toEqual(expect.arrayContaining(['tmm_outbox', 'tmm_inbox', 'tmm_lock', 'tmm_dead_letter', 'tmm_audit', 'tmm_schema']));
+      expect(tables).toEqual(expect.arrayContaining(['tmm_outbox', 'tmm_inbox', 'tmm_lock', 'tmm_dead_letter', 'tmm_audit', 'tmm_txlog_barrier', 'tmm_schema']));
       const tmm = new Tmm({ dataSource: ds, logger: 'silent' });
       const result = await tmm.start();
       expect(result?.applied).toEqual([]);

@@ -13,7 +13,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
-import { AmqpTransport, Tmm, silentLogger } from '../../src/internal';
+import { AmqpTransport, Tmm, migrate, silentLogger } from '../../src/internal';
 import { TmmAdmin } from '../../src/admin';
 import { TransactionalMessage } from 'tmm/decorators';
 import { TxLogSender, TypeOrmCheckBarrier } from '../../src/txlog';
@@ -112,6 +112,65 @@ describe('the two copies on disk', () => {
     const a = Buffer.concat(await Promise.all((await segmentFiles(dirs[0])).map((f) => fs.readFile(f))));
     const b = Buffer.concat(await Promise.all((await segmentFiles(dirs[1])).map((f) => fs.readFile(f))));
     expect(a.equals(b)).toBe(true);
+  });
+});
+
+describe('lazy appends', () => {
+  it('a lazy record rides in the next batch; alone it gets one after its linger; it resolves only once synced', async () => {
+    const dirs = [join(tmp, 'lazy', 'a'), join(tmp, 'lazy', 'b')];
+    const log = new DualLog(dirs, 1 << 20, silentLogger);
+    await log.open();
+    const before = log.batches;
+    let synced = false;
+    const lazy = log.append(() => payloads(1, 0), undefined, { lingerMs: 60_000 }).then(() => (synced = true));
+    await sleep(100);
+    expect({ synced, batches: log.batches - before }).toEqual({ synced: false, batches: 0 });
+    await log.append(() => payloads(1, 1)); // a synced append takes it along
+    await lazy;
+    expect(log.batches - before).toBe(1);
+    await log.append(() => payloads(1, 2), undefined, { lingerMs: 30 }); // nothing else comes: its own batch
+    expect(log.batches - before).toBe(2);
+    const pending = log.append(() => payloads(1, 3), undefined, { lingerMs: 60_000 });
+    await log.close(); // close writes what is still lingering
+    await pending;
+    const again = await new DualLog(dirs, 1 << 20, silentLogger).open();
+    expect(again.records.map((p) => JSON.parse(p.toString()).lsn)).toEqual([0, 1, 2, 3]);
+  });
+});
+
+describe('live repair', () => {
+  it('rebuilds a removed directory while appends go on (segments rolling), then writes both again: copies byte-identical', async () => {
+    const dirs = [join(tmp, 'live', 'a'), join(tmp, 'live', 'b')];
+    const log = new DualLog(dirs, 1024, silentLogger);
+    await log.open();
+    let stop = false;
+    let n = 0;
+    const writers = Array.from({ length: 4 }, async () => {
+      while (!stop) await log.append((lsn) => payloads(1, lsn).map((p) => { n++; return p; }));
+    });
+    await waitUntil(() => n >= 200, '200 records', 20_000);
+    await fs.rm(dirs[1], { recursive: true, force: true, maxRetries: 10, retryDelay: 20 });
+    await log.probe();
+    expect(log.health().directories.map((d) => d.ok)).toEqual([true, false]);
+    const atFailure = n;
+    await waitUntil(() => n >= atFailure + 200, '200 records on one directory', 20_000);
+    expect(await log.repair([])).toEqual([]); // a missing directory is not re-created (it may be an unmounted disk)
+    expect(log.degraded).toBe(true);
+    await fs.mkdir(dirs[1]);
+    expect(await log.repair([])).toEqual([dirs[1]]);
+    expect(log.degraded).toBe(false);
+    const atRepair = n;
+    await waitUntil(() => n >= atRepair + 200, '200 records on both again', 20_000);
+    stop = true;
+    await Promise.all(writers);
+    await log.close();
+    const files = await Promise.all(dirs.map(segmentFiles));
+    expect(files[1].map((f) => f.slice(dirs[1].length))).toEqual(files[0].map((f) => f.slice(dirs[0].length)));
+    expect(files[0].length).toBeGreaterThan(10); // rolled many times, during the repair too
+    for (let i = 0; i < files[0].length; i++) expect((await fs.readFile(files[1][i])).equals(await fs.readFile(files[0][i]))).toBe(true);
+    const again = await new DualLog(dirs, 1024, silentLogger).open();
+    expect(again.records.map((p) => JSON.parse(p.toString()).lsn)).toEqual(Array.from({ length: n }, (_, i) => i));
+    expect(again.directories.map((d) => d.repair)).toEqual(['none', 'none']);
   });
 });
 
@@ -340,8 +399,8 @@ describe.each(['postgres', 'mariadb'] as const)('with the sender on %s', (kind) 
   });
 
   it('barrier: a check while the business transaction is open waits for it; a commit after a rollback verdict fails on the key', async () => {
+    await migrate(db.dataSource); // the barrier table is component txlog-barrier
     const barrier = new TypeOrmCheckBarrier(db.dataSource);
-    await barrier.migrate();
     const qr = db.dataSource.createQueryRunner();
     await qr.connect();
     await qr.startTransaction();
@@ -360,6 +419,25 @@ describe.each(['postgres', 'mariadb'] as const)('with the sender on %s', (kind) 
     await qr.rollbackTransaction();
     await qr.release();
     expect(await barrier.check(`${kind}-late`)).toBe('rollback');
+  });
+
+  it('purges the barrier rows of sent transactions once they are older than barrierRetentionMs, not before', async () => {
+    const dirs = [join(tmp, kind, 'purge', 'a'), join(tmp, kind, 'purge', 'b')];
+    const since = Date.now(); // before any of the three is final: none may go before since + retention
+    const t = await startTmm(dirs, { barrierRetentionMs: 10_000 });
+    const ledger = new Ledger(t);
+    for (let i = 0; i < 3; i++) await ledger.post(`${kind}-purge-${i}`);
+    await t.txlog!.drained();
+    const p = kind === 'postgres' ? '$1' : '?';
+    const barrierRows = async () => ((await db.dataSource.query(`SELECT uid, reason FROM tmm_txlog_barrier WHERE created_at >= ${p}`, [since])) as { uid: string; reason: string }[]);
+    expect((await barrierRows()).map((r) => r.reason)).toEqual(['commit', 'commit', 'commit']); // final, but younger than the retention
+    let firstGoneAt = 0;
+    await waitUntil(async () => {
+      const left = (await barrierRows()).length;
+      if (left < 3 && firstGoneAt === 0) firstGoneAt = Date.now();
+      return left === 0 && t.txlog!.counters.barrierPurged === 3;
+    }, 'barrier rows purged after the retention', 40_000);
+    expect(firstGoneAt - since).toBeGreaterThanOrEqual(10_000);
   });
 
   it('barrier check-back: a committed transaction whose end record is missing is found committed and sent', async () => {

@@ -1,4 +1,7 @@
-import { Tmm, silentLogger } from '../../src/internal';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MemoryTransport, Tmm, silentLogger } from '../../src/internal';
 import { TransactionalMessage } from 'tmm/decorators';
 import { DataSource } from 'typeorm';
 import { TxLogSender } from '../../src/txlog';
@@ -16,8 +19,23 @@ describe('txlog options', () => {
     [{ directories: ['a'], inDoubtAfterMs: -1 }, 'txlog.inDoubtAfterMs'],
     [{ directories: ['a'], checkUrl: 'not a url' }, 'txlog.checkUrl'],
     [{ directories: ['a'], barrier: true }, 'txlog.barrier'],
+    [{ directories: ['a'], repairIntervalMs: 0 }, 'txlog.repairIntervalMs'],
+    [{ directories: ['a'], barrierRetentionMs: -5 }, 'txlog.barrierRetentionMs'],
   ])('refuses %j naming %s', (options, path) => {
     expect(() => new TxLogSender(options as never, deps)).toThrow(expect.objectContaining({ code: 'TMM_CONFIG_INVALID', message: expect.stringContaining(path) }));
+  });
+
+  it('start() without the barrier table (migrate: false) fails naming the table and how to create it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tmm-txlog-nobarrier-'));
+    const dataSource = new DataSource({ type: 'better-sqlite3', database: ':memory:' });
+    const tmm = new Tmm({ dataSource, transport: new MemoryTransport(), logger: 'silent', migrate: false, txlog: { directories: [dir] } });
+    try {
+      await expect(tmm.start()).rejects.toMatchObject({ code: 'TMM_CONFIG_INVALID', message: expect.stringMatching(/tmm_txlog_barrier is missing: run tmm's migration/) });
+    } finally {
+      await tmm.stop().catch(() => undefined);
+      if (dataSource.isInitialized) await dataSource.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("refuses sender 'log' without txlog", () => {

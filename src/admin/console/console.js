@@ -90,6 +90,7 @@
     $('#tabs').hidden = false;
     $('#who').hidden = false;
     $('#principal').textContent = state.session.principal + (state.session.canAct ? '' : ' (read-only)');
+    $('#tab-txlog').hidden = !state.session.txlog;
     route();
   }
 
@@ -122,7 +123,7 @@
     const tab = currentTab();
     for (const a of document.querySelectorAll('#tabs a')) a.classList.toggle('active', a.dataset.tab === tab);
     closeDrawer();
-    const views = { overview: renderOverview, dead: renderDead, groups: renderGroups, outbox: renderOutbox, audit: renderAudit };
+    const views = { overview: renderOverview, dead: renderDead, groups: renderGroups, outbox: renderOutbox, txlog: renderTxLog, audit: renderAudit };
     (views[tab] || renderOverview)().catch((e) => e.status !== 401 && toast(e.message, true));
   }
   window.addEventListener('hashchange', route);
@@ -398,6 +399,60 @@
       h('h3', {}, 'Payload'), h('pre', {}, pretty(r.payload)),
       h('div', { class: 'actions' }, act('discard', 'Discard', 'danger'), act('retry', 'Retry', 'primary')),
       h('h3', {}, 'Headers'), h('pre', {}, JSON.stringify(r.headers, null, 2)),
+    );
+  }
+
+  // ---------- transaction log (the log-mode sender: EXCEPTION / DEAD transactions) ----------
+  async function renderTxLog() {
+    const { health, problems } = await api('GET', '/api/txlog');
+    const card = (label, value, alert, id) => h('div', { class: `card${alert ? ' alert' : ''}`, 'data-testid': id }, h('div', { class: 'label' }, label), h('div', { class: 'value' }, value));
+    setView(
+      'txlog',
+      h('h1', {}, 'Transaction log'),
+      h('p', { class: 'muted' }, 'Transactions the log-mode sender could not finish alone. EXCEPTION: check-back never gave a verdict (or the record was unreadable); DEAD: publishing kept failing. Force-send publishes the messages now (you decided the business transaction committed); Discard drops them for good.'),
+      h('div', { class: 'cards' },
+        card('Log', health.status, health.status !== 'ok', 'txlog-status'),
+        card('In doubt', fmtNum(health.inDoubt), false, 'txlog-in-doubt'),
+        card('To send', fmtNum(health.pendingSend), false, 'txlog-pending'),
+        card('EXCEPTION / DEAD', fmtNum(health.problems), health.problems > 0, 'txlog-problems'),
+        card('Repairs', fmtNum(health.repairs), false, 'txlog-repairs'),
+      ),
+      h('div', { class: 'panel' }, h('h2', {}, 'Directories'),
+        table(['Path', 'State', 'Segments', 'Error'], health.directories, (d) => [h('code', {}, d.path), badge(d.ok ? 'OK' : 'FAILED'), fmtNum(d.segments), d.error || '—'], null, ['', '', 'num', 'err'], 'txlog-directories')),
+      h('div', { class: 'panel' }, h('h2', {}, 'Needs a decision'),
+        table(['Since', 'State', 'Topics', 'Reason', 'Check-backs', 'Messages'], problems.map((p) => ({ ...p, id: p.uid })),
+          (p) => [fmtTime(p.since), badge(p.state), p.topics.join(', ') || '—', p.reason, fmtNum(p.checks.length), fmtNum(p.messageCount)],
+          (p) => showTxLogProblem(p.uid), ['', '', '', 'err', 'num', 'num'], 'txlog-table')),
+    );
+  }
+
+  async function showTxLogProblem(uid) {
+    const p = await api('GET', `/api/txlog/exceptions/${encodeURIComponent(uid)}`);
+    const comment = h('input', { 'data-testid': 'txlog-comment', placeholder: 'why (kept in the audit trail)', size: 40, maxlength: 1000 });
+    const can = state.session.canAct && p.state !== 'SENDING';
+    const act = (action, label, cls, text) => h('button', { class: cls, 'data-testid': `txlog-${action}`, disabled: !can, onclick: async () => {
+      if (!(await confirmAction(`${label} this transaction?`, text, label))) return;
+      try {
+        await api('POST', `/api/txlog/exceptions/${encodeURIComponent(uid)}/${action}`, comment.value ? { comment: comment.value } : {});
+        toast(action === 'force-send' ? `Sent ${p.messages.length} message(s)` : 'Discarded');
+        closeDrawer();
+        await renderTxLog();
+      } catch (e) { toast(e.message, true); }
+    } }, label);
+    openDrawer('Log transaction',
+      h('div', { 'data-testid': 'txlog-detail', 'data-state': p.state }, badge(p.state)),
+      meta([['Uid', h('code', {}, p.uid)], ['Service', p.serviceName], ['Topics', p.topics.join(', ')], ['Since', fmtTime(p.since)], ['Send attempts', String(p.sendAttempts)], ['Last error', p.lastError]]),
+      h('h3', {}, 'Reason'), h('pre', {}, p.reason),
+      h('h3', {}, 'Check-back history'),
+      table(['When', 'Via', 'Verdict', 'Error'], p.checks, (c) => [fmtTime(c.at), c.via, c.verdict, c.error || '—'], null, ['', '', '', 'err'], 'txlog-checks'),
+      h('h3', {}, `Messages (${p.messages.length})`),
+      ...p.messages.map((m) => h('details', {}, h('summary', {}, `${m.topic} → ${m.exchange || '(default)'} / ${m.routingKey}  `, h('code', {}, m.id)), h('pre', { 'data-testid': 'txlog-payload' }, pretty(m.payload)))),
+      h('div', { class: 'actions' }, comment),
+      h('div', { class: 'actions' },
+        act('discard', 'Discard', 'danger', 'Its messages are never published. The decision is written to the transaction log and the audit trail.'),
+        act('force-send', 'Force-send', 'primary', `Its ${p.messages.length} message(s) are published now, as if the business transaction committed. The decision is written to the transaction log and the audit trail.`)),
+      h('h3', {}, 'Audit'),
+      table(['When', 'Who', 'Action', 'Comment'], p.audit, (a) => [fmtTime(a.at), a.principal, a.action, a.comment || '—'], null, null, 'txlog-audit'),
     );
   }
 

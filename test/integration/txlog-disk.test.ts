@@ -1,0 +1,295 @@
+/**
+ * The log-mode sender on real disk faults (needs root or CAP_SYS_ADMIN for mount): a log directory on a small
+ * tmpfs that fills up mid-send (ENOSPC), one whose mount is made read-only mid-send, and both failing.
+ * Degraded while one fails, repaired live once the disk is usable again, both copies identical afterwards
+ * (read here with a frame reader of the test's own); with both failing, sends are refused and nothing is
+ * half-committed. Ground truth: rows in PostgreSQL and messages at a raw amqplib consumer.
+ */
+import * as amqp from 'amqplib';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, promises as fs, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import { AmqpTransport, Logger, Tmm } from '../../src/internal';
+import { TransactionalMessage } from 'tmm/decorators';
+import { AMQP_URL, waitUntil } from '../support/broker';
+import { TestDatabase, createTestDatabase } from '../support/databases';
+import { LedgerPosted } from '../support/contracts';
+import { LedgerEntry } from '../support/entities';
+
+jest.setTimeout(120_000);
+
+const EXCHANGE = `tmm.txlog.disk.${process.pid}`;
+let tmp: string;
+let db: TestDatabase;
+let conn: amqp.ChannelModel;
+let ch: amqp.Channel;
+const received = new Map<string, number>();
+/** Mount points to unmount in afterAll, innermost last (unmounted in reverse). */
+const mounts: string[] = [];
+
+function mount(args: string[], target: string): void {
+  try {
+    execFileSync('mount', [...args, target], { stdio: 'pipe' });
+  } catch (e) {
+    const stderr = String((e as { stderr?: Buffer }).stderr ?? e);
+    throw new Error(`this test needs root (CAP_SYS_ADMIN) to mount file systems: mount ${[...args, target].join(' ')} failed: ${stderr}`);
+  }
+}
+
+function tmpfs(path: string, size: string): void {
+  mkdirSync(path, { recursive: true });
+  mount(['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs'], path);
+  mounts.push(path);
+}
+
+/** Fills the file system holding `dir` with a filler file until ENOSPC; returns the filler's path. */
+async function fill(dir: string): Promise<string> {
+  const file = join(dir, 'filler.bin');
+  const h = await fs.open(file, 'a');
+  const chunk = Buffer.alloc(4096, 7);
+  try {
+    for (;;) await h.write(chunk);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+  } finally {
+    await h.close();
+  }
+  return file;
+}
+
+/** The log's records as this test reads them: `[len u32 LE][crc32 u32 LE][payload]` per segment, up to the first bad frame. */
+function readCopy(dir: string): { segments: Record<string, string>; records: { lsn: number; payload: string }[] } {
+  const segments: Record<string, string> = {};
+  const records: { lsn: number; payload: string }[] = [];
+  for (const name of readdirSync(dir).filter((n) => /^segment-\d{20}\.log$/.test(n)).sort()) {
+    const data = readFileSync(join(dir, name));
+    let at = 0;
+    while (at + 8 <= data.length) {
+      const len = data.readUInt32LE(at);
+      if (at + 8 + len > data.length) break;
+      const payload = data.subarray(at + 8, at + 8 + len);
+      if ((crc32(payload) >>> 0) !== data.readUInt32LE(at + 4)) break;
+      records.push({ lsn: (JSON.parse(payload.toString()) as { lsn: number }).lsn, payload: payload.toString() });
+      at += 8 + len;
+    }
+    segments[name] = data.subarray(0, at).toString('base64');
+  }
+  return { segments, records };
+}
+
+class CapturingLogger implements Logger {
+  readonly lines: string[] = [];
+  debug(): void {}
+  info(): void {}
+  warn(m: string): void {
+    this.lines.push(m);
+  }
+  error(m: string): void {
+    this.lines.push(m);
+  }
+  count(word: string): number {
+    return this.lines.filter((l) => l.includes(word)).length;
+  }
+}
+
+class Ledger {
+  constructor(private readonly tmm: Tmm) {}
+
+  @TransactionalMessage({ sender: 'log' })
+  async post(id: string): Promise<void> {
+    await this.tmm.transactions.getRepository(LedgerEntry).insert({ id, account: 'txlog-disk', amount: 1 });
+    await this.tmm.producer.send(LedgerPosted.of(id, 1));
+  }
+}
+
+let tmm: Tmm | undefined;
+
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'tmm-txlog-disk-'));
+  db = await createTestDatabase('postgres', [LedgerEntry]);
+  conn = await amqp.connect(AMQP_URL);
+  ch = await conn.createChannel();
+  await ch.assertExchange(EXCHANGE, 'topic', { durable: true });
+  const q = await ch.assertQueue(`${EXCHANGE}.q`, { durable: true });
+  await ch.bindQueue(q.queue, EXCHANGE, '#');
+  await ch.consume(q.queue, (msg) => {
+    if (!msg) return;
+    const id = (JSON.parse(msg.content.toString()) as { entryId: string }).entryId;
+    received.set(id, (received.get(id) ?? 0) + 1);
+    ch.ack(msg);
+  });
+});
+
+afterEach(async () => {
+  await tmm?.stop();
+  tmm = undefined;
+});
+
+afterAll(async () => {
+  await tmm?.stop().catch(() => undefined);
+  for (const m of mounts.reverse()) {
+    try {
+      execFileSync('umount', [m], { stdio: 'pipe' });
+    } catch {
+      execFileSync('umount', ['-l', m], { stdio: 'pipe' });
+    }
+  }
+  await ch?.deleteQueue(`${EXCHANGE}.q`).catch(() => undefined);
+  await ch?.deleteExchange(EXCHANGE).catch(() => undefined);
+  await conn?.close();
+  await db?.dispose();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+async function startTmm(dirs: string[], logger: Logger): Promise<Tmm> {
+  const t = new Tmm({
+    dataSource: db.dataSource,
+    transport: new AmqpTransport({ url: AMQP_URL, logger }),
+    logger,
+    producer: { defaultExchange: EXCHANGE },
+    relay: { enabled: false },
+    consumers: { enabled: false },
+    // Segments large enough not to roll: the comparison at the end covers every record since the start.
+    txlog: { directories: dirs, segmentBytes: 1024 * 1024, analysisIntervalMs: 30, repairIntervalMs: 200 },
+  });
+  await t.start();
+  tmm = t;
+  return t;
+}
+
+async function rows(prefix: string): Promise<string[]> {
+  return ((await db.dataSource.query(`SELECT id FROM test_ledger WHERE id LIKE $1`, [`${prefix}%`])) as { id: string }[]).map((r) => r.id).sort();
+}
+const got = (prefix: string) => [...received.keys()].filter((k) => k.startsWith(prefix)).sort();
+
+/** Posts from `callers` concurrent callers until stop() is called; every post must succeed. */
+function keepPosting(ledger: Ledger, prefix: string, callers = 4): { stop: () => Promise<number> } {
+  let running = true;
+  let n = 0;
+  const workers = Array.from({ length: callers }, async (_, w) => {
+    while (running) await ledger.post(`${prefix}${w}-${n++}`);
+  });
+  return {
+    stop: async () => {
+      running = false;
+      await Promise.all(workers);
+      return n;
+    },
+  };
+}
+
+/** After stop: both copies hold the same segments byte for byte, lsns consecutive; rows = messages, none twice. */
+async function expectIdenticalAndComplete(dirs: string[], prefix: string, total: number): Promise<void> {
+  const [a, b] = dirs.map(readCopy);
+  const firstDifference = a.records.findIndex((r, i) => r.payload !== b.records[i]?.payload);
+  expect({ firstDifference, a: a.records.length, b: b.records.length }).toEqual({ firstDifference: -1, a: b.records.length, b: a.records.length });
+  expect(Object.keys(b.segments)).toEqual(Object.keys(a.segments));
+  expect(b.segments).toEqual(a.segments); // byte for byte
+  expect(a.records.length).toBeGreaterThan(0);
+  a.records.forEach((r, i) => expect(r.lsn).toBe(a.records[0].lsn + i));
+  expect(await rows(prefix)).toHaveLength(total);
+  await waitUntil(() => got(prefix).length === total, `all ${total} messages at the raw consumer`, 20_000);
+  expect(got(prefix)).toEqual(await rows(prefix));
+  expect([...received.entries()].filter(([k, c]) => k.startsWith(prefix) && c > 1)).toEqual([]);
+}
+
+it('a directory whose disk fills up (ENOSPC) mid-send: degraded, nothing lost; space freed: repaired live, both copies identical', async () => {
+  const disk = join(tmp, 'full');
+  tmpfs(disk, '1m');
+  const dirs = [join(tmp, 'full-a'), join(disk, 'log')];
+  const logger = new CapturingLogger();
+  const t = await startTmm(dirs, logger);
+  const ledger = new Ledger(t);
+  const prefix = 'full-';
+  const posting = keepPosting(ledger, prefix);
+  await waitUntil(() => t.txlog!.counters.sent >= 20, '20 sent before the disk fills', 20_000);
+  const filler = await fill(disk);
+  await waitUntil(() => t.txlog!.health().status === 'degraded', 'degraded once the disk is full', 20_000);
+  expect(t.txlog!.health().directories[1]).toMatchObject({ ok: false, error: expect.stringContaining('ENOSPC') });
+  const sentWhileFull = t.txlog!.counters.sent;
+  await waitUntil(() => t.txlog!.counters.sent >= sentWhileFull + 20, '20 more sent on the one directory left', 20_000);
+  await fs.rm(filler);
+  await waitUntil(() => t.txlog!.health().status === 'ok' && t.txlog!.health().repairs >= 1, 'ok again after the live repair', 20_000);
+  const sentRepaired = t.txlog!.counters.sent;
+  await waitUntil(() => t.txlog!.counters.sent >= sentRepaired + 20, '20 more sent on both directories', 20_000);
+  const total = await posting.stop();
+  await t.txlog!.drained();
+  expect(t.txlog!.health()).toMatchObject({ status: 'ok', degraded: false, directories: [{ ok: true }, { ok: true }] });
+  expect(logger.count('DEGRADED')).toBeGreaterThanOrEqual(1);
+  expect(logger.count('REPAIRED')).toBeGreaterThanOrEqual(1);
+  await t.stop();
+  tmm = undefined;
+  await expectIdenticalAndComplete(dirs, prefix, total);
+});
+
+it('a directory whose mount is made read-only mid-send: degraded, nothing lost; read-write again: repaired live, both copies identical', async () => {
+  const disk = join(tmp, 'ro');
+  tmpfs(disk, '8m');
+  const dirs = [join(tmp, 'ro-a'), join(disk, 'log')];
+  const logger = new CapturingLogger();
+  const t = await startTmm(dirs, logger);
+  const ledger = new Ledger(t);
+  const prefix = 'ro-';
+  const posting = keepPosting(ledger, prefix);
+  await waitUntil(() => t.txlog!.counters.sent >= 20, '20 sent before the remount', 20_000);
+  // `mount -o remount,ro` of the tmpfs itself is refused (EBUSY) while the log holds a segment open for
+  // writing, so the read-only switch is made on a bind mount of it at the same path: every new open there
+  // gets EROFS (the next snapshot, the next segment).
+  mount(['--bind', disk], disk);
+  mounts.push(disk);
+  mount(['-o', 'remount,ro,bind'], disk);
+  await waitUntil(() => t.txlog!.health().status === 'degraded', 'degraded once the directory is read-only', 20_000);
+  expect(t.txlog!.health().directories[1]).toMatchObject({ ok: false, error: expect.stringContaining('EROFS') });
+  const sentWhileRo = t.txlog!.counters.sent;
+  await waitUntil(() => t.txlog!.counters.sent >= sentWhileRo + 20, '20 more sent on the one directory left', 20_000);
+  mount(['-o', 'remount,rw,bind'], disk);
+  await waitUntil(() => t.txlog!.health().status === 'ok' && t.txlog!.health().repairs >= 1, 'ok again after the live repair', 20_000);
+  const sentRepaired = t.txlog!.counters.sent;
+  await waitUntil(() => t.txlog!.counters.sent >= sentRepaired + 20, '20 more sent on both directories', 20_000);
+  const total = await posting.stop();
+  await t.txlog!.drained();
+  expect(t.txlog!.health()).toMatchObject({ status: 'ok', directories: [{ ok: true }, { ok: true }] });
+  expect(logger.count('DEGRADED')).toBe(1);
+  expect(logger.count('REPAIRED')).toBe(1);
+  await t.stop();
+  tmm = undefined;
+  await expectIdenticalAndComplete(dirs, prefix, total);
+});
+
+it('both directories full: sends fail with TMM_TXLOG_UNAVAILABLE and nothing is half-committed', async () => {
+  const disks = [join(tmp, 'both-1'), join(tmp, 'both-2')];
+  for (const d of disks) tmpfs(d, '1m');
+  const dirs = disks.map((d) => join(d, 'log'));
+  const t = await startTmm(dirs, new CapturingLogger());
+  const ledger = new Ledger(t);
+  const prefix = 'both-';
+  const ok: string[] = [];
+  const refused: { id: string; code: unknown }[] = [];
+  let running = true;
+  let n = 0;
+  const workers = Array.from({ length: 4 }, async (_, w) => {
+    while (running) {
+      const id = `${prefix}${w}-${n++}`;
+      try {
+        await ledger.post(id);
+        ok.push(id);
+      } catch (e) {
+        refused.push({ id, code: (e as { code?: unknown }).code });
+      }
+    }
+  });
+  await waitUntil(() => ok.length >= 20, '20 sends before the disks fill', 20_000);
+  await Promise.all(disks.map(fill));
+  await waitUntil(() => refused.length >= 10, '10 refused sends', 20_000);
+  running = false;
+  await Promise.all(workers);
+  expect(t.txlog!.health().status).toBe('down');
+  expect(refused.filter((r) => r.code !== 'TMM_TXLOG_UNAVAILABLE')).toEqual([]);
+  await t.txlog!.drained(); // nothing left in flight: whatever is published now has been
+  const committed = await rows(prefix);
+  expect(committed).toEqual([...ok].sort()); // every accepted send committed, no refused one did
+  await waitUntil(() => got(prefix).length >= committed.length, 'a message for every committed row', 20_000);
+  expect(got(prefix)).toEqual(committed); // and no message for a refused send
+});
