@@ -1,7 +1,8 @@
 /**
  * Relay throughput benchmark on NATS JetStream: the relay (NatsTransport, each publish awaited for its
- * PubAck) against raw @nats-io/jetstream publishing the same messages (same body, Nats-Msg-Id and headers)
- * to the same stream with the same in-flight window. The rounds, checks and the JSON last line are
+ * PubAck) against raw @nats-io/jetstream publishing the same messages (same body, Nats-Msg-Id and headers,
+ * built with NatsTransport's own mapping) to the same stream with the same in-flight window and the same
+ * connection options. The rounds, checks and the JSON last line are
  * bench/support/relayBench.ts's.
  */
 import 'reflect-metadata';
@@ -26,7 +27,9 @@ async function main(): Promise<void> {
       const transport = new NatsTransport({ servers: NATS_URL, logger: silentLogger, connectionName: 'tmm-bench-relay-nats', maxInFlight: WINDOW });
       await transport.declare({ exchanges: [{ name: exchange }], queues: [{ name: queue, bindings: [{ exchange, routingKey: '#' }] }] });
       const { stream, subject } = transport.queueStream(queue);
-      const nc = await connect({ servers: NATS_URL, name: 'tmm-bench-relay-nats-raw' });
+      // BENCH_RAW_ASYNC_TRACES=1: the raw client keeps the client's default async traces (two Errors per
+      // request) that NatsTransport turns off; by default both sides use the same connection options.
+      const nc = await connect({ servers: NATS_URL, name: 'tmm-bench-relay-nats-raw', noAsyncTraces: process.env.BENCH_RAW_ASYNC_TRACES !== '1' });
       const js = jetstream(nc);
       const jsm = await jetstreamManager(nc);
       return {

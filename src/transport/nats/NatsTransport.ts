@@ -421,6 +421,9 @@ export class NatsTransport implements Transport {
       timeout: this.options.connectTimeoutMs,
       pingInterval: this.options.pingIntervalMs,
       maxPingOut: this.options.maxPingOut,
+      // Without this the client builds two Errors (stack traces) per request, i.e. per publish, only to
+      // say where a failed one began; tmm wraps every failure in a PublishError naming the message and queue.
+      noAsyncTraces: true,
     });
     if (this.closed) {
       await nc.close();
