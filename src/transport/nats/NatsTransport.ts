@@ -260,17 +260,20 @@ export class NatsTransport implements Transport {
       };
       this.inFlight.add(entry);
       const timeout = Math.max(1, deadline - Date.now());
-      conn.js
-        .publish(this.names.queueSubject(queue), message.body, { headers: encodeHeaders(message, msgId), timeout, retries: 1 })
-        .then(
-          () => {
-            if (done) return;
-            done = true;
-            this.inFlight.delete(entry);
-            resolve();
-          },
-          (e: unknown) => entry.reject(this.publishError(e, message, queue, timeout)),
-        );
+      // A JetStream publish is a core request to the stream's subject answered by a PubAck; made here
+      // directly rather than through JetStreamClient.publish, which adds two async layers, option copies,
+      // a retry loop and a TextDecoder per message to the same request on the wire.
+      conn.nc.request(this.names.queueSubject(queue), message.body, { headers: encodeHeaders(message, msgId), timeout }).then(
+        (reply) => {
+          if (done) return;
+          const refused = pubAckRefusal(reply.data);
+          if (refused !== undefined) return entry.reject(new PublishError('TMM_PUBLISH_NACKED', `message ${message.id} to queue "${queue}": refused by the server (${refused})`));
+          done = true;
+          this.inFlight.delete(entry);
+          resolve();
+        },
+        (e: unknown) => entry.reject(this.publishError(e, message, queue, timeout)),
+      );
     });
   }
 
@@ -279,10 +282,13 @@ export class NatsTransport implements Transport {
     const what = `message ${message.id} to queue "${queue}"`;
     if (this.closed) return new PublishError('TMM_PUBLISH_CLOSED', `${what}: the transport closed before its PubAck`, { cause: e });
     if (err?.name === 'TimeoutError') return new PublishError('TMM_PUBLISH_TIMEOUT', `${what}: no PubAck within ${timeout}ms`, { cause: e });
-    if (err?.name === 'JetStreamNotEnabled' || err?.name === 'NoRespondersError') {
+    // A request's failures come as a RequestError with the reason as its cause (no responders: no stream).
+    const reason = err?.name === 'RequestError' && err.cause instanceof Error ? (err.cause as Error & { code?: unknown }) : err;
+    if (reason?.name === 'TimeoutError') return new PublishError('TMM_PUBLISH_TIMEOUT', `${what}: no PubAck within ${timeout}ms`, { cause: e });
+    if (err?.name === 'JetStreamNotEnabled' || reason?.name === 'NoResponders' || reason?.name === 'NoRespondersError') {
       return new PublishError('TMM_PUBLISH_UNROUTABLE', `${what}: the queue's stream does not exist (deleted?)`, { cause: e });
     }
-    if (err?.name === 'ClosedConnectionError' || err?.name === 'ConnectionError' || err?.name === 'DrainingConnectionError') {
+    if (reason?.name === 'ClosedConnectionError' || reason?.name === 'ConnectionError' || reason?.name === 'DrainingConnectionError') {
       return new PublishError('TMM_PUBLISH_CONNECTION_LOST', `${what}: the NATS connection went away`, { cause: e });
     }
     if (err?.name === 'JetStreamApiError' || typeof err?.code === 'number') return new PublishError('TMM_PUBLISH_NACKED', `${what}: refused by the server (${err.message})`, { cause: e });
@@ -609,6 +615,26 @@ class NatsExpirer {
   }
 }
 
+
+const PUB_ACK_TEXT = new TextDecoder();
+
+/**
+ * Why a PubAck refuses the message (`{"error":{"code":…,"err_code":…,"description":…}}`, or no stream
+ * in it), or undefined for an acknowledgement (`{"stream":…,"seq":…}`, `"duplicate":true` included).
+ */
+function pubAckRefusal(data: Uint8Array): string | undefined {
+  let ack: { stream?: unknown; error?: { description?: unknown; err_code?: unknown; code?: unknown } };
+  try {
+    ack = JSON.parse(PUB_ACK_TEXT.decode(data)) as typeof ack;
+  } catch {
+    return `not a PubAck: ${JSON.stringify(PUB_ACK_TEXT.decode(data).slice(0, 200))}`;
+  }
+  if (ack && typeof ack === 'object' && ack.error) {
+    return `${String(ack.error.description ?? 'error')} (err_code ${String(ack.error.err_code ?? ack.error.code ?? '?')})`;
+  }
+  if (!ack || typeof ack !== 'object' || typeof ack.stream !== 'string' || ack.stream === '') return 'a PubAck without a stream';
+  return undefined;
+}
 
 function decodeFor(m: JsMsg): TransportMessage {
   return decodeMessage(m.data, m.headers, storedAt(m));
