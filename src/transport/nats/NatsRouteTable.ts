@@ -30,8 +30,9 @@ export class NatsRouteTable {
   private readonly exchanges = new Map<string, ExchangeSpec>();
   private readonly queues = new Map<string, QueueRecord>();
   private readonly bindings = new Map<string, BindingRecord>();
-  /** route() results by exchange and routing key; emptied by every topology change (apply()). */
-  private readonly routes = new Map<string, readonly string[]>();
+  /** route() results by exchange, then routing key; emptied by every topology change (apply()). */
+  private readonly routes = new Map<string, Map<string, readonly string[]>>();
+  private routeCount = 0;
   private seen = 0;
   private waiters: Array<{ seq: number; resolve: () => void }> = [];
   private messages: ConsumerMessages | undefined;
@@ -135,12 +136,17 @@ export class NatsRouteTable {
    * server under this prefix, and the relay asks once per message.
    */
   route(exchange: string, routingKey: string): readonly string[] {
-    const key = `${exchange}\u0000${routingKey}`;
-    let found = this.routes.get(key);
+    let byKey = this.routes.get(exchange);
+    let found = byKey?.get(routingKey);
     if (found === undefined) {
       found = this.computeRoute(exchange, routingKey);
-      if (this.routes.size >= 10_000) this.routes.clear();
-      this.routes.set(key, found);
+      if (++this.routeCount > 10_000) {
+        this.routes.clear();
+        this.routeCount = 1;
+        byKey = undefined;
+      }
+      if (!byKey) this.routes.set(exchange, (byKey = new Map()));
+      byKey.set(routingKey, found);
     }
     return found;
   }
@@ -179,6 +185,7 @@ export class NatsRouteTable {
       return;
     }
     this.routes.clear();
+    this.routeCount = 0;
     const sub = subject.slice(this.names.routesSubject.length + 1);
     const kind = sub.slice(0, 1);
     if (entry.kind === 'deleted') {

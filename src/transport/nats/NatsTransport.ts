@@ -206,9 +206,7 @@ export class NatsTransport implements Transport {
       if (targets.length === 1) {
         const release = this.window.tryAcquire();
         if (release) {
-          const sent = this.publishTo(this.conn, targets[0], message, publishMsgId(message), Date.now() + this.options.publishTimeoutMs);
-          sent.then(release, release);
-          return sent;
+          return this.publishTo(this.conn, targets[0], message, publishMsgId(message), undefined, release);
         }
       }
     }
@@ -244,32 +242,50 @@ export class NatsTransport implements Transport {
     }
   }
 
-  /** Stores a message in one queue's stream and resolves on its PubAck. */
-  private publishTo(conn: Conn, queue: string, message: TransportMessage, msgId: string, deadline: number): Promise<void> {
+  /**
+   * Stores a message in one queue's stream and resolves on its PubAck (by `deadline`; undefined:
+   * publishTimeoutMs from now). `release` (an in-flight slot) is called once it settled, either way.
+   */
+  private publishTo(conn: Conn, queue: string, message: TransportMessage, msgId: string, deadline: number | undefined, release?: () => void): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      if (this.closed) return reject(new PublishError('TMM_PUBLISH_CLOSED', `message ${message.id}: the transport closed before it was published`));
-      if (!this.connected) return reject(new PublishError('TMM_PUBLISH_CONNECTION_LOST', `message ${message.id}: the NATS connection is down`));
+      if (this.closed || !this.connected) {
+        release?.();
+        return reject(
+          this.closed
+            ? new PublishError('TMM_PUBLISH_CLOSED', `message ${message.id}: the transport closed before it was published`)
+            : new PublishError('TMM_PUBLISH_CONNECTION_LOST', `message ${message.id}: the NATS connection is down`),
+        );
+      }
       let done = false;
       const entry: InFlight = {
         reject: (err) => {
           if (done) return;
           done = true;
           this.inFlight.delete(entry);
+          release?.();
           reject(err);
         },
       };
       this.inFlight.add(entry);
-      const timeout = Math.max(1, deadline - Date.now());
+      const timeout = deadline === undefined ? this.options.publishTimeoutMs : Math.max(1, deadline - Date.now());
       // A JetStream publish is a core request to the stream's subject answered by a PubAck; made here
       // directly rather than through JetStreamClient.publish, which adds two async layers, option copies,
       // a retry loop and a TextDecoder per message to the same request on the wire.
-      conn.nc.request(this.names.queueSubject(queue), message.body, { headers: encodeHeaders(message, msgId), timeout }).then(
+      let request: Promise<{ data: Uint8Array }>;
+      try {
+        request = conn.nc.request(this.names.queueSubject(queue), message.body, { headers: encodeHeaders(message, msgId), timeout });
+      } catch (e) {
+        // A header the client refuses (CR/LF in a value), thrown before anything was sent.
+        return entry.reject(this.publishError(e, message, queue, timeout));
+      }
+      request.then(
         (reply) => {
           if (done) return;
           const refused = pubAckRefusal(reply.data);
           if (refused !== undefined) return entry.reject(new PublishError('TMM_PUBLISH_NACKED', `message ${message.id} to queue "${queue}": refused by the server (${refused})`));
           done = true;
           this.inFlight.delete(entry);
+          release?.();
           resolve();
         },
         (e: unknown) => entry.reject(this.publishError(e, message, queue, timeout)),
