@@ -17,6 +17,7 @@ import { type Logger, redactUrl } from '../../logging/Logger';
 import type { ExchangeSpec, QueueSpec, SubscribeOptions, Subscription, Topology, Transport, TransportFeatures, TransportMessage, DeliveryHandler } from '../Transport';
 import { InFlightWindow } from '../InFlightWindow';
 import { NatsLease } from './NatsLease';
+import { NatsPubAcks, type PubAckOutcome } from './NatsPubAcks';
 import { NatsRouteTable, ensureStream, isNotFound } from './NatsRouteTable';
 import { NatsSubscription, type NatsSubscriptionHost, storedAt } from './NatsSubscription';
 import { type NatsTransportOptions, type NatsTransportOptionsInput, resolveNatsTransportOptions } from './NatsTransportOptions';
@@ -27,6 +28,7 @@ interface Conn {
   js: JetStreamClient;
   jsm: JetStreamManager;
   routes: NatsRouteTable;
+  acks: NatsPubAcks;
 }
 
 interface InFlight {
@@ -268,46 +270,47 @@ export class NatsTransport implements Transport {
       };
       this.inFlight.add(entry);
       const timeout = deadline === undefined ? this.options.publishTimeoutMs : Math.max(1, deadline - Date.now());
-      // A JetStream publish is a core request to the stream's subject answered by a PubAck; made here
-      // directly rather than through JetStreamClient.publish, which adds two async layers, option copies,
-      // a retry loop and a TextDecoder per message to the same request on the wire.
-      let request: Promise<{ data: Uint8Array }>;
+      // A JetStream publish is a core publish to the stream's subject answered by a PubAck on the reply
+      // subject; NatsPubAcks waits for all of them on one subscription (see there for why not a request each).
+      const settle = (outcome: PubAckOutcome) => {
+        if (done) return;
+        const failure = this.pubAckFailure(outcome, message, queue, timeout);
+        if (failure) return entry.reject(failure);
+        done = true;
+        this.inFlight.delete(entry);
+        release?.();
+        resolve();
+      };
       try {
-        request = conn.nc.request(this.names.queueSubject(queue), message.body, { headers: encodeHeaders(message, msgId), timeout });
+        conn.acks.publish(this.names.queueSubject(queue), message.body, encodeHeaders(message, msgId), timeout, settle);
       } catch (e) {
-        // A header the client refuses (CR/LF in a value), thrown before anything was sent.
-        return entry.reject(this.publishError(e, message, queue, timeout));
+        // Refused by the client before anything was sent (closed, a header value with CR/LF, too large).
+        entry.reject(this.publishError(e, message, queue));
       }
-      request.then(
-        (reply) => {
-          if (done) return;
-          const refused = pubAckRefusal(reply.data);
-          if (refused !== undefined) return entry.reject(new PublishError('TMM_PUBLISH_NACKED', `message ${message.id} to queue "${queue}": refused by the server (${refused})`));
-          done = true;
-          this.inFlight.delete(entry);
-          release?.();
-          resolve();
-        },
-        (e: unknown) => entry.reject(this.publishError(e, message, queue, timeout)),
-      );
     });
   }
 
-  private publishError(e: unknown, message: TransportMessage, queue: string, timeout: number): PublishError {
-    const err = e as Error & { code?: unknown };
-    const what = `message ${message.id} to queue "${queue}"`;
-    if (this.closed) return new PublishError('TMM_PUBLISH_CLOSED', `${what}: the transport closed before its PubAck`, { cause: e });
-    if (err?.name === 'TimeoutError') return new PublishError('TMM_PUBLISH_TIMEOUT', `${what}: no PubAck within ${timeout}ms`, { cause: e });
-    // A request's failures come as a RequestError with the reason as its cause (no responders: no stream).
-    const reason = err?.name === 'RequestError' && err.cause instanceof Error ? (err.cause as Error & { code?: unknown }) : err;
-    if (reason?.name === 'TimeoutError') return new PublishError('TMM_PUBLISH_TIMEOUT', `${what}: no PubAck within ${timeout}ms`, { cause: e });
-    if (err?.name === 'JetStreamNotEnabled' || reason?.name === 'NoResponders' || reason?.name === 'NoRespondersError') {
-      return new PublishError('TMM_PUBLISH_UNROUTABLE', `${what}: the queue's stream does not exist (deleted?)`, { cause: e });
+  /** The PublishError of a PubAck outcome that is not an acknowledgement, or undefined for one. */
+  private pubAckFailure(outcome: PubAckOutcome, message: TransportMessage, queue: string, timeout: number): PublishError | undefined {
+    if (outcome.kind === 'reply') {
+      const refused = pubAckRefusal(outcome.data);
+      if (refused === undefined) return undefined;
+      return new PublishError('TMM_PUBLISH_NACKED', `message ${message.id} to queue "${queue}": refused by the server (${refused})`);
     }
-    if (reason?.name === 'ClosedConnectionError' || reason?.name === 'ConnectionError' || reason?.name === 'DrainingConnectionError') {
+    const what = `message ${message.id} to queue "${queue}"`;
+    if (this.closed) return new PublishError('TMM_PUBLISH_CLOSED', `${what}: the transport closed before its PubAck`);
+    if (outcome.kind === 'no-responders') return new PublishError('TMM_PUBLISH_UNROUTABLE', `${what}: the queue's stream does not exist (deleted?)`);
+    return new PublishError('TMM_PUBLISH_TIMEOUT', `${what}: no PubAck within ${timeout}ms`);
+  }
+
+  /** A publish the client refused before sending it (see publishTo). */
+  private publishError(e: unknown, message: TransportMessage, queue: string): PublishError {
+    const err = e as Error;
+    const what = `message ${message.id} to queue "${queue}"`;
+    if (this.closed) return new PublishError('TMM_PUBLISH_CLOSED', `${what}: the transport closed before it was published`, { cause: e });
+    if (err?.name === 'ClosedConnectionError' || err?.name === 'ConnectionError' || err?.name === 'DrainingConnectionError') {
       return new PublishError('TMM_PUBLISH_CONNECTION_LOST', `${what}: the NATS connection went away`, { cause: e });
     }
-    if (err?.name === 'JetStreamApiError' || typeof err?.code === 'number') return new PublishError('TMM_PUBLISH_NACKED', `${what}: refused by the server (${err.message})`, { cause: e });
     return new PublishError('TMM_PUBLISH_FAILED', `${what}: ${err?.message ?? String(e)}`, { cause: e });
   }
 
@@ -386,6 +389,7 @@ export class NatsTransport implements Transport {
     this.expirers.clear();
     const conn = this.conn ?? (await Promise.race([this.opening?.catch(() => undefined), sleep(100).then(() => undefined)]));
     if (conn) {
+      conn.acks.close();
       await conn.routes.stop();
       await Promise.race([conn.nc.flush().catch(() => undefined), sleep(1_000)]);
       await conn.nc.close().catch(() => undefined);
@@ -460,7 +464,7 @@ export class NatsTransport implements Transport {
     });
     const routes = new NatsRouteTable(js, jsm, this.names, this.logger);
     await routes.start();
-    const conn: Conn = { nc, js, jsm, routes };
+    const conn: Conn = { nc, js, jsm, routes, acks: new NatsPubAcks(nc) };
     this.conn = conn;
     this.connected = true;
     this.logger.info('nats connected', { servers: this.safeServers() });
