@@ -124,7 +124,7 @@ describe('a SET whose broker is down (full path: producer, outbox, relay, two Ra
       const during = latencies(outageA);
       // No added delay beyond noise: B's connect and confirm timeouts are 10 s; waiting behind them would show.
       expect(median(during)).toBeLessThan(median(base) + 500);
-      expect(Math.max(...during)).toBeLessThan(3_000);
+      expect(Math.max(...during)).toBeLessThan(5_000);
 
       // B's rows: PENDING, retried with backoff (rescheduled, failures recorded, no attempt spent), never DEAD.
       const watchUntil = Date.now() + 5_000;
