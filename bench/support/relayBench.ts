@@ -14,6 +14,7 @@ import { uuidv7 } from 'uuidv7';
 import { OutboxMessage, Tmm, Transport, TransportMessage, toTransportMessage } from '../../src/internal';
 import { createBenchSchema } from './postgres';
 import { CpuGroups, cpuDelta, cpuSnapshot } from './procCpu';
+import { SectionProfiler } from './profile';
 import { median, round } from './stats';
 
 export const ROWS = Number(process.env.BENCH_RELAY_ROWS ?? 50_000);
@@ -23,6 +24,8 @@ const BUDGET_SECONDS = Number(process.env.BENCH_BUDGET_SECONDS ?? 140);
 const MIN_ROUNDS = Math.min(3, ROUNDS);
 /** Rows per INSERT transaction while building the backlog (not timed). */
 const INSERT_TX_ROWS = 5000;
+/** BENCH_PROFILE=<file prefix>: one extra, untimed round per side with V8's sampling profiler on (bench/support/profile.ts). */
+const profiler = new SectionProfiler(process.env.BENCH_PROFILE);
 
 /** One broker's side of the benchmark. `R` is what its raw client publishes (prepared before the timer). */
 export interface RelayBenchBroker<R> {
@@ -122,9 +125,10 @@ export async function runRelayBench<R>(options: {
       await broker.purge();
     };
 
-    const relaySide = async (): Promise<number> => {
+    const relaySide = async (profile = false): Promise<number> => {
       await fill(backlog(exchange, ROWS));
       const before = { ...tmm.dispatcher.stats };
+      if (profile) await profiler.start();
       const machine = cpuSnapshot();
       const cpu = process.cpuUsage();
       const start = process.hrtime.bigint();
@@ -134,8 +138,11 @@ export async function runRelayBench<R>(options: {
         await new Promise((r) => setTimeout(r, 2));
       }
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-      relayCpu.push(cpuSince(cpu));
-      recordMachine('relay', machine);
+      if (profile) await profiler.stop('relay', ROWS);
+      else {
+        relayCpu.push(cpuSince(cpu));
+        recordMachine('relay', machine);
+      }
       await tmm.relay.stop();
       const [{ n }] = (await schema.dataSource.query('SELECT COUNT(*)::int AS n FROM tmm_outbox')) as { n: number }[];
       const published = tmm.dispatcher.stats.published - before.published;
@@ -144,15 +151,19 @@ export async function runRelayBench<R>(options: {
       return ROWS / seconds;
     };
 
-    const rawSide = async (): Promise<number> => {
+    const rawSide = async (profile = false): Promise<number> => {
       const messages = broker.prepareRaw(backlog(exchange, ROWS).map((m) => toTransportMessage(m)));
+      if (profile) await profiler.start();
       const machine = cpuSnapshot();
       const cpu = process.cpuUsage();
       const start = process.hrtime.bigint();
       await broker.publishRaw(messages);
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-      rawCpu.push(cpuSince(cpu));
-      recordMachine('raw', machine);
+      if (profile) await profiler.stop('raw', ROWS);
+      else {
+        rawCpu.push(cpuSince(cpu));
+        recordMachine('raw', machine);
+      }
       await checkDelivered('raw');
       return ROWS / seconds;
     };
@@ -180,6 +191,10 @@ export async function runRelayBench<R>(options: {
         else rawRates.push(await rawSide());
       }
       console.log(`round ${r + 1}: relay ${relayRates.at(-1)!.toFixed(0)} msg/s, raw ${rawRates.at(-1)!.toFixed(0)} msg/s, ratio ${(relayRates.at(-1)! / rawRates.at(-1)!).toFixed(3)}`);
+    }
+    if (profiler.enabled) {
+      await relaySide(true);
+      await rawSide(true);
     }
   } finally {
     await tmm.stop();

@@ -12,6 +12,7 @@ import type { DeadLetterService } from '../deadletter/DeadLetterService';
 import type { DeadLetterStore } from '../deadletter/DeadLetterStore';
 import type { OutboxAdminStore } from '../deadletter/OutboxAdminStore';
 import { isUuid } from '../deadletter/TypeOrmDeadLetterStore';
+import { SET_NAME_PATTERN } from '../deadletter/storedSet';
 import { AdminAuth, Principal } from './AdminAuth';
 import { type ResolvedAdminOptions, hostHeaderName } from './AdminOptions';
 import type { ThroughputSampler } from './metrics/ThroughputSampler';
@@ -51,6 +52,8 @@ const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{
 const text = (max = 255) => ({ type: 'string', minLength: 1, maxLength: max });
 const page = { limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 }, offset: { type: 'integer', minimum: 0, maximum: 10_000_000, default: 0 } };
 const time = { type: 'string', maxLength: 40 };
+/** A SET name (the `tmm-set` header of SET routing). */
+const setName = { type: 'string', pattern: SET_NAME_PATTERN };
 const filterProps = {
   status: { type: 'string', pattern: STATUS_LIST },
   topic: text(),
@@ -58,6 +61,7 @@ const filterProps = {
   fingerprint: { type: 'string', pattern: '^[0-9a-f]{16}$' },
   messageId: text(),
   correlationId: { type: 'string', pattern: '^[A-Za-z0-9.:-]{1,128}$' },
+  set: setName,
   from: time,
   to: time,
 };
@@ -82,6 +86,7 @@ interface FilterQuery {
   fingerprint?: string;
   messageId?: string;
   correlationId?: string;
+  set?: string;
   from?: string;
   to?: string;
 }
@@ -103,6 +108,7 @@ function toFilter(q: FilterQuery, defaultStatus: DeadLetterStatus[] | undefined,
     fingerprint: q.fingerprint,
     messageId: q.messageId,
     correlationId: q.correlationId,
+    set: q.set,
     from: parseTime(q.from, `${where}from`),
     to: parseTime(q.to, `${where}to`),
   };
@@ -402,14 +408,15 @@ export class AdminServer {
     app.post('/api/dead-letters/resend', { schema: { body: bulkBody } }, bulk('resend'));
     app.post('/api/dead-letters/discard', { schema: { body: bulkBody } }, bulk('discard'));
 
-    app.get<{ Querystring: { status?: string; topic?: string; from?: string; to?: string; limit: number; offset: number } }>(
+    app.get<{ Querystring: { status?: string; topic?: string; set?: string; from?: string; to?: string; limit: number; offset: number } }>(
       '/api/outbox',
-      { schema: { querystring: { type: 'object', additionalProperties: false, properties: { status: { type: 'string', pattern: OUTBOX_STATUS_LIST }, topic: text(), from: time, to: time, ...page } } } },
+      { schema: { querystring: { type: 'object', additionalProperties: false, properties: { status: { type: 'string', pattern: OUTBOX_STATUS_LIST }, topic: text(), set: setName, from: time, to: time, ...page } } } },
       async (req) =>
         ctx.outboxAdmin.list(
           {
             status: req.query.status ? (req.query.status.split(',') as OutboxStatus[]) : [OutboxStatus.Dead, OutboxStatus.Exception],
             topic: req.query.topic,
+            set: req.query.set,
             from: parseTime(req.query.from, 'querystring.from'),
             to: parseTime(req.query.to, 'querystring.to'),
           },

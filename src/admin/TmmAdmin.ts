@@ -11,7 +11,9 @@ import { AdminContext, AdminServer } from './AdminServer';
 import { AdminOptions, ResolvedAdminOptions, resolveAdminOptions } from './AdminOptions';
 import { MeteredTransport } from './metrics/MeteredTransport';
 import { ThroughputSampler } from './metrics/ThroughputSampler';
-import { TmmMetrics } from './metrics/TmmMetrics';
+import { type SetMetricsSource, TmmMetrics } from './metrics/TmmMetrics';
+import type { Transport } from '../transport/Transport';
+import { SetRoutingTransport } from '../transport/sets/SetRoutingTransport';
 
 /**
  * The operator's side of one tmm instance: the dead-letter collector, the actions (resend, edit and
@@ -94,6 +96,7 @@ export class TmmAdmin {
       }),
       extra: tmm.transport instanceof MeteredTransport ? [tmm.transport.registry] : [],
       txlog: tmm.txlog ? () => tmm.txlog!.health() : undefined,
+      sets: setsOf(tmm.transport),
     });
     const context: AdminContext = {
       service: this.service,
@@ -165,4 +168,14 @@ export class TmmAdmin {
     this.unobserveRelay?.();
     this.unobserveRelay = undefined;
   }
+}
+
+/** The SET router's sets, when the transport is one (or wraps one: MeteredTransport, TracingTransport). */
+function setsOf(transport: Transport): SetMetricsSource | undefined {
+  let t: Transport | undefined = transport;
+  for (let depth = 0; t && depth < 8; depth++) {
+    if (t instanceof SetRoutingTransport) return { names: t.setNames, stats: t.stats };
+    t = (t as { inner?: Transport }).inner;
+  }
+  return undefined;
 }

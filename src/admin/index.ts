@@ -13,7 +13,7 @@ export { MeteredTransport } from './metrics/MeteredTransport';
 export { ThroughputSampler } from './metrics/ThroughputSampler';
 export type { ThroughputCounters, ThroughputPoint } from './metrics/ThroughputSampler';
 export { TmmMetrics } from './metrics/TmmMetrics';
-export type { ConsumerCounts, ProcessCounters } from './metrics/TmmMetrics';
+export type { ConsumerCounts, ProcessCounters, SetMetricsSource } from './metrics/TmmMetrics';
 export { redactSecrets } from './redactSecrets';
 // What an operator's code works with: the stores and the service behind the console.
 export type { DeadLetter, DeadLetterStatus, DeadLetterFilter, DeadLetterSummary, DeadLetterGroup, Page, PageRequest } from '../deadletter/DeadLetter';

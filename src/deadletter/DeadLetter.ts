@@ -64,6 +64,11 @@ export interface DeadLetter extends NewDeadLetter {
   statusBy: string | null;
   /** The outbox message id of the last resend. */
   resentMessageId: string | null;
+  /**
+   * The SET the message belonged to (its `tmm-set` header, stamped by the SET router when it was sent), or
+   * null outside SET routing. A resend keeps the header, so it goes back to this set.
+   */
+  set: string | null;
 }
 
 /** The columns a list shows: no payload, headers or stack (cheap to read 100 of among 100,000). */
@@ -81,6 +86,8 @@ export interface DeadLetterFilter {
    * conversation. Matched in the stored headers (not indexed: for an operator's search, not for a hot path).
    */
   correlationId?: string;
+  /** The SET the message belonged to (its `tmm-set` header; not indexed, like correlationId). */
+  set?: string;
   from?: number;
   to?: number;
   /** Explicit ids (bulk actions on a selection). */

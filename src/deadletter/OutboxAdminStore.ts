@@ -4,11 +4,16 @@ import type { OutboxRecord } from '../outbox/OutboxStore';
 import type { Page, PageRequest } from './DeadLetter';
 
 /** An outbox row in a list: no payload or headers. */
-export type OutboxRowSummary = Omit<OutboxRecord, 'payload' | 'headers'>;
+export type OutboxRowSummary = Omit<OutboxRecord, 'payload' | 'headers'> & {
+  /** The SET the row was stamped with at send time (its `tmm-set` header), or null outside SET routing. */
+  set: string | null;
+};
 
 export interface OutboxRowFilter {
   status: OutboxStatus[];
   topic?: string;
+  /** Rows of this SET only (their `tmm-set` header; not indexed). */
+  set?: string;
   /** Bounds on created_at (inclusive). */
   from?: number;
   to?: number;
@@ -23,6 +28,13 @@ export interface OutboxStats {
   oldestDueAt: number | null;
   /** The same per topic (the topics with due rows only), most due rows first, at most 200 topics. */
   dueByTopic: { topic: string; due: number; oldestDueAt: number }[];
+  /**
+   * Per SET asked for (stats(now, sets)), its backlog: PENDING rows stamped with the set that are due or
+   * waiting for a retry after a failed publish (a set whose broker is down keeps its rows here, rescheduled),
+   * not those still delayed by their sender; `oldestCreatedAt` is the oldest such row's creation time, or
+   * null. Every asked set is listed, with 0 when it has none.
+   */
+  bySet?: { set: string; pending: number; oldestCreatedAt: number | null }[];
 }
 
 /**
@@ -39,7 +51,8 @@ export interface OutboxStats {
  */
 export interface OutboxAdminStore {
   list(filter: OutboxRowFilter, page: PageRequest): Promise<Page<OutboxRowSummary>>;
-  stats(now?: number): Promise<OutboxStats>;
+  /** The backlog; `sets`: also per SET (`bySet`), for these set names. */
+  stats(now?: number, sets?: readonly string[]): Promise<OutboxStats>;
   lock(manager: EntityManager, ids: string[], statuses: OutboxStatus[]): Promise<OutboxRecord[]>;
   revive(manager: EntityManager, ids: string[], now: number): Promise<number>;
   remove(manager: EntityManager, ids: string[]): Promise<number>;

@@ -18,6 +18,7 @@ import {
 import { DeadLetterStatusChange, DeadLetterStore } from './DeadLetterStore';
 import { SqlParams, lockRowsByIdAndStatus, num, numOrNull, strOrNull } from './SqlParams';
 import { TraceHeaders } from '../tracing/MessageTracer';
+import { storedSetCondition, storedSetOf } from './storedSet';
 
 /** What a correlation id searched for may contain (so that it needs no escaping in LIKE). */
 export const CORRELATION_ID = /^[A-Za-z0-9.:-]{1,128}$/;
@@ -31,7 +32,7 @@ const INSERT_COLUMNS = [
 const SUMMARY_COLUMNS =
   'id, message_id, dead_letter_queue, queue, consumer, topic, original_exchange, original_routing_key, content_type, reason, ' +
   'error_code, error_message, fingerprint, attempts, first_failure_at, last_failure_at, message_created_at, received_at, ' +
-  'status, status_at, status_by, resent_message_id';
+  'status, status_at, status_by, resent_message_id, headers';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -108,6 +109,7 @@ export class TypeOrmDeadLetterStore implements DeadLetterStore {
       if (!CORRELATION_ID.test(filter.correlationId)) return 'WHERE 1 = 0';
       parts.push(`headers LIKE ${q.p(`%${JSON.stringify(TraceHeaders.correlationId)}:${JSON.stringify(filter.correlationId)}%`)}`);
     }
+    if (filter.set !== undefined) parts.push(storedSetCondition(q, filter.set));
     if (filter.from !== undefined) parts.push(`last_failure_at >= ${q.p(filter.from)}`);
     if (filter.to !== undefined) parts.push(`last_failure_at <= ${q.p(filter.to)}`);
     return parts.length > 0 ? `WHERE ${parts.join(' AND ')}` : '';
@@ -246,6 +248,7 @@ function toSummary(r: Record<string, unknown>): DeadLetterSummary {
     statusAt: numOrNull(r.status_at),
     statusBy: strOrNull(r.status_by),
     resentMessageId: strOrNull(r.resent_message_id),
+    set: storedSetOf(r.headers),
   };
 }
 

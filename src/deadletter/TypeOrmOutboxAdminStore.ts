@@ -7,10 +7,11 @@ import type { Page, PageRequest } from './DeadLetter';
 import { OutboxAdminStore, OutboxRowFilter, OutboxRowSummary, OutboxStats } from './OutboxAdminStore';
 import { SqlParams, lockRowsByIdAndStatus, num, numOrNull, strOrNull } from './SqlParams';
 import { affectedRows, clampInt, isUuid } from './TypeOrmDeadLetterStore';
+import { storedSetCondition, storedSetOf } from './storedSet';
 
 const STUCK: OutboxStatus[] = [OutboxStatus.Dead, OutboxStatus.Exception];
 const SUMMARY_COLUMNS =
-  'id, topic, exchange, routing_key, status, attempts, available_at, lease_owner, lease_until, ordering_key, created_at, delivered_at, last_error';
+  'id, topic, exchange, routing_key, status, attempts, available_at, lease_owner, lease_until, ordering_key, created_at, delivered_at, last_error, headers';
 
 /** OutboxAdminStore on raw SQL through TypeORM. */
 export class TypeOrmOutboxAdminStore implements OutboxAdminStore {
@@ -25,6 +26,7 @@ export class TypeOrmOutboxAdminStore implements OutboxAdminStore {
     const where = (q: SqlParams) => {
       const parts = [`status IN (${q.list(filter.status.length > 0 ? filter.status : STUCK)})`];
       if (filter.topic !== undefined) parts.push(`topic = ${q.p(filter.topic)}`);
+      if (filter.set !== undefined) parts.push(storedSetCondition(q, filter.set));
       if (filter.from !== undefined) parts.push(`created_at >= ${q.p(filter.from)}`);
       if (filter.to !== undefined) parts.push(`created_at <= ${q.p(filter.to)}`);
       return `WHERE ${parts.join(' AND ')}`;
@@ -51,6 +53,7 @@ export class TypeOrmOutboxAdminStore implements OutboxAdminStore {
         createdAt: num(r.created_at),
         deliveredAt: numOrNull(r.delivered_at),
         lastError: strOrNull(r.last_error),
+        set: storedSetOf(r.headers),
       })),
       total: num(counted[0]?.n ?? 0),
       limit,
@@ -58,7 +61,7 @@ export class TypeOrmOutboxAdminStore implements OutboxAdminStore {
     };
   }
 
-  async stats(now = Date.now()): Promise<OutboxStats> {
+  async stats(now = Date.now(), sets: readonly string[] = []): Promise<OutboxStats> {
     const byStatus: Record<OutboxStatus, number> = { PENDING: 0, DELIVERED: 0, DEAD: 0, EXCEPTION: 0 };
     const rows: { status: OutboxStatus; n: unknown }[] = await this.dataSource.query(`SELECT status, COUNT(*) AS n FROM tmm_outbox GROUP BY status`);
     for (const r of rows) byStatus[r.status] = num(r.n);
@@ -74,7 +77,20 @@ export class TypeOrmOutboxAdminStore implements OutboxAdminStore {
       due: dueByTopic.reduce((n, t) => n + t.due, 0),
       oldestDueAt: dueByTopic.length === 0 ? null : Math.min(...dueByTopic.map((t) => t.oldestDueAt)),
       dueByTopic: dueByTopic.slice(0, 200),
+      ...(sets.length > 0 ? { bySet: await this.backlogBySet(now, sets) } : {}),
     };
+  }
+
+  /** One statement for every set: a count and a MIN per set over the set's backlog rows (see OutboxStats.bySet). */
+  private async backlogBySet(now: number, sets: readonly string[]): Promise<NonNullable<OutboxStats['bySet']>> {
+    const q = new SqlParams(this.dialect);
+    const columns = sets.map((set, i) => {
+      const cond = storedSetCondition(q, set);
+      return `SUM(CASE WHEN ${cond} THEN 1 ELSE 0 END) AS n${i}, MIN(CASE WHEN ${storedSetCondition(q, set)} THEN created_at END) AS o${i}`;
+    });
+    const backlog = `status = 'PENDING' AND (available_at <= ${q.p(now)} OR last_error IS NOT NULL)`;
+    const [row] = (await this.dataSource.query(`SELECT ${columns.join(', ')} FROM tmm_outbox WHERE ${backlog}`, q.values)) as Record<string, unknown>[];
+    return sets.map((set, i) => ({ set, pending: num(row?.[`n${i}`] ?? 0), oldestCreatedAt: numOrNull(row?.[`o${i}`]) }));
   }
 
   async lock(manager: EntityManager, ids: string[], statuses: OutboxStatus[]): Promise<OutboxRecord[]> {

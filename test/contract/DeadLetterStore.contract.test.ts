@@ -56,7 +56,7 @@ describe.each(dbLanes())('dead-letter stores (DeadLetterStore, AuditTrail, Outbo
     const letter = newDeadLetter({ headers: { 'tmm-contract-version': 1, note: 'ünïcødé ✓', flag: true, none: null } });
     const { id, inserted } = await tm.run(() => store.add(tm.manager, letter));
     expect(inserted).toBe(true);
-    expect(await store.get(id)).toEqual({ ...letter, id, payloadEncoding: 'utf8', status: 'NEW', statusAt: null, statusBy: null, resentMessageId: null });
+    expect(await store.get(id)).toEqual({ ...letter, id, payloadEncoding: 'utf8', status: 'NEW', statusAt: null, statusBy: null, resentMessageId: null, set: null });
   });
 
   it('add keeps a base64 payload and its encoding flag', async () => {
@@ -122,6 +122,24 @@ describe.each(dbLanes())('dead-letter stores (DeadLetterStore, AuditTrail, Outbo
     expect(page.items.map((d) => d.id).sort()).toEqual([a, b].sort());
     expect((await store.list({ correlationId: 'order-9' }, { limit: 10, offset: 0 })).total).toBe(0);
     expect((await store.list({ correlationId: 'order-%' }, { limit: 10, offset: 0 })).total).toBe(0); // a LIKE wildcard is not a search
+  });
+
+  it('dead letters carry their SET (the tmm-set header) and filter by it, LIKE wildcards and look-alike header values matching nothing else', async () => {
+    const inSet = (set: string, extra: Record<string, string> = {}) => ({ headers: { 'tmm-contract-version': 1, 'tmm-set': set, ...extra } });
+    const b = (await add(inSet('B'))).id;
+    await add(inSet('BB'));
+    await add(inSet('a_b'));
+    await add(inSet('axb'));
+    await add({ headers: { 'x-note': '"tmm-set":"B"' } }); // a value that contains the text: JSON-escaped, not a match
+    await add(); // outside SET routing
+    const page = await store.list({ set: 'B' }, { limit: 10, offset: 0 });
+    expect(page.items.map((d) => [d.id, d.set])).toEqual([[b, 'B']]);
+    expect((await store.list({ set: 'a_b' }, { limit: 10, offset: 0 })).items.map((d) => d.set)).toEqual(['a_b']);
+    expect((await store.list({ set: '%' }, { limit: 10, offset: 0 })).total).toBe(0);
+    expect((await store.list({ set: 'B"' }, { limit: 10, offset: 0 })).total).toBe(0);
+    const all = await store.list({}, { limit: 10, offset: 0 });
+    expect(all.items.map((d) => d.set).sort()).toEqual([null, null, 'B', 'BB', 'a_b', 'axb'].sort());
+    expect((await store.get(b))!.set).toBe('B');
   });
 
   it('groups dead letters by error fingerprint, biggest group first', async () => {
@@ -221,5 +239,34 @@ describe.each(dbLanes())('dead-letter stores (DeadLetterStore, AuditTrail, Outbo
     expect(stats).toMatchObject({ due: 4, oldestDueAt: now - 7000 });
     await db.dataSource.query('DELETE FROM tmm_outbox');
     expect(await outboxAdmin.stats(now)).toMatchObject({ due: 0, oldestDueAt: null, dueByTopic: [] });
+  });
+
+  it('outbox admin per SET: the backlog of each asked set (due or waiting for a retry, not delayed by the sender), and lists with the set field and filter', async () => {
+    const now = Date.now();
+    const inSet = (set: string, over: Partial<OutboxMessage> = {}) => outboxMessage({ headers: { 'tmm-set': set }, ...over });
+    const rows = [
+      inSet('A', { createdAt: now - 4000, availableAt: now - 4000 }),
+      inSet('A', { createdAt: now - 1000, availableAt: now - 1000 }),
+      inSet('B', { createdAt: now - 9000, availableAt: now - 9000 }), // will wait for a retry (its set is down)
+      inSet('B', { createdAt: now - 3000, availableAt: now + 60_000 }), // delayed by its sender: not backlog
+      inSet('a_b', { createdAt: now - 2000, availableAt: now - 2000 }),
+      outboxMessage({ availableAt: now - 500 }), // outside SET routing
+    ];
+    await tm.run(() => outbox.append(tm.manager, rows));
+    await outbox.recordFailure(rows[2].id, 'x', { error: 'TMM_PUBLISH_CONNECTION_LOST', retryAt: now + 30_000, dead: false, countAttempt: false });
+    const stats = await outboxAdmin.stats(now, ['A', 'B', 'axb', 'C']);
+    expect(stats.bySet).toEqual([
+      { set: 'A', pending: 2, oldestCreatedAt: now - 4000 },
+      { set: 'B', pending: 1, oldestCreatedAt: now - 9000 },
+      { set: 'axb', pending: 0, oldestCreatedAt: null },
+      { set: 'C', pending: 0, oldestCreatedAt: null },
+    ]);
+    expect((await outboxAdmin.stats(now)).bySet).toBeUndefined();
+    const listed = await outboxAdmin.list({ status: ['PENDING'], set: 'B' }, { limit: 10, offset: 0 });
+    expect(listed.items.map((r) => [r.id, r.set]).sort()).toEqual([[rows[2].id, 'B'], [rows[3].id, 'B']].sort());
+    expect((await outboxAdmin.list({ status: ['PENDING'], set: 'a_b' }, { limit: 10, offset: 0 })).total).toBe(1);
+    const all = await outboxAdmin.list({ status: ['PENDING'] }, { limit: 10, offset: 0 });
+    expect(all.items.map((r) => r.set).sort()).toEqual([null, 'A', 'A', 'B', 'B', 'a_b'].sort());
+    expect((all.items[0] as unknown as Record<string, unknown>).headers).toBeUndefined(); // lists stay light
   });
 });

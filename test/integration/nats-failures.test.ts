@@ -5,7 +5,7 @@
  * hanging; SIGCONT: publishing resumes).
  */
 import { randomUUID } from 'node:crypto';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { DiscardPolicy, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { PublishError } from '../../src/errors';
 import { silentLogger } from '../../src/logging/Logger';
@@ -126,6 +126,34 @@ it('fails publishes with TMM_PUBLISH_TIMEOUT while the server is stalled (SIGSTO
   } finally {
     server.resume();
     await t.remove({ queues: [{ name: queue }] }).catch(() => undefined);
+    await t.close();
+  }
+});
+
+it('a PubAck that refuses the message is TMM_PUBLISH_NACKED and a stream deleted under the transport is TMM_PUBLISH_UNROUTABLE; a duplicate inside the window is acknowledged once', async () => {
+  const t = new NatsTransport({ servers: server.url, logger: silentLogger, publishTimeoutMs: 2_000 });
+  const queue = `refused-${randomUUID().slice(0, 8)}`;
+  const nc = await connect({ servers: server.url });
+  try {
+    await t.declare({ exchanges: [{ name: 'orders' }], queues: [{ name: queue, bindings: [{ exchange: 'orders', routingKey: 'order.#' }] }] });
+    const { stream } = t.queueStream(queue);
+    const jsm = await jetstreamManager(nc);
+    const first = message(queue, 1);
+    await t.publish(first);
+    await t.publish(first); // same Nats-Msg-Id: acknowledged as a duplicate, stored once
+    expect(await storedCount(stream)).toBe(1);
+    // The server refuses a new message once the stream is full (discard new): a PubAck with an error.
+    const info = await jsm.streams.info(stream);
+    await jsm.streams.update(stream, { ...info.config, max_msgs: 1, discard: DiscardPolicy.New });
+    const refused = await t.publish(message(queue, 2)).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ name: 'PublishError', code: 'TMM_PUBLISH_NACKED' });
+    expect((refused as Error).message).toMatch(/refused by the server \(.*maximum messages.*err_code \d+\)/i);
+    // The stream is deleted behind the transport's back: no responders on its subject.
+    await jsm.streams.delete(stream);
+    await expect(t.publish(message(queue, 3))).rejects.toMatchObject({ code: 'TMM_PUBLISH_UNROUTABLE' });
+  } finally {
+    await nc.close();
+    await t.remove({ exchanges: [{ name: 'orders' }], queues: [{ name: queue }] }).catch(() => undefined);
     await t.close();
   }
 });

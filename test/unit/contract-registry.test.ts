@@ -41,6 +41,7 @@ const letter = (over: Partial<DeadLetter> = {}): DeadLetter => ({
   statusAt: null,
   statusBy: null,
   resentMessageId: null,
+  set: null,
   ...over,
 });
 

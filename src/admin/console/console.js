@@ -229,6 +229,7 @@
       input('consumer', 'Consumer', { placeholder: 'Class.method', size: 18 }),
       input('fingerprint', 'Error group', { placeholder: 'fingerprint', size: 16 }),
       input('correlationId', 'Correlation id', { placeholder: 'tmm-correlation-id', size: 16 }),
+      setFilterInput(input),
       h('label', {}, 'From', h('input', { name: 'from', type: 'datetime-local', value: f.from ? localInput(f.from) : '' })),
       h('label', {}, 'To', h('input', { name: 'to', type: 'datetime-local', value: f.to ? localInput(f.to) : '' })),
       h('button', { type: 'submit', class: 'primary', 'data-testid': 'apply-filter' }, 'Apply'),
@@ -248,9 +249,9 @@
       form,
       h('div', { class: 'panel' },
         bulk,
-        table(['Last failure', 'Topic', 'Consumer', 'Error', 'Attempts', 'Status'], page.items,
-          (d) => [fmtTime(d.lastFailureAt), d.topic, d.consumer || '—', d.errorMessage, String(d.attempts), badge(d.status)],
-          (d) => showDeadLetter(d.id), ['', '', '', 'err', 'num', ''], 'dead-table'),
+        table(['Last failure', 'Topic', 'Set', 'Consumer', 'Error', 'Attempts', 'Status'], page.items,
+          (d) => [fmtTime(d.lastFailureAt), d.topic, setCell(d), d.consumer || '—', d.errorMessage, String(d.attempts), badge(d.status)],
+          (d) => showDeadLetter(d.id), ['', '', '', '', 'err', 'num', ''], 'dead-table'),
         pager(page, (offset) => { state.dead.offset = offset; renderDead(); }),
       ),
     );
@@ -370,17 +371,39 @@
     );
   }
 
+  // ---------- SET routing (the set of each message: a column and a filter) ----------
+  function setCell(item) {
+    return item.set || '—';
+  }
+
+  function setFilterInput(input) {
+    return input('set', 'Set', { placeholder: 'SET name', size: 8, 'data-testid': 'filter-set' });
+  }
+
+  function outboxSetFilter() {
+    return h('form', { class: 'filters', 'data-testid': 'outbox-filters', onsubmit: (ev) => {
+      ev.preventDefault();
+      state.outbox.set = new FormData(ev.target).get('set') || undefined;
+      state.outbox.offset = 0;
+      renderOutbox();
+    } },
+      h('label', {}, 'Set', h('input', { name: 'set', value: state.outbox.set || '', placeholder: 'SET name', size: 8, 'data-testid': 'outbox-filter-set' })),
+      h('button', { type: 'submit', class: 'primary', 'data-testid': 'outbox-apply-filter' }, 'Apply'),
+    );
+  }
+
   // ---------- outbox ----------
   async function renderOutbox() {
-    const page = await api('GET', `/api/outbox?status=DEAD,EXCEPTION&limit=${state.outbox.limit}&offset=${state.outbox.offset}`);
+    const page = await api('GET', `/api/outbox?${query({ status: 'DEAD,EXCEPTION', set: state.outbox.set }, { limit: state.outbox.limit, offset: state.outbox.offset })}`);
     setView(
       'outbox',
       h('h1', {}, 'Outbox: messages that could not be published'),
       h('p', { class: 'muted' }, 'DEAD rows failed every publish attempt (dispatcher.maxAttempts); EXCEPTION rows are in doubt. Retry makes them due again for the relay.'),
+      outboxSetFilter(),
       h('div', { class: 'panel' },
-        table(['Created', 'Topic', 'Route', 'Attempts', 'Last error', 'Status'], page.items,
-          (r) => [fmtTime(r.createdAt), r.topic, `${r.exchange || '(default)'} / ${r.routingKey}`, String(r.attempts), r.lastError || '—', badge(r.status)],
-          (r) => showOutbox(r.id), ['', '', '', 'num', 'err', ''], 'outbox-table'),
+        table(['Created', 'Topic', 'Set', 'Route', 'Attempts', 'Last error', 'Status'], page.items,
+          (r) => [fmtTime(r.createdAt), r.topic, setCell(r), `${r.exchange || '(default)'} / ${r.routingKey}`, String(r.attempts), r.lastError || '—', badge(r.status)],
+          (r) => showOutbox(r.id), ['', '', '', '', 'num', 'err', ''], 'outbox-table'),
         pager(page, (offset) => { state.outbox.offset = offset; renderOutbox(); }),
       ),
     );

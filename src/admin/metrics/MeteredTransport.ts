@@ -1,5 +1,5 @@
 import { Counter, Histogram, Registry } from 'prom-client';
-import type { Delivery, DeliveryHandler, SubscribeOptions, Subscription, Topology, Transport, TransportFeatures, TransportMessage } from '../../transport/Transport';
+import type { Delivery, DeliveryHandler, Headers, SubscribeOptions, Subscription, Topology, Transport, TransportFeatures, TransportMessage } from '../../transport/Transport';
 
 /**
  * A Transport that measures the one it wraps, for Prometheus: publishes (and their confirm latency,
@@ -37,6 +37,15 @@ export class MeteredTransport implements Transport {
 
   get features(): TransportFeatures {
     return this.inner.features;
+  }
+
+  get isConnected(): boolean | undefined {
+    return this.inner.isConnected;
+  }
+
+  /** The inner transport's stamp (a SET router's set), which the producer stores with the outbox row. */
+  get stampHeaders(): ((message: TransportMessage) => Headers | undefined) | undefined {
+    return this.inner.stampHeaders ? (m) => this.inner.stampHeaders!(m) : undefined;
   }
 
   declare(topology: Topology): Promise<void> {

@@ -3,6 +3,13 @@ import type { RelayObserver } from '../../relay/RelayObserver';
 import type { DeadLetterStore } from '../../deadletter/DeadLetterStore';
 import type { OutboxAdminStore, OutboxStats } from '../../deadletter/OutboxAdminStore';
 import type { DeadLetterSummaryCounts } from '../../deadletter/DeadLetter';
+import type { SetFlowStats } from '../../transport/sets/SetRoutingTransport';
+
+/** The SET router's sets and flow counters, when the transport routes to sets. */
+export interface SetMetricsSource {
+  names: readonly string[];
+  stats: ReadonlyMap<string, SetFlowStats>;
+}
 
 /** What a consumer's deliveries came to (ConsumerStats). */
 export interface ConsumerCounts {
@@ -59,6 +66,8 @@ export class TmmMetrics {
       cacheMs?: number;
       /** The log-mode sender's health, when this process runs one (tmm_txlog_* gauges). */
       txlog?: () => { degraded: boolean; directories: { path: string; ok: boolean }[]; inDoubt: number; pendingSend: number; problems: number };
+      /** SET routing: per-set flow counters and per-set backlog gauges (tmm_set_*, tmm_outbox_*_by_set). */
+      sets?: SetMetricsSource;
     },
   ) {
     const r = [this.registry];
@@ -158,6 +167,7 @@ export class TmmMetrics {
         for (const c of (await snapshot()).dead.byConsumer) this.set({ consumer: c.consumer ?? 'unknown' }, c.count);
       },
     });
+    if (deps.sets) this.setMetrics(deps.sets, snapshot);
     const counter = (name: string, help: string, read: (c: ProcessCounters) => number | undefined) =>
       new Counter({
         name,
@@ -220,10 +230,50 @@ export class TmmMetrics {
     };
   }
 
+  /** Per SET: flow counters from the router's stats and backlog gauges from the outbox (label `set`). */
+  private setMetrics(sets: SetMetricsSource, snapshot: () => Promise<{ outbox: OutboxStats }>): void {
+    const r = [this.registry];
+    const flow = (name: string, help: string, field: keyof SetFlowStats) =>
+      new Counter({
+        name,
+        help,
+        labelNames: ['set'],
+        registers: r,
+        collect() {
+          this.reset();
+          for (const set of sets.names) this.inc({ set }, sets.stats.get(set)?.[field] ?? 0);
+        },
+      });
+    flow('tmm_set_published_total', 'Messages published and confirmed per SET (the set actually used, failovers included)', 'published');
+    flow('tmm_set_publish_failed_total', 'Failed publishes per SET (the row stays PENDING and is retried, or fails over where configured)', 'failed');
+    flow('tmm_set_failed_over_total', 'Messages of a SET published to its failover set instead', 'failedOver');
+    new Gauge({
+      name: 'tmm_outbox_pending_by_set',
+      help: 'PENDING outbox rows per SET that are due or waiting for a retry (a set whose broker is down keeps its rows here)',
+      labelNames: ['set'],
+      registers: r,
+      async collect() {
+        const s = await snapshot();
+        for (const b of s.outbox.bySet ?? []) this.set({ set: b.set }, b.pending);
+      },
+    });
+    new Gauge({
+      name: 'tmm_outbox_oldest_pending_age_seconds_by_set',
+      help: 'Age (since it was sent) of the oldest PENDING outbox row per SET that is due or waiting for a retry; 0 when none',
+      labelNames: ['set'],
+      registers: r,
+      async collect() {
+        const s = await snapshot();
+        const now = Date.now();
+        for (const b of s.outbox.bySet ?? []) this.set({ set: b.set }, b.oldestCreatedAt === null ? 0 : Math.max(0, (now - b.oldestCreatedAt) / 1000));
+      },
+    });
+  }
+
   private async snapshot(): Promise<{ outbox: OutboxStats; dead: DeadLetterSummaryCounts }> {
     const now = Date.now();
     if (this.cache && now - this.cache.at < (this.deps.cacheMs ?? 2000)) return this.cache;
-    const [outbox, dead] = await Promise.all([this.deps.outboxAdmin.stats(now), this.deps.deadLetters.summarize()]);
+    const [outbox, dead] = await Promise.all([this.deps.outboxAdmin.stats(now, this.deps.sets?.names), this.deps.deadLetters.summarize()]);
     this.cache = { at: now, outbox, dead };
     return this.cache;
   }

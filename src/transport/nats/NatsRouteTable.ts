@@ -30,6 +30,9 @@ export class NatsRouteTable {
   private readonly exchanges = new Map<string, ExchangeSpec>();
   private readonly queues = new Map<string, QueueRecord>();
   private readonly bindings = new Map<string, BindingRecord>();
+  /** route() results by exchange, then routing key; emptied by every topology change (apply()). */
+  private readonly routes = new Map<string, Map<string, readonly string[]>>();
+  private routeCount = 0;
   private seen = 0;
   private waiters: Array<{ seq: number; resolve: () => void }> = [];
   private messages: ConsumerMessages | undefined;
@@ -127,8 +130,28 @@ export class NatsRouteTable {
     await this.tombstone(this.names.exchangeSubject(name));
   }
 
-  /** The queues a message published to `exchange` with `routingKey` goes to. `''` is the default exchange. */
-  route(exchange: string, routingKey: string): string[] {
+  /**
+   * The queues a message published to `exchange` with `routingKey` goes to. `''` is the default exchange.
+   * Cached per exchange and routing key until the topology changes: the table holds every binding on the
+   * server under this prefix, and the relay asks once per message.
+   */
+  route(exchange: string, routingKey: string): readonly string[] {
+    let byKey = this.routes.get(exchange);
+    let found = byKey?.get(routingKey);
+    if (found === undefined) {
+      found = this.computeRoute(exchange, routingKey);
+      if (++this.routeCount > 10_000) {
+        this.routes.clear();
+        this.routeCount = 1;
+        byKey = undefined;
+      }
+      if (!byKey) this.routes.set(exchange, (byKey = new Map()));
+      byKey.set(routingKey, found);
+    }
+    return found;
+  }
+
+  private computeRoute(exchange: string, routingKey: string): string[] {
     if (exchange === '') return this.queues.has(routingKey) ? [routingKey] : [];
     const ex = this.exchanges.get(exchange);
     if (!ex) return [];
@@ -161,6 +184,8 @@ export class NatsRouteTable {
       this.logger.warn('nats route table: unreadable topology entry ignored', { subject });
       return;
     }
+    this.routes.clear();
+    this.routeCount = 0;
     const sub = subject.slice(this.names.routesSubject.length + 1);
     const kind = sub.slice(0, 1);
     if (entry.kind === 'deleted') {

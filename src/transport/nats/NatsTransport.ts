@@ -17,6 +17,7 @@ import { type Logger, redactUrl } from '../../logging/Logger';
 import type { ExchangeSpec, QueueSpec, SubscribeOptions, Subscription, Topology, Transport, TransportFeatures, TransportMessage, DeliveryHandler } from '../Transport';
 import { InFlightWindow } from '../InFlightWindow';
 import { NatsLease } from './NatsLease';
+import { NatsPubAcks, type PubAckOutcome } from './NatsPubAcks';
 import { NatsRouteTable, ensureStream, isNotFound } from './NatsRouteTable';
 import { NatsSubscription, type NatsSubscriptionHost, storedAt } from './NatsSubscription';
 import { type NatsTransportOptions, type NatsTransportOptionsInput, resolveNatsTransportOptions } from './NatsTransportOptions';
@@ -27,6 +28,7 @@ interface Conn {
   js: JetStreamClient;
   jsm: JetStreamManager;
   routes: NatsRouteTable;
+  acks: NatsPubAcks;
 }
 
 interface InFlight {
@@ -206,9 +208,7 @@ export class NatsTransport implements Transport {
       if (targets.length === 1) {
         const release = this.window.tryAcquire();
         if (release) {
-          const sent = this.publishTo(this.conn, targets[0], message, publishMsgId(message), Date.now() + this.options.publishTimeoutMs);
-          sent.then(release, release);
-          return sent;
+          return this.publishTo(this.conn, targets[0], message, publishMsgId(message), undefined, release);
         }
       }
     }
@@ -244,48 +244,73 @@ export class NatsTransport implements Transport {
     }
   }
 
-  /** Stores a message in one queue's stream and resolves on its PubAck. */
-  private publishTo(conn: Conn, queue: string, message: TransportMessage, msgId: string, deadline: number): Promise<void> {
+  /**
+   * Stores a message in one queue's stream and resolves on its PubAck (by `deadline`; undefined:
+   * publishTimeoutMs from now). `release` (an in-flight slot) is called once it settled, either way.
+   */
+  private publishTo(conn: Conn, queue: string, message: TransportMessage, msgId: string, deadline: number | undefined, release?: () => void): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      if (this.closed) return reject(new PublishError('TMM_PUBLISH_CLOSED', `message ${message.id}: the transport closed before it was published`));
-      if (!this.connected) return reject(new PublishError('TMM_PUBLISH_CONNECTION_LOST', `message ${message.id}: the NATS connection is down`));
+      if (this.closed || !this.connected) {
+        release?.();
+        return reject(
+          this.closed
+            ? new PublishError('TMM_PUBLISH_CLOSED', `message ${message.id}: the transport closed before it was published`)
+            : new PublishError('TMM_PUBLISH_CONNECTION_LOST', `message ${message.id}: the NATS connection is down`),
+        );
+      }
       let done = false;
       const entry: InFlight = {
         reject: (err) => {
           if (done) return;
           done = true;
           this.inFlight.delete(entry);
+          release?.();
           reject(err);
         },
       };
       this.inFlight.add(entry);
-      const timeout = Math.max(1, deadline - Date.now());
-      conn.js
-        .publish(this.names.queueSubject(queue), message.body, { headers: encodeHeaders(message, msgId), timeout, retries: 1 })
-        .then(
-          () => {
-            if (done) return;
-            done = true;
-            this.inFlight.delete(entry);
-            resolve();
-          },
-          (e: unknown) => entry.reject(this.publishError(e, message, queue, timeout)),
-        );
+      const timeout = deadline === undefined ? this.options.publishTimeoutMs : Math.max(1, deadline - Date.now());
+      // A JetStream publish is a core publish to the stream's subject answered by a PubAck on the reply
+      // subject; NatsPubAcks waits for all of them on one subscription (see there for why not a request each).
+      const settle = (outcome: PubAckOutcome) => {
+        if (done) return;
+        const failure = this.pubAckFailure(outcome, message, queue, timeout);
+        if (failure) return entry.reject(failure);
+        done = true;
+        this.inFlight.delete(entry);
+        release?.();
+        resolve();
+      };
+      try {
+        conn.acks.publish(this.names.queueSubject(queue), message.body, encodeHeaders(message, msgId), timeout, settle);
+      } catch (e) {
+        // Refused by the client before anything was sent (closed, a header value with CR/LF, too large).
+        entry.reject(this.publishError(e, message, queue));
+      }
     });
   }
 
-  private publishError(e: unknown, message: TransportMessage, queue: string, timeout: number): PublishError {
-    const err = e as Error & { code?: unknown };
-    const what = `message ${message.id} to queue "${queue}"`;
-    if (this.closed) return new PublishError('TMM_PUBLISH_CLOSED', `${what}: the transport closed before its PubAck`, { cause: e });
-    if (err?.name === 'TimeoutError') return new PublishError('TMM_PUBLISH_TIMEOUT', `${what}: no PubAck within ${timeout}ms`, { cause: e });
-    if (err?.name === 'JetStreamNotEnabled' || err?.name === 'NoRespondersError') {
-      return new PublishError('TMM_PUBLISH_UNROUTABLE', `${what}: the queue's stream does not exist (deleted?)`, { cause: e });
+  /** The PublishError of a PubAck outcome that is not an acknowledgement, or undefined for one. */
+  private pubAckFailure(outcome: PubAckOutcome, message: TransportMessage, queue: string, timeout: number): PublishError | undefined {
+    if (outcome.kind === 'reply') {
+      const refused = pubAckRefusal(outcome.data);
+      if (refused === undefined) return undefined;
+      return new PublishError('TMM_PUBLISH_NACKED', `message ${message.id} to queue "${queue}": refused by the server (${refused})`);
     }
+    const what = `message ${message.id} to queue "${queue}"`;
+    if (this.closed) return new PublishError('TMM_PUBLISH_CLOSED', `${what}: the transport closed before its PubAck`);
+    if (outcome.kind === 'no-responders') return new PublishError('TMM_PUBLISH_UNROUTABLE', `${what}: the queue's stream does not exist (deleted?)`);
+    return new PublishError('TMM_PUBLISH_TIMEOUT', `${what}: no PubAck within ${timeout}ms`);
+  }
+
+  /** A publish the client refused before sending it (see publishTo). */
+  private publishError(e: unknown, message: TransportMessage, queue: string): PublishError {
+    const err = e as Error;
+    const what = `message ${message.id} to queue "${queue}"`;
+    if (this.closed) return new PublishError('TMM_PUBLISH_CLOSED', `${what}: the transport closed before it was published`, { cause: e });
     if (err?.name === 'ClosedConnectionError' || err?.name === 'ConnectionError' || err?.name === 'DrainingConnectionError') {
       return new PublishError('TMM_PUBLISH_CONNECTION_LOST', `${what}: the NATS connection went away`, { cause: e });
     }
-    if (err?.name === 'JetStreamApiError' || typeof err?.code === 'number') return new PublishError('TMM_PUBLISH_NACKED', `${what}: refused by the server (${err.message})`, { cause: e });
     return new PublishError('TMM_PUBLISH_FAILED', `${what}: ${err?.message ?? String(e)}`, { cause: e });
   }
 
@@ -364,6 +389,7 @@ export class NatsTransport implements Transport {
     this.expirers.clear();
     const conn = this.conn ?? (await Promise.race([this.opening?.catch(() => undefined), sleep(100).then(() => undefined)]));
     if (conn) {
+      conn.acks.close();
       await conn.routes.stop();
       await Promise.race([conn.nc.flush().catch(() => undefined), sleep(1_000)]);
       await conn.nc.close().catch(() => undefined);
@@ -421,6 +447,9 @@ export class NatsTransport implements Transport {
       timeout: this.options.connectTimeoutMs,
       pingInterval: this.options.pingIntervalMs,
       maxPingOut: this.options.maxPingOut,
+      // Without this the client builds two Errors (stack traces) per request, i.e. per publish, only to
+      // say where a failed one began; tmm wraps every failure in a PublishError naming the message and queue.
+      noAsyncTraces: true,
     });
     if (this.closed) {
       await nc.close();
@@ -435,7 +464,7 @@ export class NatsTransport implements Transport {
     });
     const routes = new NatsRouteTable(js, jsm, this.names, this.logger);
     await routes.start();
-    const conn: Conn = { nc, js, jsm, routes };
+    const conn: Conn = { nc, js, jsm, routes, acks: new NatsPubAcks(nc) };
     this.conn = conn;
     this.connected = true;
     this.logger.info('nats connected', { servers: this.safeServers() });
@@ -606,6 +635,26 @@ class NatsExpirer {
   }
 }
 
+
+const PUB_ACK_TEXT = new TextDecoder();
+
+/**
+ * Why a PubAck refuses the message (`{"error":{"code":…,"err_code":…,"description":…}}`, or no stream
+ * in it), or undefined for an acknowledgement (`{"stream":…,"seq":…}`, `"duplicate":true` included).
+ */
+function pubAckRefusal(data: Uint8Array): string | undefined {
+  let ack: { stream?: unknown; error?: { description?: unknown; err_code?: unknown; code?: unknown } };
+  try {
+    ack = JSON.parse(PUB_ACK_TEXT.decode(data)) as typeof ack;
+  } catch {
+    return `not a PubAck: ${JSON.stringify(PUB_ACK_TEXT.decode(data).slice(0, 200))}`;
+  }
+  if (ack && typeof ack === 'object' && ack.error) {
+    return `${String(ack.error.description ?? 'error')} (err_code ${String(ack.error.err_code ?? ack.error.code ?? '?')})`;
+  }
+  if (!ack || typeof ack !== 'object' || typeof ack.stream !== 'string' || ack.stream === '') return 'a PubAck without a stream';
+  return undefined;
+}
 
 function decodeFor(m: JsMsg): TransportMessage {
   return decodeMessage(m.data, m.headers, storedAt(m));

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
+import { MsgHdrsImpl, headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
 import { ConsumerHeaders } from '../../consumer/ConsumerHeaders';
 import type { Headers, QueueSpec, TransportMessage } from '../Transport';
 
@@ -19,6 +19,8 @@ export class NatsNames {
   readonly routesSubject: string;
   readonly leasesStream: string;
   readonly durable = 'tmm';
+  /** queueSubject() per queue: it hashes the name, and every publish asks for it. */
+  private readonly subjects = new Map<string, string>();
   constructor(readonly prefix: string) {
     const P = prefix.toUpperCase().replace(/-/g, '_');
     this.routesStream = `${P}_ROUTES`;
@@ -34,7 +36,13 @@ export class NatsNames {
     return `${this.prefix.toUpperCase().replace(/-/g, '_')}_Q_${this.queueToken(queue)}`;
   }
   queueSubject(queue: string): string {
-    return `${this.prefix}.q.${this.queueToken(queue)}`;
+    let subject = this.subjects.get(queue);
+    if (subject === undefined) {
+      subject = `${this.prefix}.q.${this.queueToken(queue)}`;
+      if (this.subjects.size >= 10_000) this.subjects.clear();
+      this.subjects.set(queue, subject);
+    }
+    return subject;
   }
   bindingSubject(exchange: string, routingKey: string, queue: string): string {
     return `${this.routesSubject}.b.${hash(`${exchange}\u0000${routingKey}\u0000${queue}`).slice(0, 32)}`;
@@ -90,7 +98,29 @@ export function publishMsgId(message: TransportMessage): string {
   return id;
 }
 
+/** A header value the NATS client would store unchanged: no CR/LF (it refuses those) and nothing to trim. */
+const PLAIN_VALUE = /^(?:[^\s]|[^\s][^\r\n]*[^\s])$/;
+
+/**
+ * The NATS headers of a publish. The client's `headers().set()` looks up, validates and trims every value
+ * it is given (a regular expression, two key scans and an array per call); this runs once per published
+ * message, so the headers are built in one step from a record (`MsgHdrsImpl.fromRecord`, no checks) when
+ * every value is known to be plain: the URI-encoded exchange and routing key, the JSON of the headers (JSON
+ * escapes CR/LF) and the number are; the ids and the content type are tested. Anything else takes the
+ * client's checked path, which rejects a CR or LF with its own error.
+ */
 export function encodeHeaders(message: TransportMessage, msgId: string): MsgHdrs {
+  if (PLAIN_VALUE.test(msgId) && PLAIN_VALUE.test(message.id) && PLAIN_VALUE.test(message.contentType)) {
+    return MsgHdrsImpl.fromRecord({
+      'Nats-Msg-Id': [msgId],
+      [NatsWireHeaders.id]: [message.id],
+      [NatsWireHeaders.exchange]: [encodeURIComponent(message.exchange)],
+      [NatsWireHeaders.routingKey]: [encodeURIComponent(message.routingKey)],
+      [NatsWireHeaders.contentType]: [message.contentType],
+      [NatsWireHeaders.timestamp]: [String(message.timestamp)],
+      [NatsWireHeaders.headers]: [JSON.stringify(message.headers)],
+    });
+  }
   const h = natsHeaders();
   h.set('Nats-Msg-Id', msgId);
   h.set(NatsWireHeaders.id, message.id);

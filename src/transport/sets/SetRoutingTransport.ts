@@ -26,7 +26,10 @@ export interface SetRoutingOptions {
   logger?: Logger;
 }
 
-/** Messages per set since start: published (by set actually used), failed publishes, failovers. */
+/**
+ * Messages per set since start: published (by set actually used), failed publishes, failovers. TMM-ADMIN
+ * serves them as `tmm_set_published_total`, `tmm_set_publish_failed_total` and `tmm_set_failed_over_total`.
+ */
 export interface SetFlowStats {
   published: number;
   failed: number;
@@ -40,6 +43,11 @@ export interface SetFlowStats {
  * resend of a dead letter) goes back to that set, whatever the rules say now. Deliveries are stamped with
  * the set they came from, so their copies stay in it.
  *
+ * A set that was up and whose transport now reports no connection (`isConnected === false`, while it
+ * reconnects) fails its publishes at once with TMM_PUBLISH_CONNECTION_LOST (a transient failure: the relay
+ * keeps the row PENDING and retries it with backoff, spending no attempt), so a down set never holds the
+ * relay's publish window while the other sets flow; `failover` then applies as for any connection loss.
+ *
  * declare() declares on every set (the same queues exist in each); subscribe() consumes from the
  * `consumeFrom` sets; close() closes every set's transport. Rules are validated in the constructor: an
  * unknown set, overlapping ranges or a missing center is a ConfigurationError naming the rule.
@@ -50,6 +58,8 @@ export class SetRoutingTransport implements Transport {
   private readonly names: string[];
   private readonly consumeFrom: string[];
   private readonly logger: Logger;
+  /** Sets that have confirmed a publish: one of them whose transport reports no connection is down. */
+  private readonly wasUp = new Set<string>();
   private closed = false;
 
   constructor(private readonly options: SetRoutingOptions) {
@@ -67,6 +77,11 @@ export class SetRoutingTransport implements Transport {
     const all = this.names.map((n) => options.sets[n].features);
     this.features = { durable: all.every((f) => f.durable), confirms: all.every((f) => f.confirms) };
     for (const n of this.names) this.stats.set(n, { published: 0, failed: 0, failedOver: 0 });
+  }
+
+  /** The configured set names, in configuration order. */
+  get setNames(): readonly string[] {
+    return this.names;
   }
 
   /** The set a message goes to: its `tmm-set` header if it has one, else the rules. */
@@ -95,7 +110,14 @@ export class SetRoutingTransport implements Transport {
     }
     const stats = this.stats.get(set)!;
     try {
+      if (target.isConnected === false && this.wasUp.has(set)) {
+        // Known down (it was up, its transport lost the broker and reconnects in the background): fail now
+        // instead of holding a publish slot for the transport's connect timeout, so that a down set's
+        // backlog cannot fill the relay's window while other sets flow. The relay keeps the row PENDING.
+        throw new PublishError('TMM_PUBLISH_CONNECTION_LOST', `message ${message.id}: set "${set}" is down (its broker connection is lost; reconnecting)`);
+      }
       await target.publish({ ...message, headers: { ...message.headers, [SetHeaders.set]: set } });
+      this.wasUp.add(set);
       stats.published++;
     } catch (e) {
       stats.failed++;
