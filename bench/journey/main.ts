@@ -1,17 +1,18 @@
 /**
- * What observability costs on the hot paths: producer, relay and consumer throughput with tracing on (an
- * OpenTelemetry SDK registered, sampling off — AlwaysOffSampler, as a production app that samples nothing
- * or little would run) against tracing off (`tracing: false`), same run, alternating which side goes first,
- * medians of ROUNDS rounds. PostgreSQL (fresh schema) and RabbitMQ (random names), default options.
+ * What observability costs on the hot paths: producer, relay and consumer throughput with the recorded journey
+ * on (`journey.enabled`, default writer options, a business-key path) and with tracing on (an OpenTelemetry SDK
+ * registered, sampling off — AlwaysOffSampler, as a production app that samples nothing or little would run),
+ * each against both off (`tracing: false`, no journey), same run, rotating which side goes first, medians of
+ * ROUNDS rounds. PostgreSQL (fresh schema) and RabbitMQ (random names), default options.
  *
  * Per side and round: the producer commits N transactions of one message each (CONCURRENCY at a time; its
  * fast path stopped, so the rows stay), then a relay drains those N rows to RabbitMQ, then a consumer
  * (transactional, idempotent: the default) handles the N messages. Each phase is timed on its own and
- * checked: N rows written, the outbox empty, N handled.
+ * checked: N rows written, the outbox empty, N handled. With the journey on, each phase's time includes writing
+ * what it recorded (the writer's flush before the clock stops), and the rows are counted in tmm_journey.
  *
- * The recorded journey of issue 13 is not built yet, so "on" is tracing only; the JSON says so
- * (`measures`). Last line: {"bench":"journey","producer_on_vs_off":…,"relay_on_vs_off":…,"consumer_on_vs_off":…}
- * (throughput on / throughput off: ≥ 0.95 is the target).
+ * Last line: {"bench":"journey","producer_on_vs_off":…,"relay_on_vs_off":…,"consumer_on_vs_off":…} for the
+ * journey, and tracing_*_on_vs_off for tracing (throughput on / throughput off: ≥ 0.95 is the target).
  */
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
@@ -39,7 +40,9 @@ class Step {
   @IsInt() seq!: number;
 }
 
-type Side = 'on' | 'off';
+/** off: tracing and journey off; journey: the journey only; tracing: tracing only. */
+type Side = 'off' | 'journey' | 'tracing';
+const SIDES: Side[] = ['off', 'journey', 'tracing'];
 interface Phase {
   producer: number;
   relay: number;
@@ -68,7 +71,20 @@ async function main(): Promise<void> {
   const queues: QueueSpec[] = [];
   let instance = 0;
   const tmmFor = (side: Side, over: Record<string, unknown>) =>
-    new Tmm({ dataSource: schema.dataSource, transport, logger: 'silent', name: `bench-journey-${instance++}`, tracing: side === 'on' ? 'auto' : false, ...over });
+    new Tmm({
+      dataSource: schema.dataSource,
+      transport,
+      logger: 'silent',
+      name: `bench-journey-${instance++}`,
+      tracing: side === 'tracing' ? 'auto' : false,
+      journey: { enabled: side === 'journey', businessKeys: ['seq'] },
+      ...over,
+    });
+  /** The journey side's phase ends when what it recorded is written. */
+  const journeyWritten = async (tmm: Tmm) => {
+    await tmm.journey?.flush();
+  };
+  let journeyRows = 0;
 
   async function oneSide(side: Side, round_: number): Promise<Phase> {
     const routingKey = `${side}.${round_}`;
@@ -86,6 +102,7 @@ async function main(): Promise<void> {
         }
       }),
     );
+    await journeyWritten(producer);
     const producerMs = performance.now() - t0;
     const written = await producer.outbox.countByStatus();
     if (written.PENDING !== N) throw new Error(`bench: ${written.PENDING} rows written, expected ${N}`);
@@ -110,6 +127,8 @@ async function main(): Promise<void> {
     const t1 = performance.now();
     await relay.start();
     await until(async () => ((await relay.outbox.countByStatus()).PENDING ?? 0) === 0, 'the relay to drain the outbox');
+    await relay.dispatcher.flush();
+    await journeyWritten(relay);
     const relayMs = performance.now() - t1;
     await relay.stop({ closeTransport: false });
     await until(async () => (await transport.inspectQueue(queue)).messageCount === N, 'all messages in the queue');
@@ -117,22 +136,35 @@ async function main(): Promise<void> {
     const t2 = performance.now();
     await consumer.consumers.start();
     await until(() => handled >= N, 'the consumer to handle every message');
+    if (side === 'journey') await until(() => consumer.journey!.stats.recorded >= N, 'the consumer to record every delivery');
+    await journeyWritten(consumer);
     const consumerMs = performance.now() - t2;
     if (handled !== N) throw new Error(`bench: ${handled} handled, expected ${N}`);
     await consumer.stop({ closeTransport: false });
+    for (const t of [producer, relay, consumer]) {
+      const j = t.stats().journey;
+      if (j && j.dropped > 0) throw new Error(`bench: the journey dropped ${j.dropped} events`);
+    }
+    if (side === 'journey') {
+      const rows: { n: string }[] = await schema.dataSource.query(`SELECT COUNT(*) AS n FROM tmm_journey WHERE step IN ('sent', 'stored', 'published', 'delivered')`);
+      const n = Number(rows[0].n) - journeyRows;
+      journeyRows += n;
+      if (n !== 4 * N) throw new Error(`bench: ${n} journey rows written, expected ${4 * N}`);
+    }
     return { producer: N / (producerMs / 1000), relay: N / (relayMs / 1000), consumer: N / (consumerMs / 1000) };
   }
 
-  const results: Record<Side, Phase[]> = { on: [], off: [] };
+  const results: Record<Side, Phase[]> = { off: [], journey: [], tracing: [] };
   try {
     await transport.declare({ exchanges: [{ name: EXCHANGE, type: 'topic' }] });
-    await oneSide('off', -1); // warm-up, not counted
-    await oneSide('on', -1);
+    for (const side of SIDES) await oneSide(side, -1); // warm-up, not counted
     for (let r = 0; r < ROUNDS; r++) {
-      const order: Side[] = r % 2 === 0 ? ['off', 'on'] : ['on', 'off'];
+      // Each side goes first, second and third equally often.
+      const order = SIDES.map((_, i) => SIDES[(i + r) % SIDES.length]);
       for (const side of order) results[side].push(await oneSide(side, r));
-      const [a, b] = [results.on[r], results.off[r]];
-      console.log(`round ${r + 1}: producer ${round(a.producer, 0)}/${round(b.producer, 0)} msg/s, relay ${round(a.relay, 0)}/${round(b.relay, 0)}, consumer ${round(a.consumer, 0)}/${round(b.consumer, 0)} (on/off)`);
+      const [j, t, o] = [results.journey[r], results.tracing[r], results.off[r]];
+      const f = (k: keyof Phase) => `${round(j[k], 0)}/${round(t[k], 0)}/${round(o[k], 0)}`;
+      console.log(`round ${r + 1}: producer ${f('producer')} msg/s, relay ${f('relay')}, consumer ${f('consumer')} (journey/tracing/off)`);
     }
   } finally {
     await transport.remove({ queues, exchanges: [{ name: EXCHANGE, type: 'topic' }] }).catch(() => undefined);
@@ -143,20 +175,24 @@ async function main(): Promise<void> {
   load.push(loadavg()[0]);
   if (exporter.getFinishedSpans().length !== 0) throw new Error('bench: spans were recorded with sampling off');
   // Per round, the ratio of the two sides (same conditions), then the median of the ratios.
-  const ratio = (k: keyof Phase) => round(median(results.on.map((on, i) => on[k] / results.off[i][k])));
+  const ratio = (on: Side, k: keyof Phase) => round(median(results[on].map((p, i) => p[k] / results.off[i][k])));
   const med = (side: Side, k: keyof Phase) => round(median(results[side].map((p) => p[k])), 0);
+  const msgS = (k: keyof Phase) => ({ journey: med('journey', k), tracing: med('tracing', k), off: med('off', k) });
   console.log(
     JSON.stringify({
       bench: 'journey',
-      producer_on_vs_off: ratio('producer'),
-      relay_on_vs_off: ratio('relay'),
-      consumer_on_vs_off: ratio('consumer'),
-      measures: 'tracing on (SDK registered, AlwaysOffSampler) vs tracing: false; the journey recording is not built yet',
+      producer_on_vs_off: ratio('journey', 'producer'),
+      relay_on_vs_off: ratio('journey', 'relay'),
+      consumer_on_vs_off: ratio('journey', 'consumer'),
+      tracing_producer_on_vs_off: ratio('tracing', 'producer'),
+      tracing_relay_on_vs_off: ratio('tracing', 'relay'),
+      tracing_consumer_on_vs_off: ratio('tracing', 'consumer'),
+      measures: '*_on_vs_off: journey.enabled (rows written within each phase) vs off; tracing_*: tracing on (SDK registered, AlwaysOffSampler) vs tracing: false',
       messages_per_round: N,
       rounds: ROUNDS,
-      producer_msg_s: { on: med('on', 'producer'), off: med('off', 'producer') },
-      relay_msg_s: { on: med('on', 'relay'), off: med('off', 'relay') },
-      consumer_msg_s: { on: med('on', 'consumer'), off: med('off', 'consumer') },
+      producer_msg_s: msgS('producer'),
+      relay_msg_s: msgS('relay'),
+      consumer_msg_s: msgS('consumer'),
       loadavg_1m: load.map((l) => round(l, 2)),
     }),
   );
