@@ -7,7 +7,9 @@
  *
  * Per side and round: the producer commits N transactions of one message each (CONCURRENCY at a time; its
  * fast path stopped, so the rows stay), then a relay drains those N rows to RabbitMQ, then a consumer
- * (transactional, idempotent: the default) handles the N messages. Each phase is timed on its own and
+ * (transactional, idempotent: the default) handles the N messages. Each side has a schema of its own, and each
+ * phase runs for the three sides back to back (close in time, so under the same load of the shared machine)
+ * before the next phase. Each phase is timed on its own and
  * checked: N rows written, the outbox empty, N handled. With the journey on, each phase's time includes writing
  * what it recorded (the writer's flush before the clock stops), and the rows are counted in tmm_journey.
  *
@@ -26,7 +28,7 @@ import { IsInt } from 'class-validator';
 import { AmqpTransport, type QueueSpec, Tmm, consumerTopology, silentLogger } from '../../src/internal';
 import { Consumer, MessageContract } from 'tmm/decorators';
 import { AMQP_URL } from '../support/amqp';
-import { createBenchSchema } from '../support/postgres';
+import { type BenchSchema, createBenchSchema } from '../support/postgres';
 import { median, round } from '../support/stats';
 
 const N = Number(process.env.BENCH_MESSAGES ?? 3000);
@@ -65,14 +67,17 @@ async function main(): Promise<void> {
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   trace.setGlobalTracerProvider(provider);
 
-  const schema = await createBenchSchema('bench_journey', { poolSize: 12 });
+  // One schema per side, so that each phase can run for the three sides back to back (close in time, under
+  // the same load) without one side's relay draining another's rows.
+  const schemas = {} as Record<Side, BenchSchema>;
+  for (const side of SIDES) schemas[side] = await createBenchSchema(`bench_journey_${side}`, { poolSize: 12 });
   const load = [loadavg()[0]];
   const transport = new AmqpTransport({ url: AMQP_URL, logger: silentLogger, connectionName: `bench-journey-${suffix}` });
   const queues: QueueSpec[] = [];
   let instance = 0;
   const tmmFor = (side: Side, over: Record<string, unknown>) =>
     new Tmm({
-      dataSource: schema.dataSource,
+      dataSource: schemas[side].dataSource,
       transport,
       logger: 'silent',
       name: `bench-journey-${instance++}`,
@@ -84,13 +89,27 @@ async function main(): Promise<void> {
   const journeyWritten = async (tmm: Tmm) => {
     await tmm.journey?.flush();
   };
-  let journeyRows = 0;
+  const journeyRows = { off: 0, journey: 0, tracing: 0 };
 
-  async function oneSide(side: Side, round_: number): Promise<Phase> {
-    const routingKey = `${side}.${round_}`;
-    const queue = `${EXCHANGE}.${side}.${round_}`;
-    // Producer: its fast path stopped so the rows stay for the relay phase.
-    const producer = tmmFor(side, { relay: { enabled: false }, consumers: { enabled: false }, producer: { leaseMs: 1000 } });
+  /** One side's round: the phases are run by the caller, each for every side in turn. */
+  interface SideRound {
+    side: Side;
+    routingKey: string;
+    queue: string;
+    handled: number;
+    producer?: Tmm;
+    relay?: Tmm;
+    consumer?: Tmm;
+    ms: Partial<Phase>;
+  }
+
+  function sideRound(side: Side, round_: number): SideRound {
+    return { side, routingKey: `${side}.${round_}`, queue: `${EXCHANGE}.${side}.${round_}`, handled: 0, ms: {} };
+  }
+
+  async function producerPhase(sr: SideRound): Promise<void> {
+    // The fast path stopped, so the rows stay for the relay phase.
+    const producer = (sr.producer = tmmFor(sr.side, { relay: { enabled: false }, consumers: { enabled: false }, producer: { leaseMs: 1000 } }));
     await producer.start();
     await producer.dispatcher.stop();
     let next = 0;
@@ -98,78 +117,92 @@ async function main(): Promise<void> {
     await Promise.all(
       Array.from({ length: CONCURRENCY }, async () => {
         for (let i = next++; i < N; i = next++) {
-          await producer.transactions.run(() => producer.producer.send(Object.assign(new Step(), { seq: i }), { exchange: EXCHANGE, routingKey }));
+          await producer.transactions.run(() => producer.producer.send(Object.assign(new Step(), { seq: i }), { exchange: EXCHANGE, routingKey: sr.routingKey }));
         }
       }),
     );
     await journeyWritten(producer);
-    const producerMs = performance.now() - t0;
+    sr.ms.producer = performance.now() - t0;
     const written = await producer.outbox.countByStatus();
     if (written.PENDING !== N) throw new Error(`bench: ${written.PENDING} rows written, expected ${N}`);
     await producer.stop({ closeTransport: false });
-
-    // Consumer declared first (its queue must exist before the relay publishes), not started yet.
-    let handled = 0;
+    // The consumer is declared now (its queue must exist before the relay publishes), started later.
     class Handler {
-      @Consumer({ queue, exchange: EXCHANGE, routingKey, concurrency: 16 })
+      @Consumer({ queue: sr.queue, exchange: EXCHANGE, routingKey: sr.routingKey, concurrency: 16 })
       async handle(_s: Step): Promise<void> {
-        handled++;
+        sr.handled++;
       }
     }
-    const consumer = tmmFor(side, { relay: { enabled: false } });
+    const consumer = (sr.consumer = tmmFor(sr.side, { relay: { enabled: false } }));
     consumer.consumers.register(new Handler());
     await consumer.start();
     for (const def of consumer.consumers.definitions) queues.push(...(consumerTopology(def).queues ?? []));
     await consumer.consumers.stop();
-    await sleep(1100); // the producer's lease on its rows ends
+  }
 
-    const relay = tmmFor(side, { relay: { enabled: true, pollIntervalMs: 50 }, consumers: { enabled: false } });
+  async function relayPhase(sr: SideRound): Promise<void> {
+    const relay = (sr.relay = tmmFor(sr.side, { relay: { enabled: true, pollIntervalMs: 50 }, consumers: { enabled: false } }));
     const t1 = performance.now();
     await relay.start();
     await until(async () => ((await relay.outbox.countByStatus()).PENDING ?? 0) === 0, 'the relay to drain the outbox');
     await relay.dispatcher.flush();
     await journeyWritten(relay);
-    const relayMs = performance.now() - t1;
+    sr.ms.relay = performance.now() - t1;
     await relay.stop({ closeTransport: false });
-    await until(async () => (await transport.inspectQueue(queue)).messageCount === N, 'all messages in the queue');
+    await until(async () => (await transport.inspectQueue(sr.queue)).messageCount === N, 'all messages in the queue');
+  }
 
+  async function consumerPhase(sr: SideRound): Promise<Phase> {
+    const consumer = sr.consumer!;
     const t2 = performance.now();
     await consumer.consumers.start();
-    await until(() => handled >= N, 'the consumer to handle every message');
-    if (side === 'journey') await until(() => consumer.journey!.stats.recorded >= N, 'the consumer to record every delivery');
+    await until(() => sr.handled >= N, 'the consumer to handle every message');
+    if (sr.side === 'journey') await until(() => consumer.journey!.stats.recorded >= N, 'the consumer to record every delivery');
     await journeyWritten(consumer);
-    const consumerMs = performance.now() - t2;
-    if (handled !== N) throw new Error(`bench: ${handled} handled, expected ${N}`);
+    sr.ms.consumer = performance.now() - t2;
+    if (sr.handled !== N) throw new Error(`bench: ${sr.handled} handled, expected ${N}`);
     await consumer.stop({ closeTransport: false });
-    for (const t of [producer, relay, consumer]) {
+    for (const t of [sr.producer!, sr.relay!, consumer]) {
       const j = t.stats().journey;
       if (j && j.dropped > 0) throw new Error(`bench: the journey dropped ${j.dropped} events`);
     }
-    if (side === 'journey') {
-      const rows: { n: string }[] = await schema.dataSource.query(`SELECT COUNT(*) AS n FROM tmm_journey WHERE step IN ('sent', 'stored', 'published', 'delivered')`);
-      const n = Number(rows[0].n) - journeyRows;
-      journeyRows += n;
+    if (sr.side === 'journey') {
+      const rows: { n: string }[] = await schemas.journey.dataSource.query(`SELECT COUNT(*) AS n FROM tmm_journey WHERE step IN ('sent', 'stored', 'published', 'delivered')`);
+      const n = Number(rows[0].n) - journeyRows.journey;
+      journeyRows.journey += n;
       if (n !== 4 * N) throw new Error(`bench: ${n} journey rows written, expected ${4 * N}`);
     }
-    return { producer: N / (producerMs / 1000), relay: N / (relayMs / 1000), consumer: N / (consumerMs / 1000) };
+    return { producer: N / (sr.ms.producer! / 1000), relay: N / (sr.ms.relay! / 1000), consumer: N / (sr.ms.consumer! / 1000) };
+  }
+
+  /** One round: each phase for the three sides in `order`, back to back. */
+  async function oneRound(order: Side[], round_: number): Promise<Record<Side, Phase>> {
+    const rounds = order.map((side) => sideRound(side, round_));
+    for (const sr of rounds) await producerPhase(sr);
+    await sleep(1100); // the producers' leases on their rows end
+    for (const sr of rounds) await relayPhase(sr);
+    const out = {} as Record<Side, Phase>;
+    for (const sr of rounds) out[sr.side] = await consumerPhase(sr);
+    return out;
   }
 
   const results: Record<Side, Phase[]> = { off: [], journey: [], tracing: [] };
   try {
     await transport.declare({ exchanges: [{ name: EXCHANGE, type: 'topic' }] });
-    for (const side of SIDES) await oneSide(side, -1); // warm-up, not counted
+    await oneRound(SIDES, -1); // warm-up, not counted
     for (let r = 0; r < ROUNDS; r++) {
       // Each side goes first, second and third equally often.
       const order = SIDES.map((_, i) => SIDES[(i + r) % SIDES.length]);
-      for (const side of order) results[side].push(await oneSide(side, r));
-      const [j, t, o] = [results.journey[r], results.tracing[r], results.off[r]];
+      const got = await oneRound(order, r);
+      for (const side of SIDES) results[side].push(got[side]);
+      const [j, t, o] = [got.journey, got.tracing, got.off];
       const f = (k: keyof Phase) => `${round(j[k], 0)}/${round(t[k], 0)}/${round(o[k], 0)}`;
       console.log(`round ${r + 1}: producer ${f('producer')} msg/s, relay ${f('relay')}, consumer ${f('consumer')} (journey/tracing/off)`);
     }
   } finally {
     await transport.remove({ queues, exchanges: [{ name: EXCHANGE, type: 'topic' }] }).catch(() => undefined);
     await transport.close();
-    await schema.dispose();
+    for (const side of SIDES) await schemas[side].dispose();
     await provider.shutdown();
   }
   load.push(loadavg()[0]);

@@ -7,8 +7,12 @@ import type { JourneyEvent, RecordedJourneyEvent } from './JourneyEvent';
 import type { JourneyHit, JourneySearch, JourneyStore } from './JourneyStore';
 
 const COLUMNS = ['message_id', 'step', 'at', 'source', 'attempt', 'outcome', 'duration_ms', 'detail', 'linked_id', 'correlation_id', 'business_key'];
-/** Rows per INSERT: 11 parameters each, well under PostgreSQL's 65535. */
+/** Rows per INSERT (11 parameters each on MariaDB and SQLite). */
 const INSERT_CHUNK = 500;
+/** Rows per INSERT on PostgreSQL (11 array parameters whatever the count). */
+const PG_INSERT_CHUNK = 5000;
+const PG_TYPES = ['text', 'text', 'int8', 'text', 'int4', 'text', 'int4', 'text', 'text', 'text', 'text'];
+const PG_INSERT = `INSERT INTO tmm_journey (${COLUMNS.join(', ')}) SELECT * FROM unnest(${PG_TYPES.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`;
 const PURGE_BATCH = 5000;
 const MAX_IDS = 500;
 
@@ -31,27 +35,19 @@ export class TypeOrmJourneyStore implements JourneyStore {
   }
 
   async append(events: readonly JourneyEvent[]): Promise<void> {
-    for (let i = 0; i < events.length; i += INSERT_CHUNK) {
-      const chunk = events.slice(i, i + INSERT_CHUNK);
+    const chunk = this.dialect.name === 'postgres' ? PG_INSERT_CHUNK : INSERT_CHUNK;
+    for (let i = 0; i < events.length; i += chunk) {
+      const rows = events.slice(i, i + chunk).map(toRow);
+      if (this.dialect.name === 'postgres') {
+        // One array per column: a constant statement of 11 parameters, several times cheaper to parse and bind
+        // than a VALUES list of 11 × rows (bench:journey).
+        const columns: unknown[][] = COLUMNS.map(() => []);
+        for (const r of rows) for (let c = 0; c < r.length; c++) columns[c].push(r[c]);
+        await this.write(PG_INSERT, columns);
+        continue;
+      }
       const q = this.dialect.params();
-      const tuples = chunk
-        .map((e) =>
-          `(${q.list([
-            clean(cut(e.messageId, 255)),
-            e.step,
-            Math.round(e.at),
-            clean(cut(e.source, 255)),
-            int(e.attempt),
-            clean(cut(e.outcome, 64)),
-            int(e.durationMs),
-            clean(cut(e.detail, 1000)),
-            clean(cut(e.linkedId, 255)),
-            clean(cut(e.correlationId, 128)),
-            clean(cut(e.businessKey, 255)),
-          ])})`,
-        )
-        .join(', ');
-      await this.write(`INSERT INTO tmm_journey (${COLUMNS.join(', ')}) VALUES ${tuples}`, q.values);
+      await this.write(`INSERT INTO tmm_journey (${COLUMNS.join(', ')}) VALUES ${rows.map((r) => `(${q.list(r)})`).join(', ')}`, q.values);
     }
   }
 
@@ -137,6 +133,23 @@ export class TypeOrmJourneyStore implements JourneyStore {
       await qr.release();
     }
   }
+}
+
+/** An event as the column values, in COLUMNS order: texts cut to their widths, NULs escaped. */
+function toRow(e: JourneyEvent): unknown[] {
+  return [
+    clean(cut(e.messageId, 255)),
+    e.step,
+    Math.round(e.at),
+    clean(cut(e.source, 255)),
+    int(e.attempt),
+    clean(cut(e.outcome, 64)),
+    int(e.durationMs),
+    clean(cut(e.detail, 1000)),
+    clean(cut(e.linkedId, 255)),
+    clean(cut(e.correlationId, 128)),
+    clean(cut(e.businessKey, 255)),
+  ];
 }
 
 interface Row {
