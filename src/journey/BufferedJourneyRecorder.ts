@@ -154,8 +154,9 @@ export class BufferedJourneyRecorder implements JourneyRecorder {
   }
 
   /**
-   * Stops the timers and writes what is buffered, for at most `timeoutMs`; events recorded after this are
-   * dropped (counted). Resolves true when everything buffered was written.
+   * Stops the timers and writes what is buffered, for at most `timeoutMs` (and no retry once a write fails);
+   * what is left, and events recorded after this, are dropped (counted). Resolves true when everything
+   * buffered was written.
    */
   async stop(timeoutMs = 5000): Promise<boolean> {
     this.running = false;
@@ -166,7 +167,7 @@ export class BufferedJourneyRecorder implements JourneyRecorder {
     while (this.buffer.length > 0 && Date.now() < deadline) {
       const before = this.stats.failedWrites;
       await Promise.race([this.flush(), new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
-      if (this.stats.failedWrites !== before) await new Promise((r) => setTimeout(r, Math.min(200, Math.max(0, deadline - Date.now()))).unref());
+      if (this.stats.failedWrites !== before) break; // the store refuses now: no retry loop on shutdown
     }
     if (this.writing) await Promise.race([this.writing, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
     const left = this.buffer.length;
