@@ -3,9 +3,16 @@
  * they are stored in `tmm_journey.step` and shown by the console).
  */
 export const JourneyStep = {
-  /** `producer.send()` in a transaction that later committed (time: the send; source: the process; detail: the transaction). */
+  /**
+   * `producer.send()` in a transaction that later committed (time: the send; source: the process; detail: the
+   * topic and transaction). Stored as part of the `stored` row (its durationMs is send → commit), shown as a
+   * step of its own by the timeline (expandSteps); recorded on its own only for `mode: 'fast'` sends.
+   */
   Sent: 'sent',
-  /** The transaction that carried the message committed (time: after COMMIT returned). Also a resent copy's append. */
+  /**
+   * The transaction that carried the message committed (time: after COMMIT returned; outcome: where it is
+   * stored; durationMs: since the send). Also a resent copy's append (no durationMs, linked to the original).
+   */
   Stored: 'stored',
   /** The broker confirmed a publish (time: the confirm; source: the publishing process; attempt: the relay's). */
   Published: 'published',

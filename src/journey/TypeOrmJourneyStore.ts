@@ -5,6 +5,7 @@ import { Propagation } from '../transaction/Propagation';
 import type { TypeOrmTransactionManager } from '../transaction/TypeOrmTransactionManager';
 import type { JourneyEvent, RecordedJourneyEvent } from './JourneyEvent';
 import type { JourneyHit, JourneySearch, JourneyStore } from './JourneyStore';
+import { expandSteps } from './timeline';
 
 const COLUMNS = ['message_id', 'step', 'at', 'source', 'attempt', 'outcome', 'duration_ms', 'detail', 'linked_id', 'correlation_id', 'business_key'];
 /** Rows per INSERT (11 parameters each on MariaDB and SQLite). */
@@ -91,7 +92,7 @@ export class TypeOrmJourneyStore implements JourneyStore {
       q2.values,
     );
     const hits = new Map<string, JourneyHit>();
-    for (const r of rows.map(toEvent)) {
+    for (const r of expandSteps(rows.map(toEvent))) {
       const hit = hits.get(r.messageId);
       if (!hit) {
         hits.set(r.messageId, { messageId: r.messageId, firstStep: r.step, firstAt: r.at, lastAt: r.at, steps: 1, correlationId: r.correlationId, businessKey: r.businessKey });

@@ -13,6 +13,25 @@ import type { JourneyStore } from './JourneyStore';
 const STAGE: Record<string, number> = { sent: 0, stored: 1, 'publish-failed': 2, published: 2, collected: 4, resent: 5, discarded: 5 };
 const RANK: Record<string, number> = { sent: 0, stored: 1, 'publish-failed': 2, published: 3, received: 4, delivered: 5, retried: 6, 'dead-lettered': 7, collected: 8, resent: 9, discarded: 10 };
 
+/**
+ * The steps as recorded, with the producer's `stored` row (which carries the send: durationMs = send → commit)
+ * shown as two steps: `sent` at the send's time (topic, transaction, correlation id, business key) and
+ * `stored` at the commit's (where).
+ */
+export function expandSteps(events: readonly RecordedJourneyEvent[]): RecordedJourneyEvent[] {
+  const out: RecordedJourneyEvent[] = [];
+  for (const e of events) {
+    if (e.step !== 'stored' || e.durationMs === null || e.linkedId !== null) {
+      out.push(e);
+      continue;
+    }
+    out.push({ ...e, step: 'sent', at: e.at - e.durationMs, durationMs: null, outcome: null });
+    out.push({ ...e, detail: `committed to ${e.outcome ?? 'the outbox'}`, outcome: null, durationMs: null, correlationId: null, businessKey: null });
+  }
+  return out;
+}
+
+/** The display order of one message's (expanded) steps. */
 export function orderSteps(events: RecordedJourneyEvent[]): RecordedJourneyEvent[] {
   return [...events].sort((a, b) => (STAGE[a.step] ?? 3) - (STAGE[b.step] ?? 3) || a.at - b.at || (RANK[a.step] ?? 99) - (RANK[b.step] ?? 99) || a.id - b.id);
 }
@@ -40,7 +59,7 @@ async function read(store: JourneyStore, messageId: string, depth: number, seen:
   seen.add(messageId);
   const events = await store.events([messageId]);
   if (events.length === 0) return null;
-  const steps = orderSteps(events);
+  const steps = orderSteps(expandSteps(events));
   const copies: MessageJourney[] = [];
   if (depth < MAX_DEPTH) {
     for (const e of steps) {

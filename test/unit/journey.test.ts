@@ -3,7 +3,7 @@
  * on real databases in test/integration/journey.test.ts): the display order, business keys, option checks,
  * and what the writer does when the store fails or the buffer is full.
  */
-import { BufferedJourneyRecorder, ConfigurationError, type JourneyEvent, type JourneyStore, type RecordedJourneyEvent, businessKeyOf, checkBusinessKeyPaths, orderSteps, resolveTmmOptions } from '../../src/internal';
+import { BufferedJourneyRecorder, ConfigurationError, type JourneyEvent, type JourneyStore, type RecordedJourneyEvent, businessKeyOf, checkBusinessKeyPaths, expandSteps, orderSteps, resolveTmmOptions } from '../../src/internal';
 
 class ListStore implements JourneyStore {
   readonly rows: JourneyEvent[] = [];
@@ -34,6 +34,18 @@ describe('journey display order', () => {
   it('lists a publish before a delivery that started before its confirm, and a collection after its dead-lettering', () => {
     const steps = [ev('delivered', 105, 1), ev('published', 110, 2), ev('sent', 100, 3), ev('collected', 200, 4), ev('stored', 101, 5), ev('dead-lettered', 205, 6), ev('retried', 150, 7)];
     expect(orderSteps(steps).map((s) => s.step)).toEqual(['sent', 'stored', 'published', 'delivered', 'retried', 'dead-lettered', 'collected']);
+  });
+});
+
+describe('journey steps as recorded', () => {
+  it('shows the producer’s stored row as sent (at the send) and stored (at the commit)', () => {
+    const stored = { ...ev('stored', 1000, 1), durationMs: 40, outcome: 'tmm_outbox', detail: 'order.placed in transaction tx1', correlationId: 'c-1', businessKey: 'o-1' };
+    expect(expandSteps([stored]).map((s) => [s.step, s.at, s.detail, s.businessKey])).toEqual([
+      ['sent', 960, 'order.placed in transaction tx1', 'o-1'],
+      ['stored', 1000, 'committed to tmm_outbox', null],
+    ]);
+    const copy = { ...ev('stored', 1000, 2), linkedId: 'original', detail: 'resend of original' };
+    expect(expandSteps([copy])).toEqual([copy]);
   });
 });
 
