@@ -1,3 +1,4 @@
+import { classifyFailure } from '../errors/failureKind';
 import { Logger, silentLogger } from '../logging/Logger';
 import type { JourneyEvent, JourneyRecorder } from './JourneyEvent';
 import type { JourneyStore } from './JourneyStore';
@@ -41,7 +42,8 @@ export interface JourneyWriterStats {
  * The journey recorder tmm uses when `journey.enabled`: record() appends to a bounded in-memory buffer (no I/O,
  * no promise, no lock on the caller's path); a background writer takes up to `batchSize` events at a time and
  * appends them to the JourneyStore, on a timer (`flushIntervalMs`) or as soon as a batch is full, one write at a
- * time. A failed write keeps its events at the front of the buffer and is tried again on the next tick.
+ * time. A failed write keeps its events at the front of the buffer and is tried again on the next tick (a
+ * batch the database refuses for one of its values — classifyFailure says permanent — is dropped and counted).
  * When the buffer is full, record() drops the event and counts it (`stats.dropped`, tmm.health(), the
  * tmm_journey_events_dropped_total metric): recording never slows or blocks a producer, relay or consumer.
  * Every `purgeIntervalMs` it deletes events older than `retentionMs`.
@@ -130,6 +132,12 @@ export class BufferedJourneyRecorder implements JourneyRecorder {
         const message = e instanceof Error ? e.message : String(e);
         if (this.lastError === undefined) this.options.logger.warn('journey events could not be written; kept for the next try', { events: batch.length, error: message });
         this.lastError = message;
+        if (classifyFailure(e) === 'permanent') {
+          // The database refuses a value of the batch: trying again cannot help, and would hold back every later event.
+          this.stats.dropped += batch.length;
+          this.options.logger.warn('journey events refused by the database; dropped', { events: batch.length, error: message });
+          continue;
+        }
         // Back to the front, as far as the bound allows; the rest is dropped and counted.
         const room = Math.max(0, this.options.maxBuffered - this.buffer.length);
         this.stats.dropped += Math.max(0, batch.length - room);

@@ -17,7 +17,7 @@ const PG_INSERT = `INSERT INTO tmm_journey (${COLUMNS.join(', ')}) SELECT * FROM
 const PURGE_BATCH = 5000;
 const MAX_IDS = 500;
 
-const cut = (s: string | null | undefined, max: number): string | null => (s === undefined || s === null ? null : s.length <= max ? s : `${s.slice(0, max - 1)}…`);
+const cut = (s: string | null, max: number): string | null => (s === null ? null : s.length <= max ? s : `${s.slice(0, max - 1)}…`);
 const int = (n: number | null | undefined): number | null => (n === undefined || n === null || !Number.isFinite(n) ? null : Math.round(n));
 
 /**
@@ -136,20 +136,20 @@ export class TypeOrmJourneyStore implements JourneyStore {
   }
 }
 
-/** An event as the column values, in COLUMNS order: texts cut to their widths, NULs escaped. */
+/** An event as the column values, in COLUMNS order: NULs escaped, then texts cut to their widths. */
 function toRow(e: JourneyEvent): unknown[] {
   return [
-    clean(cut(e.messageId, 255)),
+    cut(clean(e.messageId), 255),
     e.step,
     Math.round(e.at),
-    clean(cut(e.source, 255)),
+    cut(clean(e.source), 255),
     int(e.attempt),
-    clean(cut(e.outcome, 64)),
+    cut(clean(e.outcome), 64),
     int(e.durationMs),
-    clean(cut(e.detail, 1000)),
-    clean(cut(e.linkedId, 255)),
-    clean(cut(e.correlationId, 128)),
-    clean(cut(e.businessKey, 255)),
+    cut(clean(e.detail), 1000),
+    cut(clean(e.linkedId), 255),
+    cut(clean(e.correlationId), 128),
+    cut(clean(e.businessKey), 255),
   ];
 }
 
@@ -188,6 +188,7 @@ function toEvent(r: Row): RecordedJourneyEvent {
 }
 
 /** PostgreSQL text refuses NUL: written as the two characters `\0`. */
-function clean(s: string | null): string | null {
-  return s === null || !s.includes('\u0000') ? s : s.replace(/\u0000/g, '\\0');
+function clean(s: string | null | undefined): string | null {
+  if (s === undefined || s === null) return null;
+  return !s.includes('\u0000') ? s : s.replace(/\u0000/g, '\\0');
 }

@@ -4,14 +4,15 @@ import type { Dialect } from '../transaction/dialect';
  * `tmm_journey`: one row per recorded step of a message (src/journey/JourneyEvent.ts), appended in batches by
  * the journey writer, read per message by the admin, deleted by the retention purge.
  *
- * Indexes: `tmm_journey_message` (message_id, at) for one message's timeline, `tmm_journey_at` for the purge,
+ * Indexes: `tmm_journey_message` (message_id, at) for one message's timeline, `tmm_journey_at` for the purge
+ * (BRIN on PostgreSQL: rows arrive in about time order),
  * and the search columns — correlation id, business key, linked id — indexed only where set (partial indexes
  * on PostgreSQL and SQLite: most steps carry none, so they cost nothing there).
  */
 export const JOURNEY_V1: Record<Dialect, string[]> = {
   sqlite: [
     `CREATE TABLE IF NOT EXISTS tmm_journey (
-      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      id INTEGER PRIMARY KEY,
       message_id TEXT NOT NULL,
       step TEXT NOT NULL,
       at INTEGER NOT NULL,
@@ -46,7 +47,8 @@ export const JOURNEY_V1: Record<Dialect, string[]> = {
       business_key VARCHAR(255) NULL
     )`,
     `CREATE INDEX IF NOT EXISTS tmm_journey_message ON tmm_journey (message_id, at)`,
-    `CREATE INDEX IF NOT EXISTS tmm_journey_at ON tmm_journey (at)`,
+    // Rows arrive in about time order: a BRIN index serves the purge at a fraction of a b-tree's insert cost.
+    `CREATE INDEX IF NOT EXISTS tmm_journey_at ON tmm_journey USING brin (at)`,
     `CREATE INDEX IF NOT EXISTS tmm_journey_correlation ON tmm_journey (correlation_id) WHERE correlation_id IS NOT NULL`,
     `CREATE INDEX IF NOT EXISTS tmm_journey_key ON tmm_journey (business_key) WHERE business_key IS NOT NULL`,
     `CREATE INDEX IF NOT EXISTS tmm_journey_linked ON tmm_journey (linked_id) WHERE linked_id IS NOT NULL`,
