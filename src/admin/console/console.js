@@ -462,11 +462,11 @@
   /** The dead letter drawer's journey: the recorded timeline (with the resent copies' fate) when there is one. */
   function deadLetterJourney(d) {
     if (!d.timeline) {
-      return h('div', {},
+      return h('div', { 'data-testid': 'journey-view' },
         h('p', { class: 'muted' }, 'Not recorded (journey.enabled is off, or the steps were purged): what the dead letter and the audit trail say.'),
         timelineList(d.journey, 'journey'));
     }
-    return h('div', {}, timelineList(d.timeline.steps, 'journey'), copiesView(d.timeline.copies));
+    return h('div', { 'data-testid': 'journey-view' }, timelineList(d.timeline.steps, 'journey'), copiesView(d.timeline.copies));
   }
 
   async function renderJourney() {
