@@ -10,7 +10,7 @@ import { IsBoolean, IsString } from 'class-validator';
 import { Consumer, MessageContract } from 'tmm/decorators';
 import { AmqpTransport, type ConsumeContext, MemoryTransport, Tmm, consumerTopology, silentLogger } from '../../src/internal';
 import { journeyMetricsRegistry } from '../../src/admin/metrics/journeyMetrics';
-import { type AdminHarness, startAdminHarness } from '../support/adminHarness';
+import { type AdminHarness, ApiClient, startAdminHarness } from '../support/adminHarness';
 import { AMQP_URL, uniquePrefix, waitUntil } from '../support/consumers';
 import { type DbKind, createTestDatabase } from '../support/databases';
 
@@ -104,6 +104,7 @@ describe.each<DbKind>(['sqlite', 'postgres'])('recorded journey on %s with Rabbi
     expect(byKey.body.items).toEqual([expect.objectContaining({ messageId: id, firstStep: 'sent', businessKey: 'ord-1' })]);
     expect((await h.api.get('/api/journey?key=ord-unknown')).body.items).toEqual([]);
     expect((await h.api.get('/api/journey')).status).toBe(400);
+    expect((await new ApiClient(h.url, undefined).get(`/api/journey/${id}`)).status).toBe(401);
     expect((await h.api.get(`/api/journey/${P}-no-such-message`)).status).toBe(404);
   });
 
