@@ -1,4 +1,4 @@
-// Compatibility lane: the transaction, outbox and inbox contract suites on TypeORM 0.3 with the `sqlite3` package.
+// Compatibility lane: the transaction, outbox, inbox and journey contract suites on TypeORM 0.3 with the `sqlite3` package.
 // `typeorm` resolves to the `typeorm03` alias (npm:typeorm@0.3.x) for the code under test too.
 const base = require('./jest.config.js');
 
@@ -9,6 +9,7 @@ module.exports = {
     '<rootDir>/test/contract/TransactionManager.contract.test.ts',
     '<rootDir>/test/contract/OutboxStore.contract.test.ts',
     '<rootDir>/test/contract/InboxStore.contract.test.ts',
+    '<rootDir>/test/contract/JourneyStore.contract.test.ts',
     '<rootDir>/test/integration/producer.test.ts',
   ],
   moduleNameMapper: {

@@ -59,6 +59,11 @@ export type { TxLogOptions, TxLogWindow, TxLogProblem, TxLogHealth, CheckAttempt
 export { TxLogUnavailableError, TxLogNotFoundError, TxLogNotStartedError } from './txlog';
 export type { SenderStore, SenderKind } from './outbox/SenderStore';
 
+// The recorded message journey (`journey` option; tmm_journey)
+export { JourneyStep } from './journey/JourneyEvent';
+export type { JourneyEvent, RecordedJourneyEvent } from './journey/JourneyEvent';
+export type { JourneyWriterStats } from './journey/BufferedJourneyRecorder';
+export type { MessageJourney } from './journey/timeline';
 // Tracing (OpenTelemetry API, optional peer; `tracing` option)
 export { TraceHeaders, noopMessageTracer } from './tracing/MessageTracer';
 export type { MessageTracer, ProcessTrace, SendInfo, ProcessInfo } from './tracing/MessageTracer';

@@ -16,6 +16,7 @@ export * from './deadletter';
 export * from './config';
 export * from './runtime';
 export * from './tracing';
+export * from './journey';
 
 export * from './transport/amqp';
 export * from './di';

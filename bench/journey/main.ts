@@ -1,17 +1,20 @@
 /**
- * What observability costs on the hot paths: producer, relay and consumer throughput with tracing on (an
- * OpenTelemetry SDK registered, sampling off — AlwaysOffSampler, as a production app that samples nothing
- * or little would run) against tracing off (`tracing: false`), same run, alternating which side goes first,
- * medians of ROUNDS rounds. PostgreSQL (fresh schema) and RabbitMQ (random names), default options.
+ * What observability costs on the hot paths: producer, relay and consumer throughput with the recorded journey
+ * on (`journey.enabled`, default writer options, a business-key path) and with tracing on (an OpenTelemetry SDK
+ * registered, sampling off — AlwaysOffSampler, as a production app that samples nothing or little would run),
+ * each against both off (`tracing: false`, no journey), same run, rotating which side goes first, medians of
+ * ROUNDS rounds. PostgreSQL (fresh schema) and RabbitMQ (random names), default options.
  *
  * Per side and round: the producer commits N transactions of one message each (CONCURRENCY at a time; its
  * fast path stopped, so the rows stay), then a relay drains those N rows to RabbitMQ, then a consumer
- * (transactional, idempotent: the default) handles the N messages. Each phase is timed on its own and
- * checked: N rows written, the outbox empty, N handled.
+ * (transactional, idempotent: the default) handles the N messages. Each side has a schema of its own, and each
+ * phase runs for the three sides back to back (close in time, so under the same load of the shared machine)
+ * before the next phase. Each phase is timed on its own and
+ * checked: N rows written, the outbox empty, N handled. With the journey on, each phase's time includes writing
+ * what it recorded (the writer's flush before the clock stops), and the rows are counted in tmm_journey.
  *
- * The recorded journey of issue 13 is not built yet, so "on" is tracing only; the JSON says so
- * (`measures`). Last line: {"bench":"journey","producer_on_vs_off":…,"relay_on_vs_off":…,"consumer_on_vs_off":…}
- * (throughput on / throughput off: ≥ 0.95 is the target).
+ * Last line: {"bench":"journey","producer_on_vs_off":…,"relay_on_vs_off":…,"consumer_on_vs_off":…} for the
+ * journey, and tracing_*_on_vs_off for tracing (throughput on / throughput off: ≥ 0.95 is the target).
  */
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
@@ -25,7 +28,7 @@ import { IsInt } from 'class-validator';
 import { AmqpTransport, type QueueSpec, Tmm, consumerTopology, silentLogger } from '../../src/internal';
 import { Consumer, MessageContract } from 'tmm/decorators';
 import { AMQP_URL } from '../support/amqp';
-import { createBenchSchema } from '../support/postgres';
+import { type BenchSchema, createBenchSchema } from '../support/postgres';
 import { median, round } from '../support/stats';
 
 const N = Number(process.env.BENCH_MESSAGES ?? 3000);
@@ -39,7 +42,9 @@ class Step {
   @IsInt() seq!: number;
 }
 
-type Side = 'on' | 'off';
+/** off: tracing and journey off; journey: the journey only; tracing: tracing only. */
+type Side = 'off' | 'journey' | 'tracing';
+const SIDES: Side[] = ['off', 'journey', 'tracing'];
 interface Phase {
   producer: number;
   relay: number;
@@ -62,19 +67,49 @@ async function main(): Promise<void> {
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   trace.setGlobalTracerProvider(provider);
 
-  const schema = await createBenchSchema('bench_journey', { poolSize: 12 });
+  // One schema per side, so that each phase can run for the three sides back to back (close in time, under
+  // the same load) without one side's relay draining another's rows.
+  const schemas = {} as Record<Side, BenchSchema>;
+  for (const side of SIDES) schemas[side] = await createBenchSchema(`bench_journey_${side}`, { poolSize: 12 });
   const load = [loadavg()[0]];
   const transport = new AmqpTransport({ url: AMQP_URL, logger: silentLogger, connectionName: `bench-journey-${suffix}` });
   const queues: QueueSpec[] = [];
   let instance = 0;
   const tmmFor = (side: Side, over: Record<string, unknown>) =>
-    new Tmm({ dataSource: schema.dataSource, transport, logger: 'silent', name: `bench-journey-${instance++}`, tracing: side === 'on' ? 'auto' : false, ...over });
+    new Tmm({
+      dataSource: schemas[side].dataSource,
+      transport,
+      logger: 'silent',
+      name: `bench-journey-${instance++}`,
+      tracing: side === 'tracing' ? 'auto' : false,
+      journey: { enabled: side === 'journey', businessKeys: ['seq'] },
+      ...over,
+    });
+  /** The journey side's phase ends when what it recorded is written. */
+  const journeyWritten = async (tmm: Tmm) => {
+    await tmm.journey?.flush();
+  };
+  const journeyRows = { off: 0, journey: 0, tracing: 0 };
 
-  async function oneSide(side: Side, round_: number): Promise<Phase> {
-    const routingKey = `${side}.${round_}`;
-    const queue = `${EXCHANGE}.${side}.${round_}`;
-    // Producer: its fast path stopped so the rows stay for the relay phase.
-    const producer = tmmFor(side, { relay: { enabled: false }, consumers: { enabled: false }, producer: { leaseMs: 1000 } });
+  /** One side's round: the phases are run by the caller, each for every side in turn. */
+  interface SideRound {
+    side: Side;
+    routingKey: string;
+    queue: string;
+    handled: number;
+    producer?: Tmm;
+    relay?: Tmm;
+    consumer?: Tmm;
+    ms: Partial<Phase>;
+  }
+
+  function sideRound(side: Side, round_: number): SideRound {
+    return { side, routingKey: `${side}.${round_}`, queue: `${EXCHANGE}.${side}.${round_}`, handled: 0, ms: {} };
+  }
+
+  async function producerPhase(sr: SideRound): Promise<void> {
+    // The fast path stopped, so the rows stay for the relay phase.
+    const producer = (sr.producer = tmmFor(sr.side, { relay: { enabled: false }, consumers: { enabled: false }, producer: { leaseMs: 1000 } }));
     await producer.start();
     await producer.dispatcher.stop();
     let next = 0;
@@ -82,81 +117,115 @@ async function main(): Promise<void> {
     await Promise.all(
       Array.from({ length: CONCURRENCY }, async () => {
         for (let i = next++; i < N; i = next++) {
-          await producer.transactions.run(() => producer.producer.send(Object.assign(new Step(), { seq: i }), { exchange: EXCHANGE, routingKey }));
+          await producer.transactions.run(() => producer.producer.send(Object.assign(new Step(), { seq: i }), { exchange: EXCHANGE, routingKey: sr.routingKey }));
         }
       }),
     );
-    const producerMs = performance.now() - t0;
+    await journeyWritten(producer);
+    sr.ms.producer = performance.now() - t0;
     const written = await producer.outbox.countByStatus();
     if (written.PENDING !== N) throw new Error(`bench: ${written.PENDING} rows written, expected ${N}`);
     await producer.stop({ closeTransport: false });
-
-    // Consumer declared first (its queue must exist before the relay publishes), not started yet.
-    let handled = 0;
+    // The consumer is declared now (its queue must exist before the relay publishes), started later.
     class Handler {
-      @Consumer({ queue, exchange: EXCHANGE, routingKey, concurrency: 16 })
+      @Consumer({ queue: sr.queue, exchange: EXCHANGE, routingKey: sr.routingKey, concurrency: 16 })
       async handle(_s: Step): Promise<void> {
-        handled++;
+        sr.handled++;
       }
     }
-    const consumer = tmmFor(side, { relay: { enabled: false } });
+    const consumer = (sr.consumer = tmmFor(sr.side, { relay: { enabled: false } }));
     consumer.consumers.register(new Handler());
     await consumer.start();
     for (const def of consumer.consumers.definitions) queues.push(...(consumerTopology(def).queues ?? []));
     await consumer.consumers.stop();
-    await sleep(1100); // the producer's lease on its rows ends
+  }
 
-    const relay = tmmFor(side, { relay: { enabled: true, pollIntervalMs: 50 }, consumers: { enabled: false } });
+  async function relayPhase(sr: SideRound): Promise<void> {
+    const relay = (sr.relay = tmmFor(sr.side, { relay: { enabled: true, pollIntervalMs: 50 }, consumers: { enabled: false } }));
     const t1 = performance.now();
     await relay.start();
     await until(async () => ((await relay.outbox.countByStatus()).PENDING ?? 0) === 0, 'the relay to drain the outbox');
-    const relayMs = performance.now() - t1;
+    await relay.dispatcher.flush();
+    await journeyWritten(relay);
+    sr.ms.relay = performance.now() - t1;
     await relay.stop({ closeTransport: false });
-    await until(async () => (await transport.inspectQueue(queue)).messageCount === N, 'all messages in the queue');
-
-    const t2 = performance.now();
-    await consumer.consumers.start();
-    await until(() => handled >= N, 'the consumer to handle every message');
-    const consumerMs = performance.now() - t2;
-    if (handled !== N) throw new Error(`bench: ${handled} handled, expected ${N}`);
-    await consumer.stop({ closeTransport: false });
-    return { producer: N / (producerMs / 1000), relay: N / (relayMs / 1000), consumer: N / (consumerMs / 1000) };
+    await until(async () => (await transport.inspectQueue(sr.queue)).messageCount === N, 'all messages in the queue');
   }
 
-  const results: Record<Side, Phase[]> = { on: [], off: [] };
+  async function consumerPhase(sr: SideRound): Promise<Phase> {
+    const consumer = sr.consumer!;
+    const t2 = performance.now();
+    await consumer.consumers.start();
+    await until(() => sr.handled >= N, 'the consumer to handle every message');
+    if (sr.side === 'journey') await until(() => consumer.journey!.stats.recorded >= N, 'the consumer to record every delivery');
+    await journeyWritten(consumer);
+    sr.ms.consumer = performance.now() - t2;
+    if (sr.handled !== N) throw new Error(`bench: ${sr.handled} handled, expected ${N}`);
+    await consumer.stop({ closeTransport: false });
+    for (const t of [sr.producer!, sr.relay!, consumer]) {
+      const j = t.stats().journey;
+      if (j && j.dropped > 0) throw new Error(`bench: the journey dropped ${j.dropped} events`);
+    }
+    if (sr.side === 'journey') {
+      const rows: { n: string }[] = await schemas.journey.dataSource.query(`SELECT COUNT(*) AS n FROM tmm_journey WHERE step IN ('stored', 'published', 'delivered')`);
+      const n = Number(rows[0].n) - journeyRows.journey;
+      journeyRows.journey += n;
+      if (n !== 3 * N) throw new Error(`bench: ${n} journey rows written, expected ${3 * N}`);
+    }
+    return { producer: N / (sr.ms.producer! / 1000), relay: N / (sr.ms.relay! / 1000), consumer: N / (sr.ms.consumer! / 1000) };
+  }
+
+  /** One round: each phase for the three sides in `order`, back to back. */
+  async function oneRound(order: Side[], round_: number): Promise<Record<Side, Phase>> {
+    const rounds = order.map((side) => sideRound(side, round_));
+    for (const sr of rounds) await producerPhase(sr);
+    await sleep(1100); // the producers' leases on their rows end
+    for (const sr of rounds) await relayPhase(sr);
+    const out = {} as Record<Side, Phase>;
+    for (const sr of rounds) out[sr.side] = await consumerPhase(sr);
+    return out;
+  }
+
+  const results: Record<Side, Phase[]> = { off: [], journey: [], tracing: [] };
   try {
     await transport.declare({ exchanges: [{ name: EXCHANGE, type: 'topic' }] });
-    await oneSide('off', -1); // warm-up, not counted
-    await oneSide('on', -1);
+    await oneRound(SIDES, -1); // warm-up, not counted
     for (let r = 0; r < ROUNDS; r++) {
-      const order: Side[] = r % 2 === 0 ? ['off', 'on'] : ['on', 'off'];
-      for (const side of order) results[side].push(await oneSide(side, r));
-      const [a, b] = [results.on[r], results.off[r]];
-      console.log(`round ${r + 1}: producer ${round(a.producer, 0)}/${round(b.producer, 0)} msg/s, relay ${round(a.relay, 0)}/${round(b.relay, 0)}, consumer ${round(a.consumer, 0)}/${round(b.consumer, 0)} (on/off)`);
+      // Each side goes first, second and third equally often.
+      const order = SIDES.map((_, i) => SIDES[(i + r) % SIDES.length]);
+      const got = await oneRound(order, r);
+      for (const side of SIDES) results[side].push(got[side]);
+      const [j, t, o] = [got.journey, got.tracing, got.off];
+      const f = (k: keyof Phase) => `${round(j[k], 0)}/${round(t[k], 0)}/${round(o[k], 0)}`;
+      console.log(`round ${r + 1}: producer ${f('producer')} msg/s, relay ${f('relay')}, consumer ${f('consumer')} (journey/tracing/off)`);
     }
   } finally {
     await transport.remove({ queues, exchanges: [{ name: EXCHANGE, type: 'topic' }] }).catch(() => undefined);
     await transport.close();
-    await schema.dispose();
+    for (const side of SIDES) await schemas[side].dispose();
     await provider.shutdown();
   }
   load.push(loadavg()[0]);
   if (exporter.getFinishedSpans().length !== 0) throw new Error('bench: spans were recorded with sampling off');
   // Per round, the ratio of the two sides (same conditions), then the median of the ratios.
-  const ratio = (k: keyof Phase) => round(median(results.on.map((on, i) => on[k] / results.off[i][k])));
+  const ratio = (on: Side, k: keyof Phase) => round(median(results[on].map((p, i) => p[k] / results.off[i][k])));
   const med = (side: Side, k: keyof Phase) => round(median(results[side].map((p) => p[k])), 0);
+  const msgS = (k: keyof Phase) => ({ journey: med('journey', k), tracing: med('tracing', k), off: med('off', k) });
   console.log(
     JSON.stringify({
       bench: 'journey',
-      producer_on_vs_off: ratio('producer'),
-      relay_on_vs_off: ratio('relay'),
-      consumer_on_vs_off: ratio('consumer'),
-      measures: 'tracing on (SDK registered, AlwaysOffSampler) vs tracing: false; the journey recording is not built yet',
+      producer_on_vs_off: ratio('journey', 'producer'),
+      relay_on_vs_off: ratio('journey', 'relay'),
+      consumer_on_vs_off: ratio('journey', 'consumer'),
+      tracing_producer_on_vs_off: ratio('tracing', 'producer'),
+      tracing_relay_on_vs_off: ratio('tracing', 'relay'),
+      tracing_consumer_on_vs_off: ratio('tracing', 'consumer'),
+      measures: '*_on_vs_off: journey.enabled (rows written within each phase) vs off; tracing_*: tracing on (SDK registered, AlwaysOffSampler) vs tracing: false',
       messages_per_round: N,
       rounds: ROUNDS,
-      producer_msg_s: { on: med('on', 'producer'), off: med('off', 'producer') },
-      relay_msg_s: { on: med('on', 'relay'), off: med('off', 'relay') },
-      consumer_msg_s: { on: med('on', 'consumer'), off: med('off', 'consumer') },
+      producer_msg_s: msgS('producer'),
+      relay_msg_s: msgS('relay'),
+      consumer_msg_s: msgS('consumer'),
       loadavg_1m: load.map((l) => round(l, 2)),
     }),
   );

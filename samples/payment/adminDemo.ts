@@ -66,6 +66,14 @@ export async function adminDemo(tmm: Tmm, producer: MessageProducer, invoicing: 
   const consumed = await waitFor(() => invoicing.invoices.includes('order-1005'), 5000);
   const after = await admin.deadLetters.get(letter.id);
   console.log(`  dead letter is now ${after?.status}; invoice issued: ${consumed ? 'yes' : 'NO'}`);
+  // The recorded journey (journey.enabled in main.ts), as the console's timeline shows it.
+  let journey: { step: string }[] = [];
+  await waitFor(async () => {
+    await tmm.journey?.flush();
+    journey = ((await (await fetch(`${url}/api/dead-letters/${letter.id}`, { headers: auth })).json()) as { journey: { step: string }[] }).journey;
+    return journey.some((j) => j.step === 'copy delivered');
+  }, 3000);
+  console.log(`  journey: ${journey.map((j) => j.step).join(' → ')}`);
   console.log('  (run `npm run demo -- --serve` to do the resend yourself in the console)');
   await admin.stop();
   return consumed && after?.status === 'RESENT';

@@ -23,7 +23,16 @@ async function main(): Promise<void> {
 
   const container = new Container();
   // Delivered rows are kept here (the default deletes them) so that the summary can show them.
-  await container.load(createTmmModule({ dataSource, transport: 'memory', logger: 'warn', dispatcher: { deleteDelivered: false } }));
+  await container.load(
+    createTmmModule({
+      dataSource,
+      transport: 'memory',
+      logger: 'warn',
+      dispatcher: { deleteDelivered: false },
+      // The recorded journey of every message (the console's timeline), searchable by order id.
+      journey: { enabled: true, businessKeys: ['orderId'] },
+    }),
+  );
   container.bind(PaymentService).toSelf();
   container.bind(TicketingHandler).toSelf().inSingletonScope(); // its @Consumer is found by tmm.start()
   container.bind(InvoiceHandler).toSelf().inSingletonScope(); // the admin part: fails until its cause is fixed

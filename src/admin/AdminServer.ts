@@ -11,7 +11,6 @@ import { DEAD_LETTER_STATUSES, DeadLetterFilter, DeadLetterStatus } from '../dea
 import type { DeadLetterService } from '../deadletter/DeadLetterService';
 import type { DeadLetterStore } from '../deadletter/DeadLetterStore';
 import type { OutboxAdminStore } from '../deadletter/OutboxAdminStore';
-import { isUuid } from '../deadletter/TypeOrmDeadLetterStore';
 import { SET_NAME_PATTERN } from '../deadletter/storedSet';
 import { AdminAuth, Principal } from './AdminAuth';
 import { type ResolvedAdminOptions, hostHeaderName } from './AdminOptions';
@@ -35,6 +34,8 @@ export interface AdminContext {
   logger: Logger;
   /** The log-mode sender of this process, when it runs one: its EXCEPTION/DEAD transactions (see registerTxLogRoutes). */
   txlog?: TxLogAdminContext;
+  /** The recorded journey (tmm_journey): the /api/journey routes and the dead letters' timelines (see journeyRoutes.ts). */
+  journey?: JourneyStore;
 }
 
 declare module 'fastify' {
@@ -44,6 +45,8 @@ declare module 'fastify' {
 }
 
 import { TxLogAdminContext, registerTxLogRoutes } from './txlogRoutes';
+import type { JourneyStore } from '../journey/JourneyStore';
+import { deadLetterJourney, registerJourneyRoutes } from './journeyRoutes';
 
 const CSRF_HEADER = 'x-csrf-token';
 const STATUS_LIST = `^(ALL|(${DEAD_LETTER_STATUSES.join('|')})(,(${DEAD_LETTER_STATUSES.join('|')}))*)$`;
@@ -340,27 +343,13 @@ export class AdminServer {
     app.get<{ Params: { id: string } }>('/api/dead-letters/:id', { schema: { params: idParams } }, async (req) => {
       const letter = await ctx.deadLetters.get(req.params.id);
       if (!letter) throw new NotFoundError(`dead letter ${req.params.id}`);
-      const [audit, original, resent] = await Promise.all([
+      const [audit, resent] = await Promise.all([
         ctx.audit.list({ targetType: 'dead-letter', targetId: letter.id }, { limit: 100, offset: 0 }),
-        isUuid(letter.messageId) ? ctx.outbox.get(letter.messageId).catch(() => undefined) : undefined,
         letter.resentMessageId ? ctx.outbox.get(letter.resentMessageId).catch(() => undefined) : undefined,
       ]);
       const again = letter.resentMessageId ? await ctx.deadLetters.list({ messageId: letter.resentMessageId }, { limit: 5, offset: 0 }) : undefined;
-      const journey: { step: string; at: number | null; detail?: string }[] = [];
-      journey.push({ step: 'created', at: original?.createdAt ?? letter.messageCreatedAt, detail: 'sent in a transaction; stored in tmm_outbox at commit' });
-      if (original?.deliveredAt) journey.push({ step: 'published', at: original.deliveredAt, detail: 'confirmed by the broker' });
-      else journey.push({ step: 'published', at: null, detail: 'confirmed by the broker (the outbox row was removed after delivery)' });
-      journey.push({ step: 'consume failed', at: letter.firstFailureAt, detail: `${letter.consumer ?? letter.queue ?? 'consumer'}: first failure` });
-      journey.push({ step: 'dead-lettered', at: letter.lastFailureAt, detail: `${letter.reason} after ${letter.attempts} attempt(s): ${letter.errorMessage}` });
-      journey.push({ step: 'collected', at: letter.receivedAt, detail: `from ${letter.deadLetterQueue} into tmm_dead_letter` });
-      for (const a of [...audit.items].reverse()) journey.push({ step: a.action, at: a.at, detail: `by ${a.principal}${a.comment ? ` — ${a.comment}` : ''}` });
-      if (letter.resentMessageId) {
-        const failedAgain = again?.items[0];
-        if (failedAgain) journey.push({ step: 'failed again', at: failedAgain.lastFailureAt, detail: `dead letter ${failedAgain.id}` });
-        else if (!resent) journey.push({ step: 'resend published', at: null, detail: `message ${letter.resentMessageId} left the outbox` });
-        else journey.push({ step: `resend ${resent.status.toLowerCase()}`, at: resent.deliveredAt ?? resent.createdAt, detail: `message ${resent.id}${resent.lastError ? `: ${resent.lastError}` : ''}` });
-      }
-      return { ...letter, journey, audit: audit.items, resentMessage: resent ?? null, failedAgain: again?.items ?? [] };
+      const { journey, timeline } = await deadLetterJourney(ctx.journey, letter, audit.items, again?.items ?? []);
+      return { ...letter, journey, timeline, audit: audit.items, resentMessage: resent ?? null, failedAgain: again?.items ?? [] };
     });
 
     app.post<{ Params: { id: string }; Body: { payload?: unknown; to?: 'queue' | 'route'; comment?: string } | undefined }>(
@@ -458,6 +447,7 @@ export class AdminServer {
     );
 
     if (ctx.txlog) registerTxLogRoutes(app, ctx.txlog, ctx.audit, ctx.logger, comment);
+    if (ctx.journey) registerJourneyRoutes(app, ctx.journey);
 
     if (options.metrics.enabled && ctx.metrics) {
       const metrics = ctx.metrics;

@@ -6,11 +6,14 @@ import { TypeOrmAuditTrail } from '../deadletter/TypeOrmAuditTrail';
 import { TypeOrmDeadLetterStore } from '../deadletter/TypeOrmDeadLetterStore';
 import { TypeOrmOutboxAdminStore } from '../deadletter/TypeOrmOutboxAdminStore';
 import { TmmError } from '../errors';
+import { TypeOrmJourneyStore } from '../journey/TypeOrmJourneyStore';
+import { sqlDialectFor } from '../sql/SqlDialect';
 import type { Tmm } from '../runtime/Tmm';
 import { AdminContext, AdminServer } from './AdminServer';
 import { AdminOptions, ResolvedAdminOptions, resolveAdminOptions } from './AdminOptions';
 import { MeteredTransport } from './metrics/MeteredTransport';
 import { ThroughputSampler } from './metrics/ThroughputSampler';
+import { journeyMetricsRegistry } from './metrics/journeyMetrics';
 import { type SetMetricsSource, TmmMetrics } from './metrics/TmmMetrics';
 import type { Transport } from '../transport/Transport';
 import { SetRoutingTransport } from '../transport/sets/SetRoutingTransport';
@@ -68,12 +71,14 @@ export class TmmAdmin {
       leaseMs: tmm.options.producer.leaseMs,
       contractFor: (letter) => contractsForDeadLetter(letter, tmm.consumers.definitions),
       logger,
+      journey: tmm.journey,
     });
     this.collector = new DeadLetterCollector(tmm.transport, tmm.transactions, this.deadLetters, {
       prefetch: this.options.collector.prefetch,
       retryDelayMs: this.options.collector.retryDelayMs,
       fingerprint: this.options.collector.fingerprint,
       logger,
+      journey: tmm.journey ? { recorder: tmm.journey, source: `collector@${tmm.instanceId}` } : undefined,
     });
     const counters = () => ({
       published: tmm.dispatcher.stats.published,
@@ -94,7 +99,7 @@ export class TmmAdmin {
         consumersByName: tmm.consumers.statsByConsumer,
         collector: this.collector.stats,
       }),
-      extra: tmm.transport instanceof MeteredTransport ? [tmm.transport.registry] : [],
+      extra: [...(tmm.transport instanceof MeteredTransport ? [tmm.transport.registry] : []), ...(tmm.journey ? [journeyMetricsRegistry(tmm.journey)] : [])],
       txlog: tmm.txlog ? () => tmm.txlog!.health() : undefined,
       sets: setsOf(tmm.transport),
     });
@@ -111,6 +116,8 @@ export class TmmAdmin {
         collecting: this.collector.queues,
       }),
       health: () => tmm.health(),
+      // Read even when this process records nothing: another process may.
+      journey: tmm.journey?.store ?? new TypeOrmJourneyStore(tmm.transactions, sqlDialectFor(dialect)),
       logger,
       txlog: tmm.txlog ? { sender: tmm.txlog, auditManager: dataSource.manager } : undefined,
     };

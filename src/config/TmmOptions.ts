@@ -10,6 +10,8 @@ import { DispatcherOptions, defaultDispatcherOptions } from '../relay/Dispatcher
 import { RelayOptions, defaultRelayOptions } from '../relay/Relay';
 import { BackoffOptions, defaultBackoffOptions } from '../relay/backoff';
 import type { TxLogOptions } from '../txlog/TxLogSender';
+import { defaultJourneyWriterOptions } from '../journey/BufferedJourneyRecorder';
+import { checkBusinessKeyPaths } from '../journey/businessKey';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
 const dataSourceSchema = z.custom<DataSource>(
@@ -46,6 +48,19 @@ const schema = z.strictObject({
   logger: z.union([z.enum(['debug', 'info', 'warn', 'error', 'silent']), loggerSchema]).optional(),
   /** OpenTelemetry spans and W3C trace headers: 'auto' (default) when @opentelemetry/api is installed, true (it must be), false (off). */
   tracing: z.union([z.boolean(), z.literal('auto')]).optional(),
+  /** The recorded message journey (tmm_journey; src/journey): off by default. */
+  journey: z
+    .strictObject({
+      enabled: z.boolean().optional(),
+      /** Dotted payload paths whose first value found is stored as the message's business key (searchable). */
+      businessKeys: z.array(z.string().min(1).max(200)).max(10).optional(),
+      retentionMs: z.number().int().min(1).optional(),
+      purgeIntervalMs: ms.optional(),
+      maxBuffered: z.number().int().min(1).max(10_000_000).optional(),
+      batchSize: z.number().int().min(1).max(10_000).optional(),
+      flushIntervalMs: ms.min(1).max(60_000).optional(),
+    })
+    .optional(),
   producer: z
     .strictObject({
       defaultExchange: z.string().min(1).max(255).optional(),
@@ -143,6 +158,7 @@ export function validateTmmOptions(input: unknown): TmmOptions {
   if (!isObject(input)) throw new ConfigurationError('', 'options must be an object with at least { dataSource }');
   const result = schema.safeParse(input);
   if (result.success) {
+    if (result.data.journey?.businessKeys) checkBusinessKeyPaths(result.data.journey.businessKeys);
     if (result.data.sender === 'log' && !result.data.txlog) throw new ConfigurationError('sender', '"log" needs the txlog option ({ directories })');
     return result.data;
   }
@@ -181,6 +197,15 @@ export interface ResolvedTmmOptions {
   /** The transaction-log sender's options (checked by TxLogSender), when configured. */
   readonly txlog: TxLogOptions | undefined;
   readonly tracing: boolean | 'auto';
+  readonly journey: Readonly<{
+    enabled: boolean;
+    businessKeys: readonly string[];
+    retentionMs: number;
+    purgeIntervalMs: number;
+    maxBuffered: number;
+    batchSize: number;
+    flushIntervalMs: number;
+  }>;
   readonly producer: Readonly<Omit<ProducerOptions, 'owner'>>;
   readonly dispatcher: Readonly<Omit<DispatcherOptions, 'owner' | 'logger' | 'backoff'> & { backoff: Readonly<BackoffOptions> }>;
   readonly relay: Readonly<Omit<RelayOptions, 'owner' | 'logger' | 'maxPendingRows'> & { enabled: boolean; maxPendingRows: number }>;
@@ -222,6 +247,7 @@ export function resolveTmmOptions(input: TmmOptions): ResolvedTmmOptions {
     sender: o.sender ?? 'outbox',
     txlog: o.txlog,
     tracing: o.tracing ?? 'auto',
+    journey: { enabled: false, businessKeys: [], ...defaultJourneyWriterOptions, ...defined(o.journey) },
     producer: { ...defaultProducerOptions, ...defined(o.producer) },
     dispatcher: {
       ...dispatcherDefaults,

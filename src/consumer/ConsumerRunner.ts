@@ -22,6 +22,8 @@ import { validateStage } from './interceptors/validateStage';
 import { handlerTraceStage, traceStage } from '../tracing/stages';
 import { type MessageTracer, noopMessageTracer } from '../tracing/MessageTracer';
 import { RecoveryPolicy } from './RecoveryPolicy';
+import { type JourneyRecorder, noopJourneyRecorder } from '../journey/JourneyEvent';
+import { recordDelivery } from '../journey/deliveryJourney';
 import { StopGate } from './StopGate';
 import { TransactionBatcher } from './TransactionBatcher';
 
@@ -37,6 +39,8 @@ export interface ConsumerRunnerDeps {
   defaultExchange: string;
   /** Traces each delivery in a `process` span (default: none). */
   tracer?: MessageTracer;
+  /** Records each settled delivery's journey steps (default: none), with this process's id and the business-key paths. */
+  journey?: { recorder: JourneyRecorder; instance: string; businessKeys: readonly (readonly string[])[] };
 }
 
 export interface ConsumerStats {
@@ -115,11 +119,13 @@ export class ConsumerRunner {
   private readonly inFlight = new Set<Promise<void>>();
   private drainWaiters: Array<() => void> = [];
   private purgeTimer: NodeJS.Timeout | undefined;
+  private readonly journey: NonNullable<ConsumerRunnerDeps['journey']>;
 
   constructor(
     private readonly deps: ConsumerRunnerDeps,
     readonly options: ConsumerRunnerOptions,
   ) {
+    this.journey = deps.journey ?? { recorder: noopJourneyRecorder, instance: '', businessKeys: [] };
     this.sources.push({ instances: () => this.registered, explicit: true });
     this.recovery = new RecoveryPolicy(deps.transport, {
       maxStackLength: options.maxStackLength,
@@ -321,10 +327,13 @@ export class ConsumerRunner {
   private launch(ac: ActiveConsumer, delivery: Delivery, gate: StopGate): void {
     ac.running++;
     const state = new DeliveryState(delivery, ac.def, () => this.deps.transactions.manager);
+    const journey = this.journey;
+    const startedAt = journey.recorder.enabled ? Date.now() : 0;
     const run: Promise<void> = ac
       .pipeline(state)
       .then(() => {
         this.count(ac, OUTCOME_STAT[state.outcome ?? 'handled']);
+        if (journey.recorder.enabled) recordDelivery(journey.recorder, journey.instance, journey.businessKeys, state, startedAt);
         if (state.outcome === 'duplicate') {
           this.deps.logger.debug('consumer skipped a duplicate', { consumer: ac.def.name, queue: ac.def.queue, messageId: state.messageId, redelivered: delivery.redelivered });
         }

@@ -34,6 +34,8 @@ export class DeliveryState {
   outcome: DeliveryOutcome | undefined;
   /** The delivery's `process` span, when tracing is on (set by the trace stage). */
   trace: ProcessTrace | undefined;
+  /** The last failure and what recovery did with it (set by the RecoveryPolicy; read for the journey). */
+  failure: { error: string; at?: number; queue?: string; delayMs?: number; reason?: string } | undefined;
   readonly context: InterceptionContext;
 
   constructor(
@@ -55,6 +57,7 @@ export class DeliveryState {
     this.scope = undefined;
     this.outcome = undefined;
     this.trace = undefined;
+    this.failure = undefined;
     // The handler gets this object; its getters read the state as it is when they are called.
     const state = this;
     this.context = {

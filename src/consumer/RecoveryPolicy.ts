@@ -70,6 +70,7 @@ export class RecoveryPolicy {
       const decision = this.decide(def, state.attempt, error);
       const fields = { consumer: def.name, queue: def.queue, messageId: state.messageId, attempt: state.attempt, error: errorText(error) };
 
+      state.failure = { error: fields.error };
       if (decision.action === 'retry' && def.ordered) {
         this.options.logger.warn('consumer attempt failed; retrying in place (ordered)', { ...fields, delayMs: decision.delayMs });
         if (!(await gate.sleep(decision.delayMs))) {
@@ -139,6 +140,9 @@ export class RecoveryPolicy {
         state.outcome = 'requeued';
         return;
       }
+      // When the broker confirmed the copy: the time of the retried / dead-lettered step.
+      const at = Date.now();
+      state.failure = decision.action === 'retry' ? { error: fields.error, at, queue: target, delayMs: decision.delayMs } : { error: fields.error, at, queue: target, reason: decision.reason };
       state.trace?.event(decision.action === 'retry' ? 'tmm.retry' : 'tmm.dead_letter', decision.action === 'retry' ? { 'tmm.queue': target, 'tmm.delay_ms': decision.delayMs } : { 'tmm.queue': target, 'tmm.dead_letter.reason': decision.reason });
       await delivery.ack();
       state.outcome = decision.action === 'retry' ? 'retried' : 'dead-lettered';

@@ -1,3 +1,4 @@
+import { JourneyStep, type JourneyRecorder } from '../journey/JourneyEvent';
 import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { ConsumerHeaders } from '../consumer/ConsumerHeaders';
@@ -29,6 +30,8 @@ export interface DeadLetterCollectorOptions {
   logger: Logger;
   /** The app's grouping of dead letters; default errorFingerprint (consumer, code, normalized message). */
   fingerprint?: FingerprintFunction;
+  /** Records a `collected` step per stored dead letter, with `source` (default: none). */
+  journey?: { recorder: JourneyRecorder; source: string };
 }
 
 export const defaultDeadLetterCollectorOptions: DeadLetterCollectorOptions = { prefetch: 32, retryDelayMs: 1000, logger: silentLogger };
@@ -122,6 +125,10 @@ export class DeadLetterCollector {
         this.stats.stored++;
         this.options.logger.info('dead letter stored', { id, messageId: letter.messageId, queue: source.queue.name, consumer: letter.consumer, reason: letter.reason });
         this.onStored({ ...letter, id });
+        const j = this.options.journey;
+        if (j?.recorder.enabled) {
+          j.recorder.record({ messageId: letter.messageId, step: JourneyStep.Collected, at: Date.now(), source: j.source, attempt: letter.attempts, outcome: letter.reason, detail: `dead letter ${id} stored from ${source.queue.name}` });
+        }
       } else {
         this.stats.duplicates++;
       }

@@ -7,6 +7,8 @@ import { ContractClass, deserializeContract, validateContract } from '../message
 import { OutboxMessage, OutboxStatus, TmmHeaders } from '../message/OutboxMessage';
 import type { OutboxStore } from '../outbox/OutboxStore';
 import type { Dispatcher } from '../relay/Dispatcher';
+import { JourneyStep, type JourneyRecorder } from '../journey/JourneyEvent';
+import { TraceHeaders } from '../tracing/MessageTracer';
 import type { TypeOrmTransactionManager } from '../transaction/TypeOrmTransactionManager';
 import type { AuditEntry, AuditTrail } from './AuditTrail';
 import { DeadLetter, DeadLetterFilter, DeadLetterStatus } from './DeadLetter';
@@ -36,6 +38,8 @@ export interface DeadLetterServiceDeps {
    */
   contractFor?: (letter: DeadLetter) => ContractClass | readonly ContractClass[] | undefined;
   logger?: Logger;
+  /** Records `resent` / `discarded` on the original message and `stored` on a resent copy, after commit (default: none). */
+  journey?: JourneyRecorder;
 }
 
 /** Where a resend goes: the consumer's own queue (default when known), or the original exchange and routing key. */
@@ -118,6 +122,7 @@ export class DeadLetterService {
     for (let i = 0; i < ids.length; i += CHUNK) {
       const chunk = [...new Set(ids.slice(i, i + CHUNK))];
       const sent: OutboxMessage[] = [];
+      const resent: { letter: DeadLetter; message: OutboxMessage; at: number }[] = [];
       const lease = this.deps.dispatcher ? { owner: this.deps.owner, until: Date.now() + (this.deps.leaseMs ?? 30_000) } : undefined;
       await this.deps.transactions.run(
         async () => {
@@ -130,6 +135,7 @@ export class DeadLetterService {
           for (const letter of letters) {
             const message = resendMessage(letter, options.payload ?? letter.payload, options.to ?? 'queue', now);
             sent.push(message);
+            resent.push({ letter, message, at: now });
             messageIds.set(letter.id, message.id);
             const edited = options.payload !== undefined && options.payload !== letter.payload;
             entries.push({
@@ -164,6 +170,8 @@ export class DeadLetterService {
         { name: 'tmm.admin.resend' },
       );
       if (sent.length > 0) {
+        // Committed: the copies are stored; recorded before the dispatch so `stored` precedes their `published`.
+        if (this.deps.journey?.enabled) this.recordResent(principal, resent, options.payload !== undefined);
         if (this.deps.dispatcher) this.deps.dispatcher.dispatch(sent);
         else this.deps.relay?.nudge();
         this.logger.info('dead letters resent', { principal, count: sent.length });
@@ -173,7 +181,28 @@ export class DeadLetterService {
     return result;
   }
 
+  private recordResent(principal: string, resent: { letter: DeadLetter; message: OutboxMessage; at: number }[], edited: boolean): void {
+    const journey = this.deps.journey!;
+    const source = `admin:${principal}`;
+    const committed = Date.now();
+    for (const { letter, message, at } of resent) {
+      const where = message.exchange === '' ? `queue ${message.routingKey}` : `${message.exchange} / ${message.routingKey}`;
+      journey.record({ messageId: letter.messageId, step: JourneyStep.Resent, at, source, linkedId: message.id, detail: `dead letter ${letter.id} resent${edited ? ' with an edited payload' : ''} as ${message.id} to ${where}` });
+      const correlationId = message.headers[TraceHeaders.correlationId];
+      journey.record({
+        messageId: message.id,
+        step: JourneyStep.Stored,
+        at: committed,
+        source,
+        linkedId: letter.messageId,
+        detail: `resend of ${letter.messageId} (dead letter ${letter.id}), committed to tmm_outbox`,
+        correlationId: typeof correlationId === 'string' ? correlationId : null,
+      });
+    }
+  }
+
   async discard(principal: string, ids: string[], comment?: string): Promise<ActionResult> {
+    const discarded: DeadLetter[] = [];
     const result = await this.inChunks(
       ids,
       'tmm.admin.discard',
@@ -182,6 +211,7 @@ export class DeadLetterService {
         if (letters.length === 0) return [];
         const now = Date.now();
         await this.deps.deadLetters.setStatus(manager, letters.map((l) => l.id), { from: DISCARDABLE, to: DeadLetterStatus.Discarded, at: now, by: principal });
+        discarded.push(...letters);
         await this.deps.audit.record(
           manager,
           letters.map((l) => ({
@@ -200,6 +230,14 @@ export class DeadLetterService {
       (r, chunk) => this.addSkipped(r, chunk),
     );
     if (result.done.length > 0) this.logger.info('dead letters discarded', { principal, count: result.done.length });
+    const journey = this.deps.journey;
+    if (journey?.enabled) {
+      const done = new Set(result.done);
+      const at = Date.now();
+      for (const l of discarded) {
+        if (done.has(l.id)) journey.record({ messageId: l.messageId, step: JourneyStep.Discarded, at, source: `admin:${principal}`, detail: `dead letter ${l.id}${comment ? `: ${comment}` : ''}` });
+      }
+    }
     return result;
   }
 

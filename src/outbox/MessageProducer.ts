@@ -11,6 +11,9 @@ import { TypeOrmTransactionManager } from '../transaction/TypeOrmTransactionMana
 import { HeaderValue, Headers, Transport } from '../transport/Transport';
 import { noopMessageTracer, type MessageTracer } from '../tracing/MessageTracer';
 import { stampOutgoing } from '../tracing/correlation';
+import { TraceHeaders } from '../tracing/MessageTracer';
+import { JourneyStep, noopJourneyRecorder, type JourneyRecorder } from '../journey/JourneyEvent';
+import { businessKeyOf } from '../journey/businessKey';
 import { OutboxStore } from './OutboxStore';
 import { OutboxSenderStore, SenderKind, SenderStore, chosenSender } from './SenderStore';
 
@@ -59,6 +62,15 @@ const COLLECTOR = Symbol('tmm:producer:collector');
 
 interface Collector {
   messages: OutboxMessage[];
+  /** Journey on: each message's business key (same order as `messages`). */
+  keys: (string | null)[];
+}
+
+/** What the producer records of the journey: `sent` and `stored` per committed message, with this process as source. */
+export interface ProducerJourney {
+  recorder: JourneyRecorder;
+  /** Payload paths of the business key (split at the dots). */
+  businessKeys: readonly (readonly string[])[];
 }
 
 /**
@@ -79,6 +91,7 @@ export class MessageProducer {
     /** Other sender stores (the transaction log) and which one a transaction uses unless it chose one. */
     private readonly senders: { log?: SenderStore; default?: SenderKind } = {},
     private readonly tracer: MessageTracer = noopMessageTracer,
+    private readonly journey: ProducerJourney = { recorder: noopJourneyRecorder, businessKeys: [] },
   ) {
     this.options = { ...defaultProducerOptions, ...options };
     this.outboxSender = new OutboxSenderStore(store, dispatcher, () => ({ owner: this.options.owner, until: Date.now() + this.options.leaseMs }));
@@ -98,23 +111,31 @@ export class MessageProducer {
   async sendAll(messages: object[], options: SendOptions = NO_OPTIONS): Promise<string[]> {
     if (options !== NO_OPTIONS) checkSendOptions(options);
     const built: OutboxMessage[] = [];
+    const journey = this.journey.recorder.enabled;
+    const keys: (string | null)[] = [];
     for (const message of messages) {
       const { type, meta } = contractOf(message);
       await validateContract(message, type.name);
       built.push(this.build(message, meta, options));
+      if (journey) keys.push(this.journey.businessKeys.length > 0 ? businessKeyOf(message, this.journey.businessKeys) : null);
     }
     if (options.mode === 'fast') {
-      await Promise.all(built.map((m) => this.transport.publish(toTransportMessage(m))));
+      await Promise.all(
+        built.map(async (m, i) => {
+          await this.transport.publish(toTransportMessage(m));
+          if (journey) this.recordFast(m, keys[i]);
+        }),
+      );
       return built.map((m) => m.id);
     }
     const scope = this.transactions.current();
     if (scope) {
-      this.collect(scope, built);
+      this.collect(scope, built, keys);
     } else if (this.options.requireTransaction) {
       throw new NoActiveTransactionError(built[0]?.topic ?? '?');
     } else {
       // Reliable send outside a transaction: a small transaction of its own, same path as any other.
-      await this.transactions.run(() => this.collect(this.transactions.current()!, built), {
+      await this.transactions.run(() => this.collect(this.transactions.current()!, built, keys), {
         propagation: Propagation.RequiresNew,
         name: 'tmm.send',
       });
@@ -122,18 +143,69 @@ export class MessageProducer {
     return built.map((m) => m.id);
   }
 
-  private collect(scope: TransactionScope, messages: OutboxMessage[]): void {
+  private collect(scope: TransactionScope, messages: OutboxMessage[], keys: (string | null)[]): void {
     let collector = scope.resources.get(COLLECTOR) as Collector | undefined;
     if (!collector) {
-      const c: Collector = { messages: [] };
+      const c: Collector = { messages: [], keys: [] };
       collector = c;
       scope.resources.set(COLLECTOR, c);
+      const kind = chosenSender(scope) ?? this.senders.default ?? 'outbox';
       const batch = this.senderFor(scope).open();
       scope.beforeCommit(() => (c.messages.length === 0 ? undefined : batch.beforeCommit(scope.manager, c.messages)));
-      scope.afterCommit(() => (c.messages.length === 0 ? undefined : batch.afterCommit(c.messages)));
+      scope.afterCommit(() => {
+        if (c.messages.length === 0) return undefined;
+        // Before the hand-over to the fast path, so `stored` is recorded before any `published`.
+        if (this.journey.recorder.enabled) this.recordCommitted(scope, kind, c);
+        return batch.afterCommit(c.messages);
+      });
       scope.afterRollback(() => (c.messages.length === 0 ? undefined : batch.afterRollback(c.messages)));
     }
     collector.messages.push(...messages);
+    if (keys.length > 0) collector.keys.push(...keys);
+  }
+
+  /**
+   * One `stored` event per message of a committed transaction (now, after COMMIT), carrying the send: its
+   * `durationMs` is send → commit (the timeline shows it as a `sent` step at the send's time), its detail the
+   * topic and the transaction. One row for both keeps the table compact (bench:journey).
+   */
+  private recordCommitted(scope: TransactionScope, kind: SenderKind, c: Collector): void {
+    const recorder = this.journey.recorder;
+    const source = this.options.owner;
+    const now = Date.now();
+    const tx = `transaction ${scope.name ? `${scope.name} (${scope.id})` : scope.id}`;
+    const where = kind === 'log' ? 'the local transaction log' : 'tmm_outbox';
+    for (let i = 0; i < c.messages.length; i++) {
+      const m = c.messages[i];
+      const correlationId = m.headers[TraceHeaders.correlationId];
+      recorder.record({
+        messageId: m.id,
+        step: JourneyStep.Stored,
+        at: now,
+        source,
+        durationMs: now - m.createdAt,
+        outcome: where,
+        detail: `${m.topic} in ${tx}`,
+        correlationId: typeof correlationId === 'string' ? correlationId : null,
+        businessKey: c.keys[i] ?? null,
+      });
+    }
+  }
+
+  /** A fast message (no row): `sent`, then `published` once the broker confirmed it. */
+  private recordFast(m: OutboxMessage, key: string | null): void {
+    const correlationId = m.headers[TraceHeaders.correlationId];
+    const source = this.options.owner;
+    this.journey.recorder.record({
+      messageId: m.id,
+      step: JourneyStep.Sent,
+      at: m.createdAt,
+      source,
+      detail: `${m.topic}, mode fast (not stored)`,
+      correlationId: typeof correlationId === 'string' ? correlationId : null,
+      businessKey: key,
+    });
+    this.journey.recorder.record({ messageId: m.id, step: JourneyStep.Published, at: Date.now(), source, attempt: 1, detail: `confirmed by the broker: ${m.exchange || '(default exchange)'} / ${m.routingKey}` });
   }
 
   private senderFor(scope: TransactionScope): SenderStore {

@@ -7,6 +7,7 @@ import { Headers, Transport, TransportMessage } from '../transport/Transport';
 import { BackoffOptions, backoffDelay, defaultBackoffOptions } from './backoff';
 import { MarkCoalescer } from './MarkCoalescer';
 import { RelayObserver, RelayObservers } from './RelayObserver';
+import { JourneyStep, type JourneyRecorder, noopJourneyRecorder } from '../journey/JourneyEvent';
 
 export interface DispatcherOptions {
   /** Identity of this process in leases (lease_owner). */
@@ -34,6 +35,8 @@ export interface DispatcherOptions {
    */
   maxQueuedRows: number;
   logger: Logger;
+  /** Records `published` / `publish-failed` steps (default: none). */
+  journey?: JourneyRecorder;
 }
 
 export const defaultDispatcherOptions: Omit<DispatcherOptions, 'owner'> = {
@@ -112,6 +115,7 @@ export class Dispatcher {
   /** When the current run of transient publish failures (an outage) began; reset by a confirmed publish. */
   private outageSince: number | undefined;
   private readonly observers = new RelayObservers();
+  private readonly journey: JourneyRecorder;
 
   constructor(
     private readonly transport: Transport,
@@ -119,6 +123,7 @@ export class Dispatcher {
     options: Partial<DispatcherOptions> & { owner: string },
   ) {
     this.options = { ...defaultDispatcherOptions, ...options };
+    this.journey = this.options.journey ?? noopJourneyRecorder;
     this.marks = new MarkCoalescer<Entry>(
       store,
       this.options,
@@ -303,7 +308,7 @@ export class Dispatcher {
       await this.recordFailure(entry, attempt, e);
       return;
     }
-    this.confirmed(entry);
+    this.confirmed(entry, attempt);
   }
 
   /** An unordered row; frees its publish slot (this.published) once confirmed or its failure recorded. */
@@ -317,16 +322,20 @@ export class Dispatcher {
     }
     publishing.then(
       () => {
-        this.confirmed(entry);
+        this.confirmed(entry, attempt);
         this.published();
       },
       (e: unknown) => void this.recordFailure(entry, attempt, e).then(this.published),
     );
   }
 
-  private confirmed(entry: Entry): void {
+  private confirmed(entry: Entry, attempt: number): void {
     this.stats.published++;
     this.outageSince = undefined;
+    if (this.journey.enabled) {
+      const m = entry.m;
+      this.journey.record({ messageId: m.id, step: JourneyStep.Published, at: Date.now(), source: this.options.owner, attempt, detail: `confirmed by the broker: ${m.exchange || '(default exchange)'} / ${m.routingKey}` });
+    }
     this.marks.add(entry);
   }
 
@@ -357,6 +366,9 @@ export class Dispatcher {
       retryAt = Date.now() + backoffDelay(attempt, this.options.backoff);
     }
     this.options.logger.warn(dead ? 'publish failed; message is DEAD' : 'publish failed; will retry', { id: m.id, topic: m.topic, attempt, kind, error });
+    if (this.journey.enabled) {
+      this.journey.record({ messageId: m.id, step: JourneyStep.PublishFailed, at: Date.now(), source: this.options.owner, attempt, outcome: dead ? 'dead' : kind, detail: error });
+    }
     try {
       await this.store.recordFailure(m.id, this.options.owner, { error, retryAt, dead, countAttempt: kind !== 'transient' });
     } catch (storeError) {

@@ -26,6 +26,10 @@ import { TxLogSender } from '../txlog/TxLogSender';
 import { messageTracerFor } from '../tracing/OpenTelemetryMessageTracer';
 import { TracingTransport } from '../tracing/TracingTransport';
 import { TmmRegistry } from './TmmRegistry';
+import { BufferedJourneyRecorder, type JourneyWriterStats } from '../journey/BufferedJourneyRecorder';
+import { noopJourneyRecorder } from '../journey/JourneyEvent';
+import { TypeOrmJourneyStore } from '../journey/TypeOrmJourneyStore';
+import { checkBusinessKeyPaths } from '../journey/businessKey';
 
 /**
  * Adapters a Tmm can be given instead of the ones it builds from its options (a port each; see their doc
@@ -60,6 +64,11 @@ export interface TmmHealth {
     relay: TmmHealthCheck & { enabled: boolean; pendingRows: number };
     outbox: TmmHealthCheck & { pending: number | null; oldestPendingAgeMs: number | null };
     consumers: TmmHealthCheck & { enabled: boolean; count: number; runningHandlers: number };
+    /**
+     * The journey writer, informational: always ok (a journey problem never takes an instance out of a load
+     * balancer); failing writes and dropped events are counted and named in `detail`.
+     */
+    journey: TmmHealthCheck & { enabled: boolean; buffered: number; written: number; dropped: number };
   };
 }
 
@@ -68,6 +77,8 @@ export interface TmmStats {
   dispatcher: Readonly<{ published: number; failed: number; marked: number; deferred: number }>;
   relay: Readonly<{ sweeps: number; claimed: number }>;
   consumers: ReturnType<ConsumerRunner['statsSnapshot']>;
+  /** The journey writer's counters (undefined when the journey is off). */
+  journey: Readonly<JourneyWriterStats & { buffered: number }> | undefined;
 }
 
 export interface ShutdownHooksOptions {
@@ -111,6 +122,8 @@ export class Tmm {
   readonly inbox: InboxStore;
   /** The local transaction-log sender, when `txlog` is configured (started and stopped with tmm). */
   readonly txlog: TxLogSender | undefined;
+  /** The journey recorder (tmm_journey), when `journey.enabled`: started and stopped with tmm. */
+  readonly journey: BufferedJourneyRecorder | undefined;
   private started = false;
   private stopping: Promise<void> | undefined;
 
@@ -134,10 +147,23 @@ export class Tmm {
     this.transport = components.transport ?? (o.transport === 'memory' ? new MemoryTransport(this.logger) : o.transport);
     const tracer = messageTracerFor(o.tracing, { system: this.transport instanceof MemoryTransport ? 'tmm-memory' : 'rabbitmq' });
     const publishing = TracingTransport.wrap(this.transport, tracer);
+    this.journey = o.journey.enabled
+      ? new BufferedJourneyRecorder(new TypeOrmJourneyStore(transactions, dialect), {
+          maxBuffered: o.journey.maxBuffered,
+          batchSize: o.journey.batchSize,
+          flushIntervalMs: o.journey.flushIntervalMs,
+          retentionMs: o.journey.retentionMs,
+          purgeIntervalMs: o.journey.purgeIntervalMs,
+          logger: this.logger,
+        })
+      : undefined;
+    const recorder = this.journey ?? noopJourneyRecorder;
+    const businessKeys = checkBusinessKeyPaths(o.journey.businessKeys);
     this.dispatcher = new Dispatcher(publishing, this.outbox, {
       ...o.dispatcher,
       owner: this.instanceId,
       logger: this.logger,
+      journey: recorder,
     });
     const { enabled: _enabled, ...relayOptions } = o.relay;
     this.relay = new Relay(this.outbox, this.dispatcher, {
@@ -156,6 +182,7 @@ export class Tmm {
       { ...o.producer, owner: this.instanceId },
       { log: this.txlog, default: o.sender },
       tracer,
+      { recorder, businessKeys },
     );
     this.inbox = components.inbox ?? new TypeOrmInboxStore(transactions, dialect);
     this.consumers = new ConsumerRunner(
@@ -168,6 +195,7 @@ export class Tmm {
         tmmName: this.name,
         defaultExchange: o.producer.defaultExchange,
         tracer,
+        journey: { recorder, instance: this.instanceId, businessKeys },
       },
       o.consumers,
     );
@@ -189,6 +217,7 @@ export class Tmm {
     // must not keep the producer from starting (the outbox holds what it sends), so this waits a little,
     // then goes on trying in the background until it succeeds or tmm stops.
     await this.declareProducerExchanges();
+    this.journey?.start();
     await this.txlog?.start();
     TmmRegistry.register(this);
     if (this.options.relay.enabled) {
@@ -197,6 +226,7 @@ export class Tmm {
       } catch (e) {
         TmmRegistry.unregister(this);
         await this.txlog?.stop();
+        await this.journey?.stop();
         throw e;
       }
     }
@@ -208,6 +238,7 @@ export class Tmm {
         await this.relay.stop();
         TmmRegistry.unregister(this);
         await this.txlog?.stop();
+        await this.journey?.stop();
         throw e;
       }
     }
@@ -277,6 +308,8 @@ export class Tmm {
       await this.relay.stop();
       await this.dispatcher.stop(Math.max(0, deadline - Date.now()));
       await this.txlog?.stop();
+      // Last: what the consumers, the relay and the fast path recorded until now is written (bounded).
+      await this.journey?.stop(Math.max(1000, deadline - Date.now()));
       if (options.closeTransport ?? true) await this.transport.close();
     })();
     return this.stopping;
@@ -284,7 +317,12 @@ export class Tmm {
 
   /** Counters of this process since start (fresh copies). */
   stats(): TmmStats {
-    return { dispatcher: { ...this.dispatcher.stats }, relay: { ...this.relay.stats }, consumers: this.consumers.statsSnapshot() };
+    return {
+      dispatcher: { ...this.dispatcher.stats },
+      relay: { ...this.relay.stats },
+      consumers: this.consumers.statsSnapshot(),
+      journey: this.journey ? { ...this.journey.stats, buffered: this.journey.buffered } : undefined,
+    };
   }
 
   /**
@@ -327,7 +365,23 @@ export class Tmm {
       count: this.consumers.definitions.length,
       runningHandlers: this.consumers.runningHandlers,
     };
-    const checks = { database, broker, relay: { ...relay, ok: !this.started || relay.ok }, outbox, consumers };
+    const j = this.journey;
+    const journey: TmmHealth['checks']['journey'] = j
+      ? {
+          // Never fails the instance: the journey is observability, not service.
+          ok: true,
+          enabled: true,
+          buffered: j.buffered,
+          written: j.stats.written,
+          dropped: j.stats.dropped,
+          ...(j.error !== undefined
+            ? { detail: `writes fail: ${j.error}` }
+            : j.stats.dropped > 0
+              ? { detail: `${j.stats.dropped} journey event(s) dropped since start (buffer of ${this.options.journey.maxBuffered} full)` }
+              : {}),
+        }
+      : { ok: true, enabled: false, buffered: 0, written: 0, dropped: 0 };
+    const checks = { database, broker, relay: { ...relay, ok: !this.started || relay.ok }, outbox, consumers, journey };
     return { ok: this.started && Object.values(checks).every((c) => c.ok), started: this.started, checks };
   }
 

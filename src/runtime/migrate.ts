@@ -1,6 +1,7 @@
 import type { DataSource, QueryRunner } from 'typeorm';
 import { AUDIT_V1, DEAD_LETTER_V1, DEAD_LETTER_V2 } from '../deadletter/deadLetterSchema';
 import { INBOX_V1, LOCK_V1, OUTBOX_V1 } from '../outbox/schema';
+import { JOURNEY_V1 } from '../journey/journeySchema';
 import { Dialect, dialectOf } from '../transaction/dialect';
 import { TXLOG_BARRIER_V1 } from '../txlog/barrierSchema';
 
@@ -24,6 +25,8 @@ export const MIGRATIONS: { component: string; version: number; statements: Recor
   { component: 'deadletter', version: 2, statements: DEAD_LETTER_V2 },
   // The log-mode sender's check-back barrier (src/txlog/barrierSchema.ts).
   { component: 'txlog-barrier', version: 1, statements: TXLOG_BARRIER_V1 },
+  // The recorded message journey (src/journey/journeySchema.ts).
+  { component: 'journey', version: 1, statements: JOURNEY_V1 },
 ];
 
 export interface MigrationResult {
@@ -146,7 +149,7 @@ export class TmmSchemaMigration {
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
-    for (const table of ['tmm_txlog_barrier', 'tmm_audit', 'tmm_dead_letter', 'tmm_inbox', 'tmm_lock', 'tmm_outbox', 'tmm_schema']) await queryRunner.query(`DROP TABLE IF EXISTS ${table}`);
+    for (const table of ['tmm_journey', 'tmm_txlog_barrier', 'tmm_audit', 'tmm_dead_letter', 'tmm_inbox', 'tmm_lock', 'tmm_outbox', 'tmm_schema']) await queryRunner.query(`DROP TABLE IF EXISTS ${table}`);
   }
 }
 

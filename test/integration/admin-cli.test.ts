@@ -77,7 +77,7 @@ describe('tmm CLI (through its entry point, in a child process)', () => {
   it('migrate creates the tables and is idempotent', async () => {
     const first = await tmm(['migrate', '--json'], env);
     expect(first.code).toBe(0);
-    expect(json(first).applied.map((a: { component: string }) => a.component)).toEqual(['outbox', 'lock', 'inbox', 'deadletter', 'audit', 'deadletter', 'txlog-barrier']);
+    expect(json(first).applied.map((a: { component: string }) => a.component)).toEqual(['outbox', 'lock', 'inbox', 'deadletter', 'audit', 'deadletter', 'txlog-barrier', 'journey']);
     const second = await tmm(['migrate'], env);
     expect(second).toMatchObject({ code: 0, stdout: 'schema is up to date (sqlite)\n' });
     for (const dialect of ['sqlite', 'postgres', 'mysql']) {

@@ -13,6 +13,8 @@ import { DeadLetterService } from '../../deadletter/DeadLetterService';
 import { contractsForDeadLetter } from '../../deadletter/deadLetterContracts';
 import { TypeOrmAuditTrail } from '../../deadletter/TypeOrmAuditTrail';
 import { TypeOrmDeadLetterStore } from '../../deadletter/TypeOrmDeadLetterStore';
+import { BufferedJourneyRecorder } from '../../journey/BufferedJourneyRecorder';
+import { TypeOrmJourneyStore } from '../../journey/TypeOrmJourneyStore';
 import { TypeOrmOutboxAdminStore } from '../../deadletter/TypeOrmOutboxAdminStore';
 import { InvalidInputError, NotFoundError, PayloadTooLargeError, QueueMigrationError, StateConflictError, TmmError, TopologyError } from '../../errors';
 import type { Topology } from '../../transport/Transport';
@@ -44,6 +46,9 @@ class Session {
   readonly audit: TypeOrmAuditTrail;
   readonly outboxAdmin: TypeOrmOutboxAdminStore;
   readonly service: DeadLetterService;
+  /** tmm_journey: read by `serve`; the resends and discards of this command are recorded there (written before exit). */
+  readonly journeyStore: TypeOrmJourneyStore;
+  readonly journey: BufferedJourneyRecorder;
 
   constructor(
     readonly dataSource: DataSource,
@@ -55,6 +60,9 @@ class Session {
     this.deadLetters = new TypeOrmDeadLetterStore(dataSource, dialect);
     this.audit = new TypeOrmAuditTrail(dataSource, dialect);
     this.outboxAdmin = new TypeOrmOutboxAdminStore(dataSource, dialect);
+    this.journeyStore = new TypeOrmJourneyStore(this.transactions, sqlDialectFor(dialect));
+    this.journey = new BufferedJourneyRecorder(this.journeyStore, { purgeIntervalMs: 0 });
+    this.journey.start();
     // No dispatcher here: resends and retries are rows in tmm_outbox, published by the application's relay.
     this.service = new DeadLetterService({
       transactions: this.transactions,
@@ -65,6 +73,7 @@ class Session {
       owner: `tmm-cli-${process.pid}`,
       // No consumers here: only contract classes loaded into this process (e.g. `node -r ./contracts.js`) validate edits.
       contractFor: (letter) => contractsForDeadLetter(letter, []),
+      journey: this.journey,
     });
   }
 }
@@ -372,7 +381,7 @@ export function buildProgram(run: (fn: (s: Session, g: Globals) => Promise<numbe
         const allowedHosts = opts.allowedHosts === undefined ? undefined : opts.allowedHosts.trim() === '*' ? '*' : opts.allowedHosts.split(',').map((n) => n.trim()).filter((n) => n.length > 0);
         const options = resolveAdminOptions({ host: opts.host, port: opts.port, allowedHosts, auth: token ? { tokens: { admin: token } } : {}, collector: { enabled: false } });
         const logger = new ConsoleLogger('info');
-        const server = new AdminServer({ service: s.service, deadLetters: s.deadLetters, outboxAdmin: s.outboxAdmin, outbox: s.outbox, audit: s.audit, logger }, options);
+        const server = new AdminServer({ service: s.service, deadLetters: s.deadLetters, outboxAdmin: s.outboxAdmin, outbox: s.outbox, audit: s.audit, journey: s.journeyStore, logger }, options);
         const url = await server.listen();
         out(`tmm admin on ${url} (principal token:admin); Ctrl-C stops it`);
         await new Promise<void>((resolve) => {
@@ -461,8 +470,13 @@ export async function main(argv: string[]): Promise<number> {
     const ds = await openDatabase(g.db ?? process.env.TMM_DB_URL, { schema: g.schema });
     try {
       const principal = g.as ?? `cli:${safeUser()}`;
-      const r = await fn(new Session(ds, principal), g);
-      code = typeof r === 'number' ? r : ExitCode.Ok;
+      const session = new Session(ds, principal);
+      try {
+        const r = await fn(session, g);
+        code = typeof r === 'number' ? r : ExitCode.Ok;
+      } finally {
+        await session.journey.stop(3000);
+      }
     } finally {
       await ds.destroy().catch(() => undefined);
     }

@@ -123,7 +123,7 @@
     const tab = currentTab();
     for (const a of document.querySelectorAll('#tabs a')) a.classList.toggle('active', a.dataset.tab === tab);
     closeDrawer();
-    const views = { overview: renderOverview, dead: renderDead, groups: renderGroups, outbox: renderOutbox, txlog: renderTxLog, audit: renderAudit };
+    const views = { overview: renderOverview, dead: renderDead, groups: renderGroups, outbox: renderOutbox, txlog: renderTxLog, audit: renderAudit, journey: renderJourney };
     (views[tab] || renderOverview)().catch((e) => e.status !== 401 && toast(e.message, true));
   }
   window.addEventListener('hashchange', route);
@@ -341,7 +341,7 @@
       h('h3', {}, 'Payload'), editor,
       h('div', { class: 'actions' }, discardBtn, resendBtn),
       h('h3', {}, 'Journey'),
-      h('ol', { class: 'journey', 'data-testid': 'journey' }, d.journey.map((j) => h('li', {}, h('strong', {}, j.step), ' ', h('span', { class: 'when' }, j.at ? fmtTime(j.at) : ''), j.detail ? h('div', { class: 'muted' }, j.detail) : null))),
+      deadLetterJourney(d),
       h('h3', {}, 'Headers'), h('pre', {}, JSON.stringify(d.headers, null, 2)),
     );
   }
@@ -491,6 +491,101 @@
           null, null, 'audit-table'),
         pager(page, (offset) => { state.audit.offset = offset; renderAudit(); }),
       ),
+    );
+  }
+
+  // ---------- journey (recorded steps of one message: GET /api/journey, /api/journey/:id) ----------
+  state.journey = { q: '', by: 'any' };
+  const fmtPrecise = (t) => {
+    if (!t) return '';
+    const d = new Date(t);
+    return `${d.toLocaleDateString()} ${d.toLocaleTimeString()}.${String(d.getMilliseconds()).padStart(3, '0')}`;
+  };
+
+  /** One message's steps as a timeline: step, time (ms), source, details. */
+  function timelineList(steps, testid) {
+    if (!steps || steps.length === 0) return h('p', { class: 'empty' }, 'No step recorded.');
+    // Steps are listed in causal order; a time earlier than the step above comes from another clock, or from a
+    // race (the broker hands a message to its consumer before the publisher's confirm returns).
+    return h('ol', { class: 'journey', 'data-testid': testid },
+      steps.map((s, i) => h('li', { 'data-step': s.step },
+        h('strong', {}, s.step), ' ', h('span', { class: 'when' }, fmtPrecise(s.at)), s.source ? h('span', { class: 'src' }, ` · ${s.source}`) : null,
+        i > 0 && s.at && steps[i - 1].at && s.at < steps[i - 1].at ? h('span', { class: 'skew', title: 'another clock, or the broker delivered before the confirm returned' }, ` (${steps[i - 1].at - s.at} ms before the step above)`) : null,
+        stepDetail(s) ? h('div', { class: 'muted' }, stepDetail(s)) : null)));
+  }
+  function stepDetail(s) {
+    if (s.detail !== undefined && s.attempt === undefined) return s.detail; // a dead letter's journey line
+    return [s.attempt !== null && s.attempt !== undefined ? `attempt ${s.attempt}` : '', s.outcome || '', s.durationMs !== null && s.durationMs !== undefined ? `${s.durationMs} ms` : '', s.detail || ''].filter(Boolean).join(' · ');
+  }
+  /** What became of a resent copy, from its recorded steps. */
+  function copyFate(copy) {
+    const steps = copy.steps || [];
+    const last = [...steps].reverse().find((s) => s.step === 'delivered');
+    if (steps.some((s) => s.step === 'dead-lettered')) return ['failed again', 'DEAD'];
+    if (last && last.outcome === 'consumed') return ['consumed', 'DELIVERED'];
+    if (last) return [last.outcome, 'PENDING'];
+    if (steps.some((s) => s.step === 'published')) return ['published, not consumed yet', 'PENDING'];
+    return ['not published yet', 'PENDING'];
+  }
+  function copiesView(copies) {
+    return (copies || []).map((c) => {
+      const [fate, cls] = copyFate(c);
+      return h('div', { class: 'copy', 'data-testid': 'journey-copy', 'data-fate': fate },
+        h('h4', {}, 'Resent as ', h('code', {}, c.messageId), ' ', h('span', { class: `badge ${cls}`, 'data-testid': 'copy-fate' }, fate)),
+        timelineList(c.steps, 'copy-timeline'),
+        copiesView(c.copies));
+    });
+  }
+
+  /** The dead letter drawer's journey: the recorded timeline (with the resent copies' fate) when there is one. */
+  function deadLetterJourney(d) {
+    if (!d.timeline) {
+      return h('div', { 'data-testid': 'journey-view' },
+        h('p', { class: 'muted' }, 'Not recorded (journey.enabled is off, or the steps were purged): what the dead letter and the audit trail say.'),
+        timelineList(d.journey, 'journey'));
+    }
+    return h('div', { 'data-testid': 'journey-view' }, timelineList(d.timeline.steps, 'journey'), copiesView(d.timeline.copies));
+  }
+
+  async function renderJourney() {
+    const j = state.journey;
+    const form = h('form', { class: 'filters', 'data-testid': 'journey-search', onsubmit: (ev) => {
+      ev.preventDefault();
+      const data = new FormData(ev.target);
+      j.q = String(data.get('q') || '').trim();
+      j.by = String(data.get('by') || 'any');
+      renderJourney().catch((e) => toast(e.message, true));
+    } },
+      h('label', {}, 'Find', h('input', { name: 'q', value: j.q, placeholder: 'message id, correlation id or business key', size: 40, 'data-testid': 'journey-q' })),
+      h('label', {}, 'By', h('select', { name: 'by' }, [['any', 'any'], ['messageId', 'message id'], ['correlationId', 'correlation id'], ['key', 'business key']].map(([v, t]) => h('option', { value: v, selected: j.by === v }, t)))),
+      h('button', { type: 'submit', class: 'primary', 'data-testid': 'journey-find' }, 'Find'),
+    );
+    let hits = [];
+    if (j.q) {
+      const kinds = j.by === 'any' ? ['messageId', 'correlationId', 'key'] : [j.by];
+      const pages = await Promise.all(kinds.map((k) => api('GET', `/api/journey?${k}=${encodeURIComponent(j.q.slice(0, 128))}&limit=50`).catch(() => ({ items: [] }))));
+      const seen = new Set();
+      hits = pages.flatMap((p) => p.items).filter((x) => !seen.has(x.messageId) && seen.add(x.messageId));
+    }
+    setView(
+      'journey',
+      h('h1', {}, 'Message journey'),
+      h('p', { class: 'muted' }, 'What tmm recorded about each message (journey.enabled): sent, stored, published, delivered to each consumer, retried, dead-lettered, resent, discarded — each step with the time and the source that saw it.'),
+      form,
+      h('div', { class: 'panel' },
+        !j.q ? h('p', { class: 'empty' }, 'Search by message id, correlation id or business key.')
+          : table(['First step', 'Message id', 'First', 'Last', 'Steps', 'Correlation id', 'Business key'], hits,
+            (x) => [x.firstStep, h('code', {}, x.messageId), fmtPrecise(x.firstAt), fmtPrecise(x.lastAt), String(x.steps), x.correlationId || '—', x.businessKey || '—'],
+            (x) => showJourney(x.messageId), ['', '', '', '', 'num', '', ''], 'journey-table')),
+    );
+  }
+
+  async function showJourney(messageId) {
+    const j = await api('GET', `/api/journey/${encodeURIComponent(messageId)}`);
+    openDrawer('Message journey',
+      meta([['Message id', h('code', {}, j.messageId)], ['Produced by', j.foreign ? 'another program (tmm saw it from "received" on)' : 'tmm'], ['Correlation id', j.correlationId], ['Business key', j.businessKey]]),
+      h('h3', {}, 'Timeline'), timelineList(j.steps, 'journey'),
+      copiesView(j.copies),
     );
   }
 
