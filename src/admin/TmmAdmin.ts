@@ -12,6 +12,8 @@ import { AdminOptions, ResolvedAdminOptions, resolveAdminOptions } from './Admin
 import { MeteredTransport } from './metrics/MeteredTransport';
 import { ThroughputSampler } from './metrics/ThroughputSampler';
 import { TmmMetrics } from './metrics/TmmMetrics';
+import { ConsumerThroughput, QueueDepths, lagReport } from './metrics/LagReport';
+import { AmqpQueueInspector, QueueInspector, RabbitManagementQueueInspector, inspectableTransport } from './queues/QueueInspector';
 
 /**
  * The operator's side of one tmm instance: the dead-letter collector, the actions (resend, edit and
@@ -37,7 +39,12 @@ export class TmmAdmin {
   readonly sampler: ThroughputSampler;
   readonly metrics: TmmMetrics;
   readonly server: AdminServer;
+  /** Per-consumer rates over the last minute (the lag panel). */
+  readonly throughput: ConsumerThroughput;
+  /** The consumers' queue depths on the broker, cached (`queues.cacheMs`). */
+  readonly queueDepths: QueueDepths;
   private started = false;
+  private unobserveConsumers: (() => void) | undefined;
   /** Detaches the metrics' relay observer (attached while started with metrics enabled). */
   private unobserveRelay: (() => void) | undefined;
 
@@ -82,6 +89,8 @@ export class TmmAdmin {
       collected: this.collector.stats.stored,
     });
     this.sampler = new ThroughputSampler(counters, this.options.metrics.sampleIntervalMs);
+    this.throughput = new ConsumerThroughput(() => tmm.consumers.statsByConsumer, this.options.metrics.sampleIntervalMs);
+    this.queueDepths = new QueueDepths(queueInspector(this.options, tmm.transport), () => tmm.consumers.definitions, this.options.queues.cacheMs);
     this.metrics = new TmmMetrics({
       outboxAdmin: this.outboxAdmin,
       deadLetters: this.deadLetters,
@@ -94,6 +103,8 @@ export class TmmAdmin {
       }),
       extra: tmm.transport instanceof MeteredTransport ? [tmm.transport.registry] : [],
       txlog: tmm.txlog ? () => tmm.txlog!.health() : undefined,
+      queues: this.queueDepths.inspector ? () => this.queueDepths.read() : undefined,
+      health: () => tmm.health(),
     });
     const context: AdminContext = {
       service: this.service,
@@ -108,6 +119,7 @@ export class TmmAdmin {
         collecting: this.collector.queues,
       }),
       health: () => tmm.health(),
+      lag: () => lagReport({ lag: this.metrics.lag, throughput: this.throughput, queues: this.queueDepths }),
       logger,
       txlog: tmm.txlog ? { sender: tmm.txlog, auditManager: dataSource.manager } : undefined,
     };
@@ -132,6 +144,14 @@ export class TmmAdmin {
       await this.collector.start(this.sources());
     }
     this.sampler.start();
+    this.throughput.start();
+    // Publish confirms, retries and handled deliveries for the latency histograms and the retry record.
+    const unobserveConfirms = this.tmm.relay.observe(this.metrics.lag.relayObserver);
+    const unobserveDeliveries = this.tmm.consumers.observe(this.metrics.lag.consumerObserver);
+    this.unobserveConsumers = () => {
+      unobserveConfirms();
+      unobserveDeliveries();
+    };
     // Claim and mark statement timings for the tmm_relay_* histograms.
     if (this.options.metrics.enabled) this.unobserveRelay = this.tmm.relay.observe(this.metrics.relayObserver);
     try {
@@ -164,5 +184,16 @@ export class TmmAdmin {
   private stopObserving(): void {
     this.unobserveRelay?.();
     this.unobserveRelay = undefined;
+    this.unobserveConsumers?.();
+    this.unobserveConsumers = undefined;
+    this.throughput.stop();
   }
+}
+
+/** The queue-depth source the options ask for: the management API, or passive declares on an AMQP transport (none otherwise). */
+function queueInspector(options: ResolvedAdminOptions, transport: unknown): QueueInspector | undefined {
+  const m = options.queues.management;
+  if (options.queues.source === 'management' && m) return new RabbitManagementQueueInspector(m);
+  const amqp = inspectableTransport(transport);
+  return amqp ? new AmqpQueueInspector(amqp) : undefined;
 }

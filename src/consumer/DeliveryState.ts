@@ -34,6 +34,8 @@ export class DeliveryState {
   outcome: DeliveryOutcome | undefined;
   /** The delivery's `process` span, when tracing is on (set by the trace stage). */
   trace: ProcessTrace | undefined;
+  /** Set by the recovery policy when a copy went to a retry queue: which, for how long, and why. */
+  retry: { queue: string; delayMs: number; dueAt: number; error: string } | undefined;
   readonly context: InterceptionContext;
 
   constructor(
@@ -55,6 +57,7 @@ export class DeliveryState {
     this.scope = undefined;
     this.outcome = undefined;
     this.trace = undefined;
+    this.retry = undefined;
     // The handler gets this object; its getters read the state as it is when they are called.
     const state = this;
     this.context = {

@@ -140,6 +140,7 @@ export class RecoveryPolicy {
         return;
       }
       state.trace?.event(decision.action === 'retry' ? 'tmm.retry' : 'tmm.dead_letter', decision.action === 'retry' ? { 'tmm.queue': target, 'tmm.delay_ms': decision.delayMs } : { 'tmm.queue': target, 'tmm.dead_letter.reason': decision.reason });
+      if (decision.action === 'retry') state.retry = { queue: target, delayMs: decision.delayMs, dueAt: Date.now() + decision.delayMs, error: String(headers[ConsumerHeaders.errorMessage]) };
       await delivery.ack();
       state.outcome = decision.action === 'retry' ? 'retried' : 'dead-lettered';
       return;

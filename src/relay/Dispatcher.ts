@@ -326,6 +326,7 @@ export class Dispatcher {
 
   private confirmed(entry: Entry): void {
     this.stats.published++;
+    if (this.observers.active) this.observers.confirmed(entry.m);
     this.outageSince = undefined;
     this.marks.add(entry);
   }

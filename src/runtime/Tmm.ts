@@ -26,6 +26,7 @@ import { TxLogSender } from '../txlog/TxLogSender';
 import { messageTracerFor } from '../tracing/OpenTelemetryMessageTracer';
 import { TracingTransport } from '../tracing/TracingTransport';
 import { TmmRegistry } from './TmmRegistry';
+import { CounterWindow, type TmmAlerts, consumerHeartbeats, thresholdAlert } from './HealthAlerts';
 
 /**
  * Adapters a Tmm can be given instead of the ones it builds from its options (a port each; see their doc
@@ -44,6 +45,8 @@ export interface TmmComponents {
   contextStore?: ContextStore;
 }
 
+export type { TmmAlert, TmmAlerts, ConsumerHeartbeat } from './HealthAlerts';
+
 /** One check of tmm.health(). */
 export interface TmmHealthCheck {
   ok: boolean;
@@ -61,6 +64,13 @@ export interface TmmHealth {
     outbox: TmmHealthCheck & { pending: number | null; oldestPendingAgeMs: number | null };
     consumers: TmmHealthCheck & { enabled: boolean; count: number; runningHandlers: number };
   };
+  /**
+   * What an operator alerts on (thresholds: the `alerts` option). A firing alert does not make `ok` false
+   * unless `alerts.failHealth` is set: a backlog is no reason for a load balancer to take the instance out.
+   */
+  alerts: TmmAlerts;
+  /** The names of the firing alerts. */
+  alerting: (keyof TmmAlerts)[];
 }
 
 /** Counters of this process since start. */
@@ -113,6 +123,9 @@ export class Tmm {
   readonly txlog: TxLogSender | undefined;
   private started = false;
   private stopping: Promise<void> | undefined;
+  /** Dead letters of this process's consumers over the alert window (alerts.deadLetterRate). */
+  private readonly deadLetterWindow: CounterWindow | undefined;
+  private deadLetterTimer: NodeJS.Timeout | undefined;
 
   constructor(options: TmmOptions, components: TmmComponents = {}) {
     const o = (this.options = resolveTmmOptions(options));
@@ -171,6 +184,8 @@ export class Tmm {
       },
       o.consumers,
     );
+    const rate = o.alerts.deadLetterRate;
+    this.deadLetterWindow = rate ? new CounterWindow(rate.windowMs, () => this.consumers.stats.deadLettered) : undefined;
   }
 
   /**
@@ -212,6 +227,12 @@ export class Tmm {
       }
     }
     this.started = true;
+    const window = this.deadLetterWindow;
+    if (window) {
+      window.sample();
+      this.deadLetterTimer = setInterval(() => window.sample(), window.everyMs);
+      this.deadLetterTimer.unref();
+    }
     return result;
   }
 
@@ -267,6 +288,7 @@ export class Tmm {
     if (!this.started) return this.stopping ?? Promise.resolve();
     this.started = false;
     clearTimeout(this.declareTimer);
+    clearInterval(this.deadLetterTimer);
     this.stopping = (async () => {
       // First, while the registry, the dispatcher and the transport still serve the handlers' sends and acks.
       await this.consumers.stop();
@@ -328,7 +350,42 @@ export class Tmm {
       runningHandlers: this.consumers.runningHandlers,
     };
     const checks = { database, broker, relay: { ...relay, ok: !this.started || relay.ok }, outbox, consumers };
-    return { ok: this.started && Object.values(checks).every((c) => c.ok), started: this.started, checks };
+    const alerts = await this.alerts(outbox.oldestPendingAgeMs, database.ok, bounded);
+    const alerting = (Object.keys(alerts) as (keyof TmmAlerts)[]).filter((k) => alerts[k].firing);
+    const ok = this.started && Object.values(checks).every((c) => c.ok) && !(this.options.alerts.failHealth && alerting.length > 0);
+    return { ok, started: this.started, checks, alerts, alerting };
+  }
+
+  private async alerts(oldestPendingAgeMs: number | null, databaseOk: boolean, bounded: <T>(p: Promise<T>) => Promise<T>): Promise<TmmAlerts> {
+    const a = this.options.alerts;
+    const backlogAge = thresholdAlert(oldestPendingAgeMs ?? 0, a.backlogAgeMs, `the oldest due outbox row waits for ${Math.round((oldestPendingAgeMs ?? 0) / 1000)} s`);
+    let dead: number | null = null;
+    let deadDetail: string | undefined;
+    if (a.outboxDeadRows !== null && databaseOk) {
+      try {
+        dead = (await bounded(this.outbox.countByStatus())).DEAD;
+      } catch (e) {
+        deadDetail = `not counted: ${(e as Error).message}`;
+      }
+    }
+    const outboxDead = { ...thresholdAlert(dead, a.outboxDeadRows, `${dead} outbox rows are DEAD (failed every publish attempt)`), ...(deadDetail ? { detail: deadDetail } : {}) };
+    const w = this.deadLetterWindow;
+    const increase = w ? w.increase() : null;
+    const deadLetterRate = {
+      ...thresholdAlert(increase, a.deadLetterRate?.max ?? null, `${increase} messages dead-lettered by this process's consumers in the last ${Math.round((w?.windowMs ?? 0) / 1000)} s`),
+      windowMs: w?.windowMs ?? null,
+    };
+    const expected = this.started && this.options.consumers.enabled ? this.consumers.definitions : [];
+    const beats = a.consumerStallMs === null ? [] : consumerHeartbeats(expected, this.consumers.activity(), a.consumerStallMs);
+    const bad = beats.filter((b) => !b.ok);
+    const consumerHeartbeat = {
+      firing: bad.length > 0,
+      value: bad.length,
+      threshold: a.consumerStallMs,
+      ...(bad.length > 0 ? { detail: bad.map((b) => `${b.consumer}: ${b.subscribed ? `holds ${b.inHand} deliveries, none settled for ${Math.round(b.stalledMs / 1000)} s` : 'not subscribed'}`).join('; ') } : {}),
+      consumers: beats,
+    };
+    return { backlogAge, outboxDead, deadLetterRate, consumerHeartbeat };
   }
 
   /**

@@ -7,7 +7,9 @@ import { join } from 'node:path';
 /**
  * A RabbitMQ node of its own for a fault test: started on free ports with its own data directory, no
  * plugins and no config file, so a test may SIGSTOP, SIGCONT or kill it without touching the shared
- * broker. `start()` fails with a clear message when the node cannot be started here.
+ * broker. `start()` fails with a clear message when the node cannot be started here. With
+ * `{ management: true }` the node (only it) runs the rabbitmq_management plugin, from the plugins the
+ * RabbitMQ package ships (nothing is downloaded), on a free port of its own: `managementUrl`.
  *
  * freeze()/thaw() SIGSTOP/SIGCONT the node's beam.smp process: its TCP sockets stay open and nothing
  * answers, as with a hung broker or a silent network partition. stop() kills the node (the port then
@@ -23,25 +25,36 @@ export class PrivateRabbit {
     private readonly distPort: number,
     private readonly dir: string,
     readonly nodeName: string,
+    /** The management plugin's HTTP port, when started with `{ management: true }`. */
+    readonly managementPort?: number,
   ) {}
+
+  /** http://127.0.0.1:port of the management API (guest/guest), when started with `{ management: true }`. */
+  get managementUrl(): string {
+    if (this.managementPort === undefined) throw new Error('PrivateRabbit: started without { management: true }');
+    return `http://127.0.0.1:${this.managementPort}`;
+  }
 
   get url(): string {
     return `amqp://guest:guest@127.0.0.1:${this.port}`;
   }
 
   /** Creates and starts a node (about 6 s on this machine). */
-  static async create(startTimeoutMs = 60_000): Promise<PrivateRabbit> {
+  static async create(startTimeoutMs = 60_000, options: { management?: boolean } = {}): Promise<PrivateRabbit> {
     const port = await freePort();
     const distPort = await freePort();
+    const managementPort = options.management ? await freePort() : undefined;
     const dir = mkdtempSync(join(tmpdir(), 'tmm-rabbit-'));
-    const rabbit = new PrivateRabbit(port, distPort, dir, `tmmtest${port}@localhost`);
-    writeFileSync(join(dir, 'enabled_plugins'), '[].\n');
+    const rabbit = new PrivateRabbit(port, distPort, dir, `tmmtest${port}@localhost`, managementPort);
+    writeFileSync(join(dir, 'enabled_plugins'), managementPort === undefined ? '[].\n' : '[rabbitmq_management].\n');
+    if (managementPort !== undefined) writeFileSync(join(dir, 'node.conf'), `management.tcp.port = ${managementPort}\nmanagement.tcp.ip = 127.0.0.1\n`);
     // rabbitmq-server drops to the rabbitmq user when started as root: it must own its directories.
     try {
       const uid = Number(execFileSync('id', ['-u', 'rabbitmq']).toString().trim());
       const gid = Number(execFileSync('id', ['-g', 'rabbitmq']).toString().trim());
       chownSync(dir, uid, gid);
       chownSync(join(dir, 'enabled_plugins'), uid, gid);
+      if (managementPort !== undefined) chownSync(join(dir, 'node.conf'), uid, gid);
     } catch {
       chmodSync(dir, 0o777);
     }
@@ -62,7 +75,7 @@ export class PrivateRabbit {
       RABBITMQ_MNESIA_BASE: join(this.dir, 'mnesia'),
       RABBITMQ_LOG_BASE: join(this.dir, 'log'),
       RABBITMQ_ENABLED_PLUGINS_FILE: join(this.dir, 'enabled_plugins'),
-      RABBITMQ_CONFIG_FILE: join(this.dir, 'no-config'),
+      RABBITMQ_CONFIG_FILE: join(this.dir, this.managementPort === undefined ? 'no-config' : 'node.conf'),
       RABBITMQ_ADVANCED_CONFIG_FILE: join(this.dir, 'no-advanced.config'),
       RABBITMQ_PID_FILE: join(this.dir, 'node.pid'),
     };
@@ -85,7 +98,7 @@ export class PrivateRabbit {
       if (this.child === child) this.child = undefined;
     });
     const until = Date.now() + timeoutMs;
-    while (!(await accepts(this.port))) {
+    while (!(await accepts(this.port)) || (this.managementPort !== undefined && !(await accepts(this.managementPort)))) {
       if (exited || Date.now() > until) {
         await this.stop();
         throw new Error(`PrivateRabbit: node ${this.nodeName} did not start on 127.0.0.1:${this.port} within ${timeoutMs}ms:\n${this.output.slice(-2000)}`);
