@@ -80,15 +80,15 @@ export interface ConsumerActivity {
   lastDeliveryAt: number | null;
   /** Last delivery settled (epoch ms), null when none since start. */
   lastSettledAt: number | null;
-  /** When the consumer was started (epoch ms). */
-  startedAt: number;
+  /** Since when it has held deliveries without a moment of holding none (epoch ms); null when it holds none. */
+  busySince: number | null;
 }
 
 /** One started consumer: its subscription, its pipeline, and the deliveries in hand. */
 class ActiveConsumer {
   subscription: Subscription | undefined;
   running = 0;
-  readonly startedAt = Date.now();
+  busySince: number | null = null;
   lastDeliveryAt: number | null = null;
   lastSettledAt: number | null = null;
   /** Delivered (within prefetch) but waiting for a free handler slot (concurrency). */
@@ -199,7 +199,7 @@ export class ConsumerRunner {
         inHand: ac.running + ac.waiting.length,
         lastDeliveryAt: ac.lastDeliveryAt,
         lastSettledAt: ac.lastSettledAt,
-        startedAt: ac.startedAt,
+        busySince: ac.running + ac.waiting.length > 0 ? ac.busySince : null,
       };
     });
   }
@@ -345,6 +345,7 @@ export class ConsumerRunner {
 
   private onDelivery(ac: ActiveConsumer, delivery: Delivery, gate: StopGate): void {
     ac.lastDeliveryAt = Date.now();
+    if (ac.running + ac.waiting.length === 0) ac.busySince = ac.lastDeliveryAt;
     for (const o of this.observers) {
       try {
         o.onDelivery?.(ac.def.name, delivery.message.id, ac.lastDeliveryAt);

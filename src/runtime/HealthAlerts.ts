@@ -91,7 +91,7 @@ export function consumerHeartbeats(expected: readonly { name: string; queue: str
     const a = activity.find((x) => x.consumer === d.name);
     if (!a) return { consumer: d.name, queue: d.queue, subscribed: false, inHand: 0, lastActivityAt: null, stalledMs: 0, ok: false };
     const last = Math.max(a.lastDeliveryAt ?? 0, a.lastSettledAt ?? 0);
-    const stalledMs = a.inHand > 0 ? now - Math.max(a.lastSettledAt ?? 0, a.startedAt) : 0;
+    const stalledMs = a.inHand > 0 && a.busySince !== null ? now - Math.max(a.lastSettledAt ?? 0, a.busySince) : 0;
     return {
       consumer: a.consumer,
       queue: a.queue,
