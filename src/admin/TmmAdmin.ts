@@ -12,6 +12,7 @@ import { AdminOptions, ResolvedAdminOptions, resolveAdminOptions } from './Admin
 import { MeteredTransport } from './metrics/MeteredTransport';
 import { ThroughputSampler } from './metrics/ThroughputSampler';
 import { TmmMetrics } from './metrics/TmmMetrics';
+import { PurgeResult, purgeExpired } from '../deadletter/Retention';
 import { ConsumerThroughput, QueueDepths, lagReport } from './metrics/LagReport';
 import { AmqpQueueInspector, QueueInspector, RabbitManagementQueueInspector, inspectableTransport } from './queues/QueueInspector';
 
@@ -45,6 +46,7 @@ export class TmmAdmin {
   readonly queueDepths: QueueDepths;
   private started = false;
   private unobserveConsumers: (() => void) | undefined;
+  private purgeTimer: NodeJS.Timeout | undefined;
   /** Detaches the metrics' relay observer (attached while started with metrics enabled). */
   private unobserveRelay: (() => void) | undefined;
 
@@ -163,6 +165,10 @@ export class TmmAdmin {
       throw e;
     }
     this.started = true;
+    if (this.options.retention.purgeIntervalMs > 0) {
+      this.purgeTimer = setInterval(() => void this.purge().catch((e: unknown) => this.tmm.logger.warn('retention purge failed', { error: (e as Error).message })), this.options.retention.purgeIntervalMs);
+      this.purgeTimer.unref();
+    }
     this.tmm.logger.info('tmm admin listening', { url: this.server.url, collecting: this.collector.queues });
     return this.server.url;
   }
@@ -171,10 +177,16 @@ export class TmmAdmin {
     return this.server.url;
   }
 
+  /** Deletes the dead letters and audit entries past `retention` now (also run every `retention.purgeIntervalMs`). */
+  purge(options: { dryRun?: boolean } = {}): Promise<PurgeResult> {
+    return purgeExpired({ transactions: this.tmm.transactions, deadLetters: this.deadLetters, audit: this.audit }, this.options.retention, options);
+  }
+
   /** Stops serving and collecting (dead letters being stored finish first). Call before tmm.stop(). */
   async stop(): Promise<void> {
     if (!this.started) return;
     this.started = false;
+    clearInterval(this.purgeTimer);
     await this.server.close();
     this.stopObserving();
     this.sampler.stop();
