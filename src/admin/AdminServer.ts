@@ -153,6 +153,7 @@ export class AdminServer {
       '/': file('index.html', 'text/html; charset=utf-8'),
       '/console.js': file('console.js', 'text/javascript; charset=utf-8'),
       '/console.css': file('console.css', 'text/css; charset=utf-8'),
+      '/favicon.svg': file('favicon.svg', 'image/svg+xml'),
     };
     this.app = Fastify({
       logger: false,
