@@ -121,7 +121,7 @@ export class TmmAdmin {
         collecting: this.collector.queues,
       }),
       health: () => tmm.health(),
-      lag: () => lagReport({ lag: this.metrics.lag, throughput: this.throughput, queues: this.queueDepths }),
+      lag: () => lagReport({ lag: this.metrics.lag, throughput: this.throughput, queues: this.queueDepths, outboxAdmin: this.outboxAdmin }),
       logger,
       txlog: tmm.txlog ? { sender: tmm.txlog, auditManager: dataSource.manager } : undefined,
     };

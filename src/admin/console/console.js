@@ -490,6 +490,8 @@
       'lag',
       h('h1', {}, 'Lag and the broker'),
       alertsPanel(health),
+      h('div', { class: 'panel' }, h('h2', {}, 'Outbox backlog by topic (due, not yet published)'),
+        table(['Topic', 'Due rows', 'Oldest waits'], lag.backlog, (b) => [b.topic, fmtNum(b.due), fmtAge(b.oldestAgeMs)], null, ['', 'num', 'num'], 'backlog')),
       h('div', { class: 'grid2' },
         latency('Publish latency (due → broker confirm)', lag.publishLatency, 'publish-latency'),
         latency('End-to-end latency (created → handled)', lag.endToEndLatency, 'e2e-latency'),

@@ -3,6 +3,7 @@ import { retryQueueSpecs } from '../../consumer/ConsumerDefinition';
 import type { ConsumerCounts } from './TmmMetrics';
 import type { LagMetrics, LatencyPercentiles, RetryingMessage } from './LagMetrics';
 import type { QueueDepth, QueueInspector } from '../queues/QueueInspector';
+import type { OutboxAdminStore } from '../../deadletter/OutboxAdminStore';
 
 /** A tmm queue with the consumer it belongs to and its role, and its depth on the broker. */
 export interface TmmQueueDepth extends QueueDepth {
@@ -27,6 +28,8 @@ export interface ConsumerRate {
 /** What the admin's lag panel (GET /api/lag) shows. */
 export interface LagReport {
   at: number;
+  /** The relay's backlog per topic: due PENDING rows and the age of the oldest (topics with a backlog only). */
+  backlog: { topic: string; due: number; oldestAgeMs: number }[];
   publishLatency: LatencyPercentiles[];
   endToEndLatency: LatencyPercentiles[];
   consumers: ConsumerRate[];
@@ -117,10 +120,12 @@ export class QueueDepths {
   }
 }
 
-export async function lagReport(parts: { lag: LagMetrics; throughput: ConsumerThroughput; queues: QueueDepths }): Promise<LagReport> {
-  const [p, items] = await Promise.all([parts.lag.percentiles(), parts.queues.read()]);
+export async function lagReport(parts: { lag: LagMetrics; throughput: ConsumerThroughput; queues: QueueDepths; outboxAdmin: OutboxAdminStore }): Promise<LagReport> {
+  const now = Date.now();
+  const [p, items, stats] = await Promise.all([parts.lag.percentiles(), parts.queues.read(), parts.outboxAdmin.stats(now)]);
   return {
-    at: Date.now(),
+    at: now,
+    backlog: stats.dueByTopic.map((t) => ({ topic: t.topic, due: t.due, oldestAgeMs: Math.max(0, now - t.oldestDueAt) })),
     publishLatency: p.publish,
     endToEndLatency: p.endToEnd,
     consumers: parts.throughput.rates(),
