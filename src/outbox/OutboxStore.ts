@@ -56,4 +56,6 @@ export interface OutboxStore {
    * health checks. Optional: a store without it reports no backlog.
    */
   backlogStats?(): Promise<{ pending: number; oldestDueAt: number | null }>;
+  /** How many rows are DEAD (for the outboxDead alert), through an index on status. Optional: without it, countByStatus() is used. */
+  countDead?(): Promise<number>;
 }

@@ -212,6 +212,11 @@ export class TypeOrmOutboxStore implements OutboxStore {
     return { pending: Number(r?.n ?? 0), oldestDueAt: r?.oldest === null || r?.oldest === undefined ? null : Number(r.oldest) };
   }
 
+  async countDead(): Promise<number> {
+    const rows: { n: number | string }[] = await this.dataSource.query(`SELECT COUNT(*) AS n FROM tmm_outbox WHERE status = 'DEAD'`);
+    return Number(rows[0]?.n ?? 0);
+  }
+
   async get(id: string): Promise<OutboxRecord | undefined> {
     const rows: Record<string, unknown>[] = await this.dataSource.query(`SELECT * FROM tmm_outbox WHERE id = ${this.p(1)}`, [id]);
     return rows.length > 0 ? toRecord(rows[0]) : undefined;

@@ -363,7 +363,7 @@ export class Tmm {
     let deadDetail: string | undefined;
     if (a.outboxDeadRows !== null && databaseOk) {
       try {
-        dead = (await bounded(this.outbox.countByStatus())).DEAD;
+        dead = this.outbox.countDead ? await bounded(this.outbox.countDead()) : (await bounded(this.outbox.countByStatus())).DEAD;
       } catch (e) {
         deadDetail = `not counted: ${(e as Error).message}`;
       }

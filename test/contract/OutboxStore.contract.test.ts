@@ -123,6 +123,7 @@ describe.each(dbLanes())('OutboxStore contract on $name', ({ kind }) => {
       expect(dead).toMatchObject({ status: 'DEAD', attempts: 2 });
       expect(dead!.lastError!.length).toBe(2000);
       expect(await store.countByStatus()).toMatchObject({ DEAD: 1, PENDING: 0 });
+      expect(await store.countDead()).toBe(1);
     });
 
     it('recordFailure with countAttempt false (a transient failure) keeps the attempts, stores the error and reschedules', async () => {
