@@ -2,7 +2,10 @@ import type { ConsumerActivity } from '../consumer/ConsumerRunner';
 
 /** Thresholds of the alerts in tmm.health() (`alerts` option); null switches an alert off. */
 export interface AlertOptions {
-  /** Fires when the oldest due PENDING outbox row is older than this (relay lag). */
+  /**
+   * Fires when the oldest undelivered outbox row has waited longer than this: since it became due, or, once
+   * a publish of it failed (which moves its due time on), since it was created.
+   */
   backlogAgeMs: number | null;
   /** Fires when more than this many outbox rows are DEAD (failed every publish attempt). */
   outboxDeadRows: number | null;

@@ -332,11 +332,13 @@ export class Tmm {
     const relayEnabled = this.options.relay.enabled;
     const relay = { ok: !relayEnabled || this.relay.isRunning, enabled: relayEnabled, pendingRows: this.relay.pending, ...(relayEnabled && !this.relay.isRunning ? { detail: 'not running' } : {}) };
     const outbox: TmmHealth['checks']['outbox'] = { ok: true, pending: null, oldestPendingAgeMs: null };
+    let failingSinceMs: number | null = null;
     if (database.ok && this.outbox.backlogStats) {
       try {
         const b = await bounded(this.outbox.backlogStats());
         outbox.pending = b.pending;
         outbox.oldestPendingAgeMs = b.oldestDueAt === null ? null : Math.max(0, Date.now() - b.oldestDueAt);
+        failingSinceMs = b.oldestFailingCreatedAt === null || b.oldestFailingCreatedAt === undefined ? null : Math.max(0, Date.now() - b.oldestFailingCreatedAt);
       } catch (e) {
         outbox.ok = false;
         outbox.detail = (e as Error).message;
@@ -350,15 +352,17 @@ export class Tmm {
       runningHandlers: this.consumers.runningHandlers,
     };
     const checks = { database, broker, relay: { ...relay, ok: !this.started || relay.ok }, outbox, consumers };
-    const alerts = await this.alerts(outbox.oldestPendingAgeMs, database.ok, bounded);
+    const backlogAgeMs = outbox.oldestPendingAgeMs === null && failingSinceMs === null ? null : Math.max(outbox.oldestPendingAgeMs ?? 0, failingSinceMs ?? 0);
+    const alerts = await this.alerts(backlogAgeMs, database.ok, bounded);
     const alerting = (Object.keys(alerts) as (keyof TmmAlerts)[]).filter((k) => alerts[k].firing);
     const ok = this.started && Object.values(checks).every((c) => c.ok) && !(this.options.alerts.failHealth && alerting.length > 0);
     return { ok, started: this.started, checks, alerts, alerting };
   }
 
-  private async alerts(oldestPendingAgeMs: number | null, databaseOk: boolean, bounded: <T>(p: Promise<T>) => Promise<T>): Promise<TmmAlerts> {
+  /** `backlogAgeMs`: how long the oldest undelivered row has waited (since due, or since created once a publish of it failed). */
+  private async alerts(backlogAgeMs: number | null, databaseOk: boolean, bounded: <T>(p: Promise<T>) => Promise<T>): Promise<TmmAlerts> {
     const a = this.options.alerts;
-    const backlogAge = thresholdAlert(oldestPendingAgeMs ?? 0, a.backlogAgeMs, `the oldest due outbox row waits for ${Math.round((oldestPendingAgeMs ?? 0) / 1000)} s`);
+    const backlogAge = thresholdAlert(backlogAgeMs ?? 0, a.backlogAgeMs, `the oldest undelivered outbox row has waited ${Math.round((backlogAgeMs ?? 0) / 1000)} s`);
     let dead: number | null = null;
     let deadDetail: string | undefined;
     if (a.outboxDeadRows !== null && databaseOk) {

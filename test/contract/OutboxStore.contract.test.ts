@@ -118,6 +118,7 @@ describe.each(dbLanes())('OutboxStore contract on $name', ({ kind }) => {
       const retryAt = Date.now() + 5000;
       expect(await store.recordFailure(m.id, 'me', { error: 'TMM_PUBLISH_UNROUTABLE: no queue', retryAt, dead: false })).toBe(true);
       expect(await store.get(m.id)).toMatchObject({ status: 'PENDING', attempts: 1, availableAt: retryAt, leaseOwner: null, lastError: 'TMM_PUBLISH_UNROUTABLE: no queue' });
+      if (store.backlogStats) expect(await store.backlogStats()).toMatchObject({ oldestDueAt: retryAt, oldestFailingCreatedAt: m.createdAt });
       expect(await store.recordFailure(m.id, 'me', { error: 'x'.repeat(5000), retryAt, dead: true })).toBe(true);
       const dead = await store.get(m.id);
       expect(dead).toMatchObject({ status: 'DEAD', attempts: 2 });

@@ -111,6 +111,7 @@ describe('health alerts, each made real', () => {
     await send('during-outage');
     await waitUntil(async () => (await alerts()).consumerHeartbeat.firing, 'the subscription to be down', 15_000);
     expect((await alerts()).consumerHeartbeat.consumers[0]).toMatchObject({ subscribed: false, ok: false });
+    // Each failed publish moves the row's due time on (backoff): the alert counts from its creation then, and stays firing.
     await waitUntil(async () => (await alerts()).backlogAge.firing, 'the backlog to age past 2 s', 15_000);
     const health = await h.api.get('/api/health');
     expect(health.body.alerting).toEqual(expect.arrayContaining(['backlogAge', 'consumerHeartbeat']));
