@@ -5,7 +5,8 @@ import 'reflect-metadata';
 
 // The instance and its options
 export { Tmm } from './runtime/Tmm';
-export type { TmmComponents, TmmHealth, TmmHealthCheck, TmmStats, ShutdownHooksOptions } from './runtime/Tmm';
+export type { TmmComponents, TmmHealth, TmmHealthCheck, TmmStats, ShutdownHooksOptions, TmmAlert, TmmAlerts, ConsumerHeartbeat } from './runtime/Tmm';
+export type { AlertOptions } from './runtime/HealthAlerts';
 export type { TmmOptions, ResolvedTmmOptions } from './config/TmmOptions';
 export { resolveTmmOptions } from './config/TmmOptions';
 

@@ -54,6 +54,38 @@ const schema = z.strictObject({
       sampleIntervalMs: z.number().int().min(100).max(3_600_000).optional(),
     })
     .optional(),
+  /** Where the depths of the consumers' queues (work, retry, dead-letter) come from (docs/adr/0065). */
+  queues: z
+    .strictObject({
+      /** 'amqp' (passive declares; default without `management`) or 'management' (default with it). */
+      source: z.enum(['amqp', 'management']).optional(),
+      /** The RabbitMQ management HTTP API: ready, unacked and consumers per queue in one request. */
+      management: z
+        .strictObject({
+          url: z.string().regex(/^https?:\/\/[^\s]+$/, 'an http(s) URL such as http://rabbitmq:15672'),
+          username: z.string().min(1).max(255),
+          password: z.string().max(512),
+          vhost: z.string().min(1).max(255).optional(),
+          timeoutMs: z.number().int().min(100).max(60_000).optional(),
+        })
+        .optional(),
+      /** How long one reading of the depths is reused (default 5 s). */
+      cacheMs: z.number().int().min(0).max(600_000).optional(),
+    })
+    .optional()
+    .superRefine((q, ctx) => {
+      if (q?.source === 'management' && !q.management) ctx.addIssue({ code: 'custom', path: ['management'], message: 'required with source "management" (url, username, password)' });
+    }),
+  /** How long tmm_dead_letter and tmm_audit rows are kept (`tmm purge`, and purgeIntervalMs in this process); null keeps them. */
+  retention: z
+    .strictObject({
+      /** RESENT and DISCARDED dead letters older than this (by status change) are deleted; NEW ones never. */
+      deadLettersMs: z.number().int().min(60_000).nullable().optional(),
+      auditMs: z.number().int().min(60_000).nullable().optional(),
+      /** How often this process purges (0: never; the CLI's `tmm purge` then does it). Default 0. */
+      purgeIntervalMs: z.number().int().min(0).optional(),
+    })
+    .optional(),
   logger: z.custom<Logger>((v) => isObject(v) && typeof v.info === 'function' && typeof v.error === 'function', { message: 'must be a Logger' }).optional(),
 });
 
@@ -71,10 +103,12 @@ export interface ResolvedAdminOptions {
   maxBulk: number;
   collector: { enabled: boolean; queues: string[]; prefetch: number; retryDelayMs: number; fingerprint?: FingerprintFunction };
   metrics: { enabled: boolean; sampleIntervalMs: number };
+  queues: { source: 'amqp' | 'management'; management?: { url: string; username: string; password: string; vhost: string; timeoutMs: number }; cacheMs: number };
+  retention: { deadLettersMs: number | null; auditMs: number | null; purgeIntervalMs: number };
   logger?: Logger;
 }
 
-export const defaultAdminOptions: Omit<ResolvedAdminOptions, 'auth' | 'allowedHosts'> = {
+export const defaultAdminOptions: Omit<ResolvedAdminOptions, 'auth' | 'allowedHosts' | 'queues'> & { queues: { cacheMs: number; vhost: string; timeoutMs: number } } = {
   host: '127.0.0.1',
   port: 8089,
   readOnly: false,
@@ -82,6 +116,8 @@ export const defaultAdminOptions: Omit<ResolvedAdminOptions, 'auth' | 'allowedHo
   maxBulk: 10_000,
   collector: { enabled: true, queues: [], prefetch: 32, retryDelayMs: 1000 },
   metrics: { enabled: true, sampleIntervalMs: 10_000 },
+  queues: { cacheMs: 5000, vhost: '/', timeoutMs: 3000 },
+  retention: { deadLettersMs: 30 * 86_400_000, auditMs: 365 * 86_400_000, purgeIntervalMs: 0 },
 };
 
 function isWildcard(host: string): boolean {
@@ -131,6 +167,14 @@ export function resolveAdminOptions(input: unknown): ResolvedAdminOptions {
     maxBulk: o.maxBulk ?? d.maxBulk,
     collector: { ...d.collector, ...clean(o.collector) },
     metrics: { ...d.metrics, ...clean(o.metrics) },
+    queues: {
+      source: o.queues?.source ?? (o.queues?.management ? 'management' : 'amqp'),
+      ...(o.queues?.management
+        ? { management: { ...o.queues.management, vhost: o.queues.management.vhost ?? d.queues.vhost, timeoutMs: o.queues.management.timeoutMs ?? d.queues.timeoutMs } }
+        : {}),
+      cacheMs: o.queues?.cacheMs ?? d.queues.cacheMs,
+    },
+    retention: { ...d.retention, ...clean(o.retention) },
     logger: o.logger,
   };
   const credentials = Object.keys(resolved.auth.tokens).length + Object.keys(resolved.auth.users).length;

@@ -16,6 +16,7 @@ import { AdminAuth, Principal } from './AdminAuth';
 import { type ResolvedAdminOptions, hostHeaderName } from './AdminOptions';
 import type { ThroughputSampler } from './metrics/ThroughputSampler';
 import type { TmmMetrics } from './metrics/TmmMetrics';
+import type { LagReport } from './metrics/LagReport';
 import { redactSecrets } from './redactSecrets';
 
 /** What the HTTP API works with; TmmAdmin (in an app) or the CLI (`tmm serve`) assemble it. */
@@ -32,6 +33,8 @@ export interface AdminContext {
   /** The instance's health (tmm.health()): `/health` for load balancers, `/api/health` with the details. */
   health?: () => Promise<TmmHealth>;
   logger: Logger;
+  /** Latency percentiles, consumer rates, queue depths and retrying messages (GET /api/lag). */
+  lag?: () => Promise<LagReport>;
   /** The log-mode sender of this process, when it runs one: its EXCEPTION/DEAD transactions (see registerTxLogRoutes). */
   txlog?: TxLogAdminContext;
   /** The recorded journey (tmm_journey): the /api/journey routes and the dead letters' timelines (see journeyRoutes.ts). */
@@ -159,6 +162,7 @@ export class AdminServer {
       '/': file('index.html', 'text/html; charset=utf-8'),
       '/console.js': file('console.js', 'text/javascript; charset=utf-8'),
       '/console.css': file('console.css', 'text/css; charset=utf-8'),
+      '/favicon.svg': file('favicon.svg', 'image/svg+xml'),
     };
     this.app = Fastify({
       logger: false,
@@ -288,7 +292,7 @@ export class AdminServer {
       if (!this.ctx.health) return reply.code(404).send({ error: { code: 'TMM_NOT_FOUND', message: 'no health source' } });
       const h = await this.ctx.health();
       const failing = Object.entries(h.checks).filter(([, c]) => !c.ok).map(([k]) => k);
-      return reply.code(h.ok ? 200 : 503).send({ ok: h.ok, started: h.started, failing });
+      return reply.code(h.ok ? 200 : 503).send({ ok: h.ok, started: h.started, failing, alerting: h.alerting });
     });
     app.get('/api/health', async (_req, reply) => {
       if (!this.ctx.health) return reply.code(404).send({ error: { code: 'TMM_NOT_FOUND', message: 'no health source' } });
@@ -445,6 +449,9 @@ export class AdminServer {
       },
       async (req) => ctx.audit.list(req.query, { limit: req.query.limit, offset: req.query.offset }),
     );
+
+    const lag = ctx.lag;
+    if (lag) app.get('/api/lag', async () => lag());
 
     if (ctx.txlog) registerTxLogRoutes(app, ctx.txlog, ctx.audit, ctx.logger, comment);
     if (ctx.journey) registerJourneyRoutes(app, ctx.journey);

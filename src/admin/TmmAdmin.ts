@@ -17,6 +17,9 @@ import { journeyMetricsRegistry } from './metrics/journeyMetrics';
 import { type SetMetricsSource, TmmMetrics } from './metrics/TmmMetrics';
 import type { Transport } from '../transport/Transport';
 import { SetRoutingTransport } from '../transport/sets/SetRoutingTransport';
+import { PurgeResult, purgeExpired } from '../deadletter/Retention';
+import { ConsumerThroughput, QueueDepths, lagReport } from './metrics/LagReport';
+import { AmqpQueueInspector, QueueInspector, RabbitManagementQueueInspector, inspectableTransport } from './queues/QueueInspector';
 
 /**
  * The operator's side of one tmm instance: the dead-letter collector, the actions (resend, edit and
@@ -42,7 +45,13 @@ export class TmmAdmin {
   readonly sampler: ThroughputSampler;
   readonly metrics: TmmMetrics;
   readonly server: AdminServer;
+  /** Per-consumer rates over the last minute (the lag panel). */
+  readonly throughput: ConsumerThroughput;
+  /** The consumers' queue depths on the broker, cached (`queues.cacheMs`). */
+  readonly queueDepths: QueueDepths;
   private started = false;
+  private unobserveConsumers: (() => void) | undefined;
+  private purgeTimer: NodeJS.Timeout | undefined;
   /** Detaches the metrics' relay observer (attached while started with metrics enabled). */
   private unobserveRelay: (() => void) | undefined;
 
@@ -89,6 +98,8 @@ export class TmmAdmin {
       collected: this.collector.stats.stored,
     });
     this.sampler = new ThroughputSampler(counters, this.options.metrics.sampleIntervalMs);
+    this.throughput = new ConsumerThroughput(() => tmm.consumers.statsByConsumer, this.options.metrics.sampleIntervalMs);
+    this.queueDepths = new QueueDepths(queueInspector(this.options, tmm.transport), () => tmm.consumers.definitions, this.options.queues.cacheMs);
     this.metrics = new TmmMetrics({
       outboxAdmin: this.outboxAdmin,
       deadLetters: this.deadLetters,
@@ -102,6 +113,8 @@ export class TmmAdmin {
       extra: [...(tmm.transport instanceof MeteredTransport ? [tmm.transport.registry] : []), ...(tmm.journey ? [journeyMetricsRegistry(tmm.journey)] : [])],
       txlog: tmm.txlog ? () => tmm.txlog!.health() : undefined,
       sets: setsOf(tmm.transport),
+      queues: this.queueDepths.inspector ? () => this.queueDepths.read() : undefined,
+      health: () => tmm.health(),
     });
     const context: AdminContext = {
       service: this.service,
@@ -118,6 +131,7 @@ export class TmmAdmin {
       health: () => tmm.health(),
       // Read even when this process records nothing: another process may.
       journey: tmm.journey?.store ?? new TypeOrmJourneyStore(tmm.transactions, sqlDialectFor(dialect)),
+      lag: () => lagReport({ lag: this.metrics.lag, throughput: this.throughput, queues: this.queueDepths, outboxAdmin: this.outboxAdmin }),
       logger,
       txlog: tmm.txlog ? { sender: tmm.txlog, auditManager: dataSource.manager } : undefined,
     };
@@ -142,6 +156,14 @@ export class TmmAdmin {
       await this.collector.start(this.sources());
     }
     this.sampler.start();
+    this.throughput.start();
+    // Publish confirms, retries and handled deliveries for the latency histograms and the retry record.
+    const unobserveConfirms = this.tmm.relay.observe(this.metrics.lag.relayObserver);
+    const unobserveDeliveries = this.tmm.consumers.observe(this.metrics.lag.consumerObserver);
+    this.unobserveConsumers = () => {
+      unobserveConfirms();
+      unobserveDeliveries();
+    };
     // Claim and mark statement timings for the tmm_relay_* histograms.
     if (this.options.metrics.enabled) this.unobserveRelay = this.tmm.relay.observe(this.metrics.relayObserver);
     try {
@@ -153,6 +175,10 @@ export class TmmAdmin {
       throw e;
     }
     this.started = true;
+    if (this.options.retention.purgeIntervalMs > 0) {
+      this.purgeTimer = setInterval(() => void this.purge().catch((e: unknown) => this.tmm.logger.warn('retention purge failed', { error: (e as Error).message })), this.options.retention.purgeIntervalMs);
+      this.purgeTimer.unref();
+    }
     this.tmm.logger.info('tmm admin listening', { url: this.server.url, collecting: this.collector.queues });
     return this.server.url;
   }
@@ -161,10 +187,16 @@ export class TmmAdmin {
     return this.server.url;
   }
 
+  /** Deletes the dead letters and audit entries past `retention` now (also run every `retention.purgeIntervalMs`). */
+  purge(options: { dryRun?: boolean } = {}): Promise<PurgeResult> {
+    return purgeExpired({ transactions: this.tmm.transactions, deadLetters: this.deadLetters, audit: this.audit }, this.options.retention, options);
+  }
+
   /** Stops serving and collecting (dead letters being stored finish first). Call before tmm.stop(). */
   async stop(): Promise<void> {
     if (!this.started) return;
     this.started = false;
+    clearInterval(this.purgeTimer);
     await this.server.close();
     this.stopObserving();
     this.sampler.stop();
@@ -174,6 +206,9 @@ export class TmmAdmin {
   private stopObserving(): void {
     this.unobserveRelay?.();
     this.unobserveRelay = undefined;
+    this.unobserveConsumers?.();
+    this.unobserveConsumers = undefined;
+    this.throughput.stop();
   }
 }
 
@@ -185,4 +220,12 @@ function setsOf(transport: Transport): SetMetricsSource | undefined {
     t = (t as { inner?: Transport }).inner;
   }
   return undefined;
+}
+
+/** The queue-depth source the options ask for: the management API, or passive declares on an AMQP transport (none otherwise). */
+function queueInspector(options: ResolvedAdminOptions, transport: unknown): QueueInspector | undefined {
+  const m = options.queues.management;
+  if (options.queues.source === 'management' && m) return new RabbitManagementQueueInspector(m);
+  const amqp = inspectableTransport(transport);
+  return amqp ? new AmqpQueueInspector(amqp) : undefined;
 }

@@ -14,6 +14,11 @@ export { ThroughputSampler } from './metrics/ThroughputSampler';
 export type { ThroughputCounters, ThroughputPoint } from './metrics/ThroughputSampler';
 export { TmmMetrics } from './metrics/TmmMetrics';
 export type { ConsumerCounts, ProcessCounters, SetMetricsSource } from './metrics/TmmMetrics';
+export { AmqpQueueInspector, RabbitManagementQueueInspector } from './queues/QueueInspector';
+export type { QueueInspector, QueueDepth, RabbitManagementOptions } from './queues/QueueInspector';
+export type { LagReport, ConsumerRate, TmmQueueDepth } from './metrics/LagReport';
+export type { LatencyPercentiles, RetryingMessage } from './metrics/LagMetrics';
+export type { PurgeResult, RetentionPolicy } from '../deadletter/Retention';
 export { redactSecrets } from './redactSecrets';
 // What an operator's code works with: the stores and the service behind the console.
 export type { DeadLetter, DeadLetterStatus, DeadLetterFilter, DeadLetterSummary, DeadLetterGroup, Page, PageRequest } from '../deadletter/DeadLetter';

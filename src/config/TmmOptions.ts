@@ -12,6 +12,7 @@ import { BackoffOptions, defaultBackoffOptions } from '../relay/backoff';
 import type { TxLogOptions } from '../txlog/TxLogSender';
 import { defaultJourneyWriterOptions } from '../journey/BufferedJourneyRecorder';
 import { checkBusinessKeyPaths } from '../journey/businessKey';
+import { AlertOptions, defaultAlertOptions } from '../runtime/HealthAlerts';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
 const dataSourceSchema = z.custom<DataSource>(
@@ -100,6 +101,16 @@ const schema = z.strictObject({
   /** The local transaction-log sender (src/txlog/TxLogSender.ts, TxLogOptions); checked there. */
   txlog: z.custom<TxLogOptions>((v) => isObject(v), { message: 'must be an object with { directories }' }).optional(),
   sqlite: z.strictObject({ busyTimeoutMs: ms.optional() }).optional(),
+  /** Thresholds of the alerts in health() (src/runtime/HealthAlerts.ts); null switches one off. */
+  alerts: z
+    .strictObject({
+      backlogAgeMs: ms.nullable().optional(),
+      outboxDeadRows: z.number().int().nonnegative().nullable().optional(),
+      deadLetterRate: z.strictObject({ max: z.number().int().nonnegative(), windowMs: ms.min(1000) }).nullable().optional(),
+      consumerStallMs: ms.nullable().optional(),
+      failHealth: z.boolean().optional(),
+    })
+    .optional(),
   /** Defaults for @Consumer handlers and the consumer runner (src/consumer/ConsumerRunnerOptions.ts). */
   consumers: z
     .strictObject({
@@ -211,6 +222,7 @@ export interface ResolvedTmmOptions {
   readonly relay: Readonly<Omit<RelayOptions, 'owner' | 'logger' | 'maxPendingRows'> & { enabled: boolean; maxPendingRows: number }>;
   readonly sqlite: Readonly<{ busyTimeoutMs: number | undefined }>;
   readonly consumers: Readonly<ConsumerRunnerOptions>;
+  readonly alerts: Readonly<AlertOptions>;
 }
 
 /** Drops keys whose value is undefined, so an explicit `undefined` never overrides a default. */
@@ -257,6 +269,7 @@ export function resolveTmmOptions(input: TmmOptions): ResolvedTmmOptions {
     relay: { ...relayRest, maxPendingRows: Math.max(relay.maxPendingRows ?? 3 * relay.batchSize, relay.batchSize) },
     sqlite: { busyTimeoutMs: o.sqlite?.busyTimeoutMs },
     consumers: resolveConsumerRunnerOptions(o.consumers as Parameters<typeof resolveConsumerRunnerOptions>[0]),
+    alerts: { ...defaultAlertOptions, ...defined(o.alerts) },
   };
   return deepFreeze(resolved);
 }

@@ -9,6 +9,7 @@ import { type Pipeline, type Stage, composeStages } from './ConsumerPipeline';
 import { ConsumerRegistry } from './ConsumerRegistry';
 import type { ConsumerRunnerOptions } from './ConsumerRunnerOptions';
 import type { ConsumerSource } from './ConsumerSource';
+import type { ConsumerObserver } from './ConsumerObserver';
 import { DeliveryState, type DeliveryOutcome } from './DeliveryState';
 import type { InboxStore } from './InboxStore';
 import { contextStage } from './interceptors/contextStage';
@@ -65,10 +66,35 @@ const OUTCOME_STAT: Record<DeliveryOutcome, keyof ConsumerStats> = {
 
 const newStats = (): ConsumerStats => ({ handled: 0, duplicates: 0, retried: 0, deadLettered: 0, requeued: 0, abandoned: 0 });
 
+/**
+ * What a consumer of this process is doing now, for health checks: whether its subscription is up and
+ * when it last received or settled a delivery.
+ */
+export interface ConsumerActivity {
+  consumer: string;
+  queue: string;
+  /**
+   * The subscription is up: subscribed by this runner, not cancelled, and (where the transport tells,
+   * as AMQP does) consuming on a live channel right now.
+   */
+  subscribed: boolean;
+  /** Deliveries in hand: running handlers plus those waiting for a handler slot. */
+  inHand: number;
+  /** Last delivery received (epoch ms), null when none since start. */
+  lastDeliveryAt: number | null;
+  /** Last delivery settled (epoch ms), null when none since start. */
+  lastSettledAt: number | null;
+  /** Since when it has held deliveries without a moment of holding none (epoch ms); null when it holds none. */
+  busySince: number | null;
+}
+
 /** One started consumer: its subscription, its pipeline, and the deliveries in hand. */
 class ActiveConsumer {
   subscription: Subscription | undefined;
   running = 0;
+  busySince: number | null = null;
+  lastDeliveryAt: number | null = null;
+  lastSettledAt: number | null = null;
   /** Delivered (within prefetch) but waiting for a free handler slot (concurrency). */
   readonly waiting: Delivery[] = [];
   constructor(
@@ -120,6 +146,7 @@ export class ConsumerRunner {
   private drainWaiters: Array<() => void> = [];
   private purgeTimer: NodeJS.Timeout | undefined;
   private readonly journey: NonNullable<ConsumerRunnerDeps['journey']>;
+  private observers: ConsumerObserver[] = [];
 
   constructor(
     private readonly deps: ConsumerRunnerDeps,
@@ -164,6 +191,33 @@ export class ConsumerRunner {
 
   get statsByConsumer(): ReadonlyMap<string, Readonly<ConsumerStats>> {
     return this.byConsumer;
+  }
+
+  /**
+   * Attaches an observer of the deliveries (see ConsumerObserver for the contract); the returned function
+   * detaches it. Several may be attached.
+   */
+  observe(observer: ConsumerObserver): () => void {
+    this.observers = [...this.observers, observer];
+    return () => {
+      this.observers = this.observers.filter((o) => o !== observer);
+    };
+  }
+
+  /** Each started consumer's subscription and last activity (empty while not running). */
+  activity(): ConsumerActivity[] {
+    return this.active.map((ac) => {
+      const sub = ac.subscription as (Subscription & { readonly isActive?: boolean }) | undefined;
+      return {
+        consumer: ac.def.name,
+        queue: ac.def.queue,
+        subscribed: this.state === 'running' && sub !== undefined && sub.isActive !== false,
+        inHand: ac.running + ac.waiting.length,
+        lastDeliveryAt: ac.lastDeliveryAt,
+        lastSettledAt: ac.lastSettledAt,
+        busySince: ac.running + ac.waiting.length > 0 ? ac.busySince : null,
+      };
+    });
   }
 
   /** Handlers running now, across consumers. */
@@ -312,6 +366,15 @@ export class ConsumerRunner {
   }
 
   private onDelivery(ac: ActiveConsumer, delivery: Delivery, gate: StopGate): void {
+    ac.lastDeliveryAt = Date.now();
+    if (ac.running + ac.waiting.length === 0) ac.busySince = ac.lastDeliveryAt;
+    for (const o of this.observers) {
+      try {
+        o.onDelivery?.(ac.def.name, delivery.message.id, ac.lastDeliveryAt);
+      } catch {
+        // An observer must not break consuming (see ConsumerObserver).
+      }
+    }
     if (gate.stopping || gate !== this.gate) {
       this.count(ac, 'requeued');
       void delivery.nack({ requeue: true });
@@ -334,6 +397,8 @@ export class ConsumerRunner {
       .then(() => {
         this.count(ac, OUTCOME_STAT[state.outcome ?? 'handled']);
         if (journey.recorder.enabled) recordDelivery(journey.recorder, journey.instance, journey.businessKeys, state, startedAt);
+        ac.lastSettledAt = Date.now();
+        if (this.observers.length > 0) this.notifySettled(ac, state, ac.lastSettledAt);
         if (state.outcome === 'duplicate') {
           this.deps.logger.debug('consumer skipped a duplicate', { consumer: ac.def.name, queue: ac.def.queue, messageId: state.messageId, redelivered: delivery.redelivered });
         }
@@ -363,6 +428,28 @@ export class ConsumerRunner {
         if (this.inFlight.size === 0) for (const w of this.drainWaiters.splice(0)) w();
       });
     this.inFlight.add(run);
+  }
+
+  private notifySettled(ac: ActiveConsumer, state: DeliveryState, at: number): void {
+    const m = state.delivery.message;
+    const settled = {
+      consumer: ac.def.name,
+      queue: ac.def.queue,
+      topic: state.topic,
+      messageId: state.messageId,
+      outcome: state.outcome ?? 'handled',
+      attempt: state.attempt,
+      createdAt: m.timestamp,
+      settledAt: at,
+      ...(state.retry ? { retry: state.retry } : {}),
+    };
+    for (const o of this.observers) {
+      try {
+        o.onSettled?.(settled);
+      } catch {
+        // An observer must not break consuming (see ConsumerObserver).
+      }
+    }
   }
 
   private async releaseWaiting(): Promise<void> {

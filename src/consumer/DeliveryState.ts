@@ -36,6 +36,8 @@ export class DeliveryState {
   trace: ProcessTrace | undefined;
   /** The last failure and what recovery did with it (set by the RecoveryPolicy; read for the journey). */
   failure: { error: string; at?: number; queue?: string; delayMs?: number; reason?: string } | undefined;
+  /** Set by the recovery policy when a copy went to a retry queue: which, for how long, and why. */
+  retry: { queue: string; delayMs: number; dueAt: number; error: string } | undefined;
   readonly context: InterceptionContext;
 
   constructor(
@@ -58,6 +60,7 @@ export class DeliveryState {
     this.outcome = undefined;
     this.trace = undefined;
     this.failure = undefined;
+    this.retry = undefined;
     // The handler gets this object; its getters read the state as it is when they are called.
     const state = this;
     this.context = {

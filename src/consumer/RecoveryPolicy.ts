@@ -144,6 +144,7 @@ export class RecoveryPolicy {
       const at = Date.now();
       state.failure = decision.action === 'retry' ? { error: fields.error, at, queue: target, delayMs: decision.delayMs } : { error: fields.error, at, queue: target, reason: decision.reason };
       state.trace?.event(decision.action === 'retry' ? 'tmm.retry' : 'tmm.dead_letter', decision.action === 'retry' ? { 'tmm.queue': target, 'tmm.delay_ms': decision.delayMs } : { 'tmm.queue': target, 'tmm.dead_letter.reason': decision.reason });
+      if (decision.action === 'retry') state.retry = { queue: target, delayMs: decision.delayMs, dueAt: Date.now() + decision.delayMs, error: String(headers[ConsumerHeaders.errorMessage]) };
       await delivery.ack();
       state.outcome = decision.action === 'retry' ? 'retried' : 'dead-lettered';
       return;

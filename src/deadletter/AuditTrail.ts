@@ -33,9 +33,14 @@ export interface AuditFilter {
  * - record() writes with the caller's EntityManager: entries commit or roll back with the action they
  *   describe, so a committed action always has its entry and a failed one has none. Many entries are
  *   written with few statements (bulk actions record one entry per target).
- * - list() returns committed entries, newest first; entries are never changed or deleted by tmm.
+ * - list() returns committed entries, newest first; entries are never changed, and deleted only by
+ *   purge(): in the caller's transaction, entries older than `before` (epoch ms), at most `limit` of them
+ *   (oldest first), for the retention the operator configured. Returns how many.
  */
 export interface AuditTrail {
   record(manager: EntityManager, entries: Omit<AuditEntry, 'id'>[]): Promise<void>;
   list(filter: AuditFilter, page: PageRequest): Promise<Page<AuditEntry>>;
+  purge(manager: EntityManager, before: number, limit: number): Promise<number>;
+  /** How many entries purge(before) would delete (for a dry run). */
+  countPurgeable(before: number): Promise<number>;
 }

@@ -32,6 +32,8 @@ export interface DeadLetterStatusChange {
  *   locking them (FOR UPDATE on PostgreSQL/MariaDB; the single writer on SQLite) so that two operators
  *   acting on one dead letter at once cannot both act: the second sees the new status and gets nothing.
  * - setStatus() changes only rows whose status is in `change.from`; returns how many changed.
+ * - purge() deletes, in the caller's transaction, RESENT and DISCARDED rows whose status changed before
+ *   `before` (epoch ms), at most `limit` of them (oldest first); NEW rows are never purged. Returns how many.
  * - Reads (get, list, ids, groups, summarize) see committed data; lists are newest last failure first
  *   (ties by id, descending), so paging is stable while rows are added.
  */
@@ -45,4 +47,7 @@ export interface DeadLetterStore {
   summarize(): Promise<DeadLetterSummaryCounts>;
   lock(manager: EntityManager, ids: string[], statuses: DeadLetterStatus[]): Promise<DeadLetter[]>;
   setStatus(manager: EntityManager, ids: string[], change: DeadLetterStatusChange): Promise<number>;
+  purge(manager: EntityManager, before: number, limit: number): Promise<number>;
+  /** How many rows purge(before) would delete (for a dry run). */
+  countPurgeable(before: number): Promise<number>;
 }

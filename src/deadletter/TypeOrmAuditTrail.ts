@@ -4,7 +4,7 @@ import type { Dialect } from '../transaction/dialect';
 import { AuditEntry, AuditFilter, AuditTargetType, AuditTrail } from './AuditTrail';
 import type { Page, PageRequest } from './DeadLetter';
 import { SqlParams, num, strOrNull } from './SqlParams';
-import { clampInt } from './TypeOrmDeadLetterStore';
+import { affectedRows, clampInt } from './TypeOrmDeadLetterStore';
 
 const COLUMNS = ['id', 'at', 'principal', 'action', 'target_type', 'target_id', 'before_state', 'after_state', 'comment'];
 /** 9 parameters a row: 200 rows stay under every driver's bind limit. */
@@ -27,6 +27,18 @@ export class TypeOrmAuditTrail implements AuditTrail {
       );
       await manager.query(`INSERT INTO tmm_audit (${COLUMNS.join(', ')}) VALUES ${tuples.join(', ')}`, q.values);
     }
+  }
+
+  async purge(manager: EntityManager, before: number, limit: number): Promise<number> {
+    const q = new SqlParams(this.dialect);
+    const pick = `SELECT id FROM tmm_audit WHERE at < ${q.p(before)} ORDER BY at LIMIT ${clampInt(limit, 1, 1_000_000)}`;
+    return affectedRows(manager, `DELETE FROM tmm_audit WHERE id IN (SELECT id FROM (${pick}) AS purgeable)`, q.values);
+  }
+
+  async countPurgeable(before: number): Promise<number> {
+    const q = new SqlParams(this.dialect);
+    const rows: { n: unknown }[] = await this.dataSource.query(`SELECT COUNT(*) AS n FROM tmm_audit WHERE at < ${q.p(before)}`, q.values);
+    return Number(rows[0]?.n ?? 0);
   }
 
   async list(filter: AuditFilter, page: PageRequest): Promise<Page<AuditEntry>> {

@@ -186,6 +186,19 @@ export class TypeOrmDeadLetterStore implements DeadLetterStore {
     return rows.map(toDeadLetter);
   }
 
+  async purge(manager: EntityManager, before: number, limit: number): Promise<number> {
+    // Through the primary key, oldest first: MySQL allows no LIMIT in a subquery of IN, hence the derived table.
+    const q = new SqlParams(this.dialect);
+    const pick = `SELECT id FROM tmm_dead_letter WHERE status IN ('RESENT', 'DISCARDED') AND status_at < ${q.p(before)} ORDER BY status_at LIMIT ${clampInt(limit, 1, 1_000_000)}`;
+    return affectedRows(manager, `DELETE FROM tmm_dead_letter WHERE id IN (SELECT id FROM (${pick}) AS purgeable)`, q.values);
+  }
+
+  async countPurgeable(before: number): Promise<number> {
+    const q = new SqlParams(this.dialect);
+    const rows: { n: unknown }[] = await this.dataSource.query(`SELECT COUNT(*) AS n FROM tmm_dead_letter WHERE status IN ('RESENT', 'DISCARDED') AND status_at < ${q.p(before)}`, q.values);
+    return Number(rows[0]?.n ?? 0);
+  }
+
   async setStatus(manager: EntityManager, ids: string[], change: DeadLetterStatusChange): Promise<number> {
     const valid = ids.filter(isUuid);
     if (valid.length === 0) return 0;

@@ -53,7 +53,11 @@ export interface OutboxStore {
   purgeDelivered(before: number, limit: number): Promise<number>;
   /**
    * How many rows are PENDING and when the oldest of them became due (epoch ms; null when none), for
-   * health checks. Optional: a store without it reports no backlog.
+   * health checks; and when the oldest PENDING row that already failed to publish was created (a failed
+   * publish moves a row's due time on, so its due time alone hides how long it has been waiting).
+   * Optional: a store without it reports no backlog.
    */
-  backlogStats?(): Promise<{ pending: number; oldestDueAt: number | null }>;
+  backlogStats?(): Promise<{ pending: number; oldestDueAt: number | null; oldestFailingCreatedAt?: number | null }>;
+  /** How many rows are DEAD (for the outboxDead alert), through an index on status. Optional: without it, countByStatus() is used. */
+  countDead?(): Promise<number>;
 }

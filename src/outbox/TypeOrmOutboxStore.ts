@@ -204,12 +204,18 @@ export class TypeOrmOutboxStore implements OutboxStore {
     return this.write(this.dialect.limitedDelete('tmm_outbox', 'id', `status = 'DELIVERED' AND delivered_at < ${this.p(1)}`, n), [before]);
   }
 
-  async backlogStats(): Promise<{ pending: number; oldestDueAt: number | null }> {
-    const rows: { n: number | string; oldest: number | string | null }[] = await this.dataSource.query(
-      `SELECT COUNT(*) AS n, MIN(available_at) AS oldest FROM tmm_outbox WHERE status = 'PENDING'`,
+  async backlogStats(): Promise<{ pending: number; oldestDueAt: number | null; oldestFailingCreatedAt: number | null }> {
+    const rows: { n: number | string; oldest: number | string | null; failing: number | string | null }[] = await this.dataSource.query(
+      `SELECT COUNT(*) AS n, MIN(available_at) AS oldest, MIN(CASE WHEN last_error IS NOT NULL THEN created_at END) AS failing FROM tmm_outbox WHERE status = 'PENDING'`,
     );
     const r = rows[0];
-    return { pending: Number(r?.n ?? 0), oldestDueAt: r?.oldest === null || r?.oldest === undefined ? null : Number(r.oldest) };
+    const time = (v: number | string | null | undefined) => (v === null || v === undefined ? null : Number(v));
+    return { pending: Number(r?.n ?? 0), oldestDueAt: time(r?.oldest), oldestFailingCreatedAt: time(r?.failing) };
+  }
+
+  async countDead(): Promise<number> {
+    const rows: { n: number | string }[] = await this.dataSource.query(`SELECT COUNT(*) AS n FROM tmm_outbox WHERE status = 'DEAD'`);
+    return Number(rows[0]?.n ?? 0);
   }
 
   async get(id: string): Promise<OutboxRecord | undefined> {

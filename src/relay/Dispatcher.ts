@@ -331,6 +331,7 @@ export class Dispatcher {
 
   private confirmed(entry: Entry, attempt: number): void {
     this.stats.published++;
+    if (this.observers.active) this.observers.confirmed(entry.m);
     this.outageSince = undefined;
     if (this.journey.enabled) {
       const m = entry.m;

@@ -1,3 +1,5 @@
+import type { OutboxMessage } from '../message/OutboxMessage';
+
 /**
  * Receives the timings of the relay's database statements, for metrics (TmmAdmin feeds its
  * `tmm_relay_*` histograms from one) or logs. Attach it with `relay.observe(observer)` — claims of that
@@ -5,8 +7,9 @@
  * `dispatcher.observe(observer)` for the marks alone.
  *
  * Contract:
- * - Every method is optional. Each is called synchronously, once per statement (never per message), right
- *   after the statement completed successfully; a failed statement is logged by the relay and not observed.
+ * - Every method is optional. onClaim and onMarked are called synchronously, once per statement (never per
+ *   message), right after the statement completed successfully; a failed statement is logged by the relay
+ *   and not observed. onConfirmed is the one per-message call: once per publish the broker confirmed.
  * - `ms` is the statement's wall time in milliseconds, from `performance.now()` (fractional).
  * - A method must be cheap and must not throw: anything it throws is swallowed, and never affects claiming,
  *   publishing or marking. It must not call back into the relay or the Dispatcher.
@@ -17,6 +20,11 @@ export interface RelayObserver {
   onClaim?(rows: number, ms: number): void;
   /** A mark-delivered statement for `rows` confirmed ids (deleted or set DELIVERED) completed after `ms`. */
   onMarked?(rows: number, ms: number): void;
+  /**
+   * The broker confirmed the publish of `message` (relay or fast path) at `confirmedAt` (epoch ms, Date.now()).
+   * Its `createdAt` (set by send(), inside the business transaction) and `availableAt` say when it became due.
+   */
+  onConfirmed?(message: OutboxMessage, confirmedAt: number): void;
 }
 
 /** The observers of one component (internal to the relay); each notification calls every one, swallowing what it throws. */
@@ -48,7 +56,18 @@ export class RelayObservers {
     this.notify('onMarked', rows, ms);
   }
 
-  private notify(method: keyof RelayObserver, rows: number, ms: number): void {
+  confirmed(message: OutboxMessage): void {
+    const at = Date.now();
+    for (const o of this.list) {
+      try {
+        o.onConfirmed?.(message, at);
+      } catch {
+        // An observer must not break the relay (see RelayObserver).
+      }
+    }
+  }
+
+  private notify(method: 'onClaim' | 'onMarked', rows: number, ms: number): void {
     for (const o of this.list) {
       try {
         o[method]?.(rows, ms);

@@ -30,6 +30,7 @@ import { BufferedJourneyRecorder, type JourneyWriterStats } from '../journey/Buf
 import { noopJourneyRecorder } from '../journey/JourneyEvent';
 import { TypeOrmJourneyStore } from '../journey/TypeOrmJourneyStore';
 import { checkBusinessKeyPaths } from '../journey/businessKey';
+import { CounterWindow, type TmmAlerts, consumerHeartbeats, thresholdAlert } from './HealthAlerts';
 
 /**
  * Adapters a Tmm can be given instead of the ones it builds from its options (a port each; see their doc
@@ -47,6 +48,8 @@ export interface TmmComponents {
   /** Replaces `options.context`. */
   contextStore?: ContextStore;
 }
+
+export type { TmmAlert, TmmAlerts, ConsumerHeartbeat } from './HealthAlerts';
 
 /** One check of tmm.health(). */
 export interface TmmHealthCheck {
@@ -70,6 +73,13 @@ export interface TmmHealth {
      */
     journey: TmmHealthCheck & { enabled: boolean; buffered: number; written: number; dropped: number };
   };
+  /**
+   * What an operator alerts on (thresholds: the `alerts` option). A firing alert does not make `ok` false
+   * unless `alerts.failHealth` is set: a backlog is no reason for a load balancer to take the instance out.
+   */
+  alerts: TmmAlerts;
+  /** The names of the firing alerts. */
+  alerting: (keyof TmmAlerts)[];
 }
 
 /** Counters of this process since start. */
@@ -126,6 +136,9 @@ export class Tmm {
   readonly journey: BufferedJourneyRecorder | undefined;
   private started = false;
   private stopping: Promise<void> | undefined;
+  /** Dead letters of this process's consumers over the alert window (alerts.deadLetterRate). */
+  private readonly deadLetterWindow: CounterWindow | undefined;
+  private deadLetterTimer: NodeJS.Timeout | undefined;
 
   constructor(options: TmmOptions, components: TmmComponents = {}) {
     const o = (this.options = resolveTmmOptions(options));
@@ -199,6 +212,8 @@ export class Tmm {
       },
       o.consumers,
     );
+    const rate = o.alerts.deadLetterRate;
+    this.deadLetterWindow = rate ? new CounterWindow(rate.windowMs, () => this.consumers.stats.deadLettered) : undefined;
   }
 
   /**
@@ -243,6 +258,12 @@ export class Tmm {
       }
     }
     this.started = true;
+    const window = this.deadLetterWindow;
+    if (window) {
+      window.sample();
+      this.deadLetterTimer = setInterval(() => window.sample(), window.everyMs);
+      this.deadLetterTimer.unref();
+    }
     return result;
   }
 
@@ -298,6 +319,7 @@ export class Tmm {
     if (!this.started) return this.stopping ?? Promise.resolve();
     this.started = false;
     clearTimeout(this.declareTimer);
+    clearInterval(this.deadLetterTimer);
     this.stopping = (async () => {
       // First, while the registry, the dispatcher and the transport still serve the handlers' sends and acks.
       await this.consumers.stop();
@@ -348,11 +370,13 @@ export class Tmm {
     const relayEnabled = this.options.relay.enabled;
     const relay = { ok: !relayEnabled || this.relay.isRunning, enabled: relayEnabled, pendingRows: this.relay.pending, ...(relayEnabled && !this.relay.isRunning ? { detail: 'not running' } : {}) };
     const outbox: TmmHealth['checks']['outbox'] = { ok: true, pending: null, oldestPendingAgeMs: null };
+    let failingSinceMs: number | null = null;
     if (database.ok && this.outbox.backlogStats) {
       try {
         const b = await bounded(this.outbox.backlogStats());
         outbox.pending = b.pending;
         outbox.oldestPendingAgeMs = b.oldestDueAt === null ? null : Math.max(0, Date.now() - b.oldestDueAt);
+        failingSinceMs = b.oldestFailingCreatedAt === null || b.oldestFailingCreatedAt === undefined ? null : Math.max(0, Date.now() - b.oldestFailingCreatedAt);
       } catch (e) {
         outbox.ok = false;
         outbox.detail = (e as Error).message;
@@ -382,7 +406,44 @@ export class Tmm {
         }
       : { ok: true, enabled: false, buffered: 0, written: 0, dropped: 0 };
     const checks = { database, broker, relay: { ...relay, ok: !this.started || relay.ok }, outbox, consumers, journey };
-    return { ok: this.started && Object.values(checks).every((c) => c.ok), started: this.started, checks };
+    const backlogAgeMs = outbox.oldestPendingAgeMs === null && failingSinceMs === null ? null : Math.max(outbox.oldestPendingAgeMs ?? 0, failingSinceMs ?? 0);
+    const alerts = await this.alerts(backlogAgeMs, database.ok, bounded);
+    const alerting = (Object.keys(alerts) as (keyof TmmAlerts)[]).filter((k) => alerts[k].firing);
+    const ok = this.started && Object.values(checks).every((c) => c.ok) && !(this.options.alerts.failHealth && alerting.length > 0);
+    return { ok, started: this.started, checks, alerts, alerting };
+  }
+
+  /** `backlogAgeMs`: how long the oldest undelivered row has waited (since due, or since created once a publish of it failed). */
+  private async alerts(backlogAgeMs: number | null, databaseOk: boolean, bounded: <T>(p: Promise<T>) => Promise<T>): Promise<TmmAlerts> {
+    const a = this.options.alerts;
+    const backlogAge = thresholdAlert(backlogAgeMs ?? 0, a.backlogAgeMs, `the oldest undelivered outbox row has waited ${Math.round((backlogAgeMs ?? 0) / 1000)} s`);
+    let dead: number | null = null;
+    let deadDetail: string | undefined;
+    if (a.outboxDeadRows !== null && databaseOk) {
+      try {
+        dead = this.outbox.countDead ? await bounded(this.outbox.countDead()) : (await bounded(this.outbox.countByStatus())).DEAD;
+      } catch (e) {
+        deadDetail = `not counted: ${(e as Error).message}`;
+      }
+    }
+    const outboxDead = { ...thresholdAlert(dead, a.outboxDeadRows, `${dead} outbox rows are DEAD (failed every publish attempt)`), ...(deadDetail ? { detail: deadDetail } : {}) };
+    const w = this.deadLetterWindow;
+    const increase = w ? w.increase() : null;
+    const deadLetterRate = {
+      ...thresholdAlert(increase, a.deadLetterRate?.max ?? null, `${increase} messages dead-lettered by this process's consumers in the last ${Math.round((w?.windowMs ?? 0) / 1000)} s`),
+      windowMs: w?.windowMs ?? null,
+    };
+    const expected = this.started && this.options.consumers.enabled ? this.consumers.definitions : [];
+    const beats = a.consumerStallMs === null ? [] : consumerHeartbeats(expected, this.consumers.activity(), a.consumerStallMs);
+    const bad = beats.filter((b) => !b.ok);
+    const consumerHeartbeat = {
+      firing: bad.length > 0,
+      value: bad.length,
+      threshold: a.consumerStallMs,
+      ...(bad.length > 0 ? { detail: bad.map((b) => `${b.consumer}: ${b.subscribed ? `holds ${b.inHand} deliveries, none settled for ${Math.round(b.stalledMs / 1000)} s` : 'not subscribed'}`).join('; ') } : {}),
+      consumers: beats,
+    };
+    return { backlogAge, outboxDead, deadLetterRate, consumerHeartbeat };
   }
 
   /**

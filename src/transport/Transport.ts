@@ -79,6 +79,11 @@ export interface SubscribeOptions {
 export interface Subscription {
   /** Stops new deliveries; deliveries already handed out can still be settled. */
   cancel(): Promise<void>;
+  /**
+   * Whether the broker is delivering to this subscription right now (for health checks): false after
+   * cancel(), and while the channel or connection is down. Optional: undefined means the transport does not say.
+   */
+  readonly isActive?: boolean;
 }
 
 export type DeliveryHandler = (delivery: Delivery) => Promise<void> | void;

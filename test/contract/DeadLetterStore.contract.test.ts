@@ -169,6 +169,35 @@ describe.each(dbLanes())('dead-letter stores (DeadLetterStore, AuditTrail, Outbo
     expect(counts.byStatus).toEqual({ NEW: 0, RESENT: 0, DISCARDED: 2 });
   });
 
+  it('purge deletes RESENT and DISCARDED rows whose status changed before the cut-off, oldest first and at most limit; never NEW ones', async () => {
+    const rows = await Promise.all([add(), add(), add(), add(), add()]);
+    const set = (id: string, status: DeadLetterStatus, at: number) => tm.run(() => store.setStatus(tm.manager, [id], { from: [DeadLetterStatus.New], to: status, at, by: 'test' }));
+    await set(rows[0].id, DeadLetterStatus.Discarded, 100);
+    await set(rows[1].id, DeadLetterStatus.Discarded, 300);
+    await set(rows[2].id, DeadLetterStatus.Discarded, 5000); // after the cut-off
+    // rows[3] stays NEW however old; rows[4] is RESENT early
+    await tm.run(() => store.setStatus(tm.manager, [rows[4].id], { from: [DeadLetterStatus.New], to: DeadLetterStatus.Resent, at: 200, by: 'test', resentMessageIds: new Map([[rows[4].id, uuidv7()]]) }));
+    expect(await store.countPurgeable(1000)).toBe(3);
+    expect(await tm.run(() => store.purge(tm.manager, 1000, 2))).toBe(2);
+    const left = async () => (await db.dataSource.query('SELECT id FROM tmm_dead_letter')).map((r: { id: string }) => String(r.id)).sort();
+    expect(await left()).toEqual([rows[1].id, rows[2].id, rows[3].id].sort()); // the two oldest went (100, 200)
+    expect(await tm.run(() => store.purge(tm.manager, 1000, 100))).toBe(1);
+    expect(await left()).toEqual([rows[2].id, rows[3].id].sort());
+    // A purge that rolls back deletes nothing.
+    await expect(tm.run(async () => {
+      await store.purge(tm.manager, 10_000, 100);
+      throw new Error('roll back');
+    })).rejects.toThrow('roll back');
+    expect(await left()).toEqual([rows[2].id, rows[3].id].sort());
+  });
+
+  it('the audit trail purges entries older than the cut-off, at most limit at a time', async () => {
+    await tm.run(() => audit.record(tm.manager, [10, 20, 30, 5000].map((at) => ({ at, principal: 'test', action: 'dead-letter.discard', targetType: 'dead-letter' as const, targetId: uuidv7(), before: null, after: null, comment: String(at) }))));
+    expect(await audit.countPurgeable(1000)).toBe(3);
+    expect(await tm.run(() => audit.purge(tm.manager, 1000, 2))).toBe(2);
+    expect((await audit.list({}, { limit: 10, offset: 0 })).items.map((e) => e.comment)).toEqual(['5000', '30']);
+  });
+
   it('get and lock ignore ids that are not UUIDs instead of failing', async () => {
     expect(await store.get("x' OR 1=1 --")).toBeUndefined();
     expect(await tm.run(() => store.lock(tm.manager, ['nope'], [DeadLetterStatus.New]))).toEqual([]);

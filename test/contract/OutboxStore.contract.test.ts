@@ -118,11 +118,13 @@ describe.each(dbLanes())('OutboxStore contract on $name', ({ kind }) => {
       const retryAt = Date.now() + 5000;
       expect(await store.recordFailure(m.id, 'me', { error: 'TMM_PUBLISH_UNROUTABLE: no queue', retryAt, dead: false })).toBe(true);
       expect(await store.get(m.id)).toMatchObject({ status: 'PENDING', attempts: 1, availableAt: retryAt, leaseOwner: null, lastError: 'TMM_PUBLISH_UNROUTABLE: no queue' });
+      if (store.backlogStats) expect(await store.backlogStats()).toMatchObject({ oldestDueAt: retryAt, oldestFailingCreatedAt: m.createdAt });
       expect(await store.recordFailure(m.id, 'me', { error: 'x'.repeat(5000), retryAt, dead: true })).toBe(true);
       const dead = await store.get(m.id);
       expect(dead).toMatchObject({ status: 'DEAD', attempts: 2 });
       expect(dead!.lastError!.length).toBe(2000);
       expect(await store.countByStatus()).toMatchObject({ DEAD: 1, PENDING: 0 });
+      expect(await store.countDead()).toBe(1);
     });
 
     it('recordFailure with countAttempt false (a transient failure) keeps the attempts, stores the error and reschedules', async () => {

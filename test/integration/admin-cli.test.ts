@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DataSource } from 'typeorm';
 import { uuidv7 } from 'uuidv7';
-import { TypeOrmDeadLetterStore, TypeOrmOutboxStore, TypeOrmTransactionManager } from '../../src/internal';
+import { TypeOrmAuditTrail, TypeOrmDeadLetterStore, TypeOrmOutboxStore, TypeOrmTransactionManager } from '../../src/internal';
+import { type DbKind, type TestDatabase, createTestDatabase } from '../support/databases';
 import { sqlDialectFor } from '../../src/sql/SqlDialect';
 import { newDeadLetter } from '../support/deadLetters';
 
@@ -200,3 +201,67 @@ describe('tmm CLI (through its entry point, in a child process)', () => {
   });
 });
 
+
+/** The CLI's --db URL (and --schema) for a test database. */
+function cliDb(kind: DbKind, ds: DataSource): string[] {
+  const o = ds.options as { database?: string; schema?: string; host?: string; port?: number; username?: string; password?: string };
+  if (kind === 'sqlite') return ['--db', `sqlite:${o.database}`];
+  const auth = `${o.username}${o.password ? `:${o.password}` : ''}@${o.host ?? '127.0.0.1'}:${o.port}`;
+  if (kind === 'postgres') return ['--db', `postgres://${auth}/${o.database}`, '--schema', o.schema!];
+  return ['--db', `mysql://${auth}/${o.database}`];
+}
+
+describe.each(['sqlite', 'postgres', 'mariadb'] as const)('tmm purge on %s (through its entry point)', (kind) => {
+  let database: TestDatabase;
+  let db: string[];
+  const DAY = 86_400_000;
+  const count = async (sql: string) => Number((await database.dataSource.query(sql))[0].n);
+
+  beforeAll(async () => {
+    database = await createTestDatabase(kind);
+    db = cliDb(kind, database.dataSource);
+    expect((await tmm([...db, 'migrate'])).code).toBe(0);
+    const tm = new TypeOrmTransactionManager(database.dataSource);
+    const store = new TypeOrmDeadLetterStore(database.dataSource, tm.dialect);
+    const now = Date.now();
+    // Ground truth written with SQL: which rows are old, and in which status.
+    for (const [tag, status, age] of [['new-old', 'NEW', 90], ['resent-old', 'RESENT', 40], ['discarded-old', 'DISCARDED', 31], ['resent-recent', 'RESENT', 2]] as const) {
+      const { id } = await tm.run(() => store.add(tm.manager, newDeadLetter({ topic: tag })));
+      if (status !== 'NEW') await database.dataSource.query(`UPDATE tmm_dead_letter SET status = '${status}', status_at = ${now - age * DAY}, status_by = 'test' WHERE id = '${id}'`);
+    }
+    const audit = new TypeOrmAuditTrail(database.dataSource, tm.dialect);
+    await tm.run(() =>
+      audit.record(tm.manager, [400, 100, 1].map((age) => ({ at: now - age * DAY, principal: 'test', action: 'dead-letter.discard', targetType: 'dead-letter' as const, targetId: uuidv7(), before: null, after: null, comment: `${age} days ago` }))),
+    );
+  }, 60_000);
+  afterAll(async () => database?.dispose());
+
+  it('--dry-run counts; then RESENT/DISCARDED dead letters and audit entries past their age are deleted, NEW ones never', async () => {
+    const dry = await tmm([...db, 'purge', '--dead-letters', '30d', '--audit', '365d', '--dry-run', '--json']);
+    expect(dry.code).toBe(0);
+    expect(json(dry)).toMatchObject({ deadLetters: 2, audit: 1, dryRun: true });
+    expect(await count('SELECT COUNT(*) AS n FROM tmm_dead_letter')).toBe(4);
+
+    const done = await tmm([...db, 'purge', '--dead-letters', '30d', '--audit', '365d', '--json']);
+    expect(done.code).toBe(0);
+    expect(json(done)).toMatchObject({ deadLetters: 2, audit: 1, dryRun: false });
+    const left = (await database.dataSource.query('SELECT topic FROM tmm_dead_letter ORDER BY topic')).map((r: { topic: string }) => r.topic);
+    expect(left).toEqual(['new-old', 'resent-recent']);
+    expect(await count('SELECT COUNT(*) AS n FROM tmm_audit')).toBe(2);
+
+    const text = await tmm([...db, 'purge', '--dead-letters', '1d', '--audit', 'forever']);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain('deleted 1 dead letters');
+    expect(text.stdout).toContain('deleted 0 audit entries (kept forever)');
+    expect(await count('SELECT COUNT(*) AS n FROM tmm_audit')).toBe(2);
+    expect(await count(`SELECT COUNT(*) AS n FROM tmm_dead_letter WHERE status = 'NEW'`)).toBe(1);
+  });
+
+  it('a malformed age is a usage error (exit 2) that deletes nothing', async () => {
+    const bad = await tmm([...db, 'purge', '--dead-letters', 'soon', '--json']);
+    expect(bad.code).toBe(2);
+    expect(json(bad).error).toMatchObject({ exitCode: 2, message: expect.stringContaining('--dead-letters must be an age') });
+    expect((await tmm([...db, 'purge', '--audit', '5s'])).code).toBe(2);
+    expect(await count('SELECT COUNT(*) AS n FROM tmm_dead_letter')).toBe(1);
+  });
+});

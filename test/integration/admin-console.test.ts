@@ -35,6 +35,7 @@ class Invoices {
   readonly addresses = new Set<string>(['e-1', 'poison-1', 'poison-2', 'poison-3']);
   @Consumer({ queue: `${prefix}.invoices`, exchange: prefix, routingKey: 'ledger.posted', retry: false })
   async invoice(entry: LedgerPosted, ctx: ConsumeContext): Promise<void> {
+    if (entry.entryId === 'long-error') throw new Error(`no billing address for entry long-error: the lookup in ${'/billing/addresses/region-eu-west/customers/'.repeat(12)}index.json failed`);
     if (!this.addresses.has(entry.entryId)) throw new Error(`no billing address for entry ${entry.entryId}`);
     this.handled.push(`${entry.entryId}@${ctx.attempt}`);
   }
@@ -169,6 +170,130 @@ describe('admin console in headless Chromium', () => {
     await page.fill('[data-testid=outbox-filter-set]', 'B');
     await page.click('[data-testid=outbox-apply-filter]');
     await page.locator('[data-testid=outbox-table-empty]').waitFor(); // the API took the filter (a 400 would leave no table)
+  });
+});
+
+describe('admin console: links, audit diff, lag panel, narrow window, favicon', () => {
+  let h: AdminHarness;
+  let browser: Awaited<ReturnType<typeof launchBrowser>>;
+  let page: Page;
+  const invoices = new Invoices();
+  let token: string;
+
+  beforeAll(async () => {
+    mkdirSync(SHOTS, { recursive: true });
+    const transport = new AmqpTransport({ url: AMQP_URL, logger: silentLogger, connectionName: 'tmm-console-polish-test', confirmTimeoutMs: 5000 });
+    h = await startAdminHarness('sqlite', {
+      consumers: [invoices],
+      transport,
+      tmm: { name: 'console-polish' },
+      admin: { port: 0, metrics: { sampleIntervalMs: 200 }, queues: { cacheMs: 0 } },
+    });
+    token = h.token;
+    for (const [entryId, amount] of [['e-1', 10], ['wrong-amount', 120], ['long-error', 75]] as const) {
+      await h.tmm.producer.send(LedgerPosted.of(entryId, amount), { exchange: prefix, routingKey: 'ledger.posted' });
+    }
+    await waitUntil(async () => (await h.admin.deadLetters.summarize()).byStatus.NEW === 2, 'two dead letters to be collected', 20_000);
+    browser = await launchBrowser();
+    page = await browser.context.newPage();
+    await page.goto(h.url);
+    await page.fill('#login-token', token);
+    await page.click('#login-submit');
+    await expectText(page, '[data-testid=principal]', 'token:ops');
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await h?.dispose();
+  });
+
+  const letterOf = async (entryId: string) => (await h.admin.deadLetters.get((await h.admin.deadLetters.list({ status: ['NEW'] }, { limit: 10, offset: 0 })).items.find((d) => d.errorMessage.includes(entryId))!.id))!;
+
+  it('wraps a long error in the list and in the detail instead of overflowing', async () => {
+    await page.click('a[data-tab=dead]');
+    const cell = page.locator('[data-testid=dead-table] tbody tr', { hasText: 'long-error' }).locator('td.err');
+    await cell.waitFor();
+    const box = await cell.evaluate((el) => ({ scroll: el.scrollWidth, client: el.clientWidth, height: el.clientHeight, line: parseFloat((globalThis as unknown as { getComputedStyle(e: unknown): { lineHeight: string } }).getComputedStyle(el).lineHeight) }));
+    expect(box.scroll).toBeLessThanOrEqual(box.client);
+    expect(box.height).toBeGreaterThan(box.line * 1.5); // more than one line: it wrapped
+    await cell.click();
+    const error = page.locator('[data-testid=error]');
+    await expectText(page, '[data-testid=error]', 'long-error');
+    expect(await error.evaluate((el) => el.scrollWidth <= el.clientWidth)).toBe(true);
+  });
+
+  it('opens a dead letter from its direct link', async () => {
+    const letter = await letterOf('wrong-amount');
+    const other = await browser.context.newPage(); // a colleague opening the link (same browser session)
+    await other.goto(`${h.url}/#dead/${letter.id}`);
+    await other.fill('#login-token', token);
+    await other.click('#login-submit');
+    await other.locator('[data-testid=detail][data-status=NEW]').waitFor();
+    await expectText(other, '[data-testid=error]', 'no billing address for entry wrong-amount');
+    expect(await other.locator('[data-testid=permalink]').textContent()).toBe(`${h.url}/#dead/${letter.id}`);
+    await other.close();
+  });
+
+  it('shows the comment and, for edit-and-resend, the payload before/after as a diff in the audit list', async () => {
+    const letter = await letterOf('wrong-amount');
+    invoices.addresses.add('wrong-amount');
+    const payload = { ...JSON.parse(letter.payload), amount: 12 };
+    const r = await h.api.post(`/api/dead-letters/${letter.id}/resend`, { payload, comment: 'amount was entered in cents; corrected to 12' });
+    expect(r.status).toBe(200);
+    await waitUntil(() => invoices.handled.includes('wrong-amount@1'), 'the corrected message to be consumed');
+    await page.click('a[data-tab=audit]');
+    const row = page.locator('[data-testid=audit-table] tbody tr', { hasText: 'dead-letter.edit-resend' });
+    await row.waitFor();
+    expect(await row.textContent()).toContain('amount was entered in cents; corrected to 12');
+    await page.screenshot({ path: join(SHOTS, 'audit.png') });
+    await row.locator('td').first().click(); // not the middle: the target cell links to the dead letter
+    await expectText(page, '[data-testid=audit-comment]', 'corrected to 12');
+    await page.screenshot({ path: join(SHOTS, 'audit-diff.png') });
+    const removed = await page.locator('[data-testid=payload-diff] .diff-del').allTextContents();
+    const added = await page.locator('[data-testid=payload-diff] .diff-add').allTextContents();
+    const squeeze = (l: string) => l.replace(/\s+/g, ' ').trim();
+    expect(removed.map(squeeze)).toEqual(['- "amount": 120,']);
+    expect(added.map(squeeze)).toEqual(['+ "amount": 12,']);
+  });
+
+  it('shows latency percentiles, consumer rates, queue depths, retries and alerts on the Lag tab', async () => {
+    await page.click('a[data-tab=lag]');
+    const queues = page.locator('[data-testid=queue-depths] tbody tr');
+    await queues.filter({ hasText: `${prefix}.invoices.dlq` }).waitFor();
+    expect(await queues.count()).toBe(2); // work queue and dead-letter queue (no retries: retry: false)
+    expect(await page.locator('[data-testid=publish-latency] tbody tr', { hasText: 'ledger.posted' }).locator('td').nth(1).textContent()).toBe('4');
+    const rates = page.locator('[data-testid=consumer-rates] tbody tr', { hasText: 'Invoices.invoice' });
+    expect(await rates.locator('td').nth(5).textContent()).toBe('2'); // handled: e-1 and the corrected one
+    await page.locator('[data-testid=alerts] [data-alert=backlogAge][data-firing=false]').waitFor();
+    await page.screenshot({ path: join(SHOTS, 'lag.png') });
+  });
+
+  it('fits the header into a 400 px wide window', async () => {
+    const narrow = await browser.context.newPage();
+    await narrow.setViewportSize({ width: 400, height: 760 });
+    await narrow.goto(`${h.url}/#overview`);
+    await narrow.fill('#login-token', token);
+    await narrow.click('#login-submit');
+    await expectText(narrow, '[data-testid=principal]', 'token:ops');
+    await narrow.waitForSelector('svg.chart');
+    type Box = { left: number; right: number; width: number };
+    type Doc = { documentElement: { scrollWidth: number }; querySelectorAll(s: string): Iterable<{ getBoundingClientRect(): Box }> };
+    const layout = await narrow.evaluate(() => {
+      const doc = (globalThis as unknown as { document: Doc }).document;
+      return { page: doc.documentElement.scrollWidth, tabs: [...doc.querySelectorAll('#tabs a, #logout, .brand')].map((el) => el.getBoundingClientRect()).map((r) => ({ left: r.left, right: r.right, width: r.width })) };
+    });
+    expect(layout.page).toBeLessThanOrEqual(400);
+    expect(layout.tabs.length).toBe(8);
+    for (const r of layout.tabs) expect({ left: r.left >= 0, right: r.right <= 400, shown: r.width > 0 }).toEqual({ left: true, right: true, shown: true });
+    await narrow.screenshot({ path: join(SHOTS, 'overview-narrow.png') });
+    await narrow.close();
+  });
+
+  it('serves a favicon the page links to', async () => {
+    expect(await page.locator('link[rel=icon]').getAttribute('href')).toBe('/favicon.svg');
+    const res = await page.request.get(`${h.url}/favicon.svg`);
+    expect(res.status()).toBe(200);
+    expect(res.headers()['content-type']).toBe('image/svg+xml');
+    expect((await res.text()).startsWith('<svg')).toBe(true);
   });
 });
 

@@ -42,6 +42,9 @@ describe.each(['sqlite', 'postgres'] as const)('outbox lag per topic on %s', (ki
     const age = gauge(text, 'tmm_outbox_oldest_pending_age_seconds_by_topic', 'lag.orders')!;
     expect(age).toBeGreaterThanOrEqual(1);
     expect(age).toBeLessThan(60);
+    const backlog = (await h.api.get('/api/lag')).body.backlog as { topic: string; due: number; oldestAgeMs: number }[];
+    expect(backlog.map((b) => [b.topic, b.due]).sort()).toEqual([['lag.orders', 3], ['lag.refunds', 1]]);
+    expect(backlog.every((b) => b.oldestAgeMs >= 1000 && b.oldestAgeMs < 60_000)).toBe(true);
 
     await h.db.dataSource.query(`DELETE FROM tmm_outbox WHERE topic = 'lag.refunds'`);
     await sleep(2100); // past the metrics' snapshot cache

@@ -43,11 +43,11 @@ describe('admin security', () => {
     await unchanged();
   });
 
-  it('/health answers a probe without credentials with ok and the failing checks only; the details need credentials', async () => {
+  it('/health answers a probe without credentials with ok, the failing checks and the names of firing alerts only; the details need credentials', async () => {
     const anon = new ApiClient(h.url, undefined);
     const res = await anon.get('/health');
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ ok: true, started: true, failing: [] });
+    expect(res.body).toEqual({ ok: true, started: true, failing: [], alerting: [] });
     const detail = await ops().get('/api/health');
     expect(detail.status).toBe(200);
     expect(detail.body.checks.database.ok).toBe(true);

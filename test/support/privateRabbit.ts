@@ -9,7 +9,9 @@ import { join } from 'node:path';
  * plugins and, unless given, no config file (`config`: rabbitmq.conf lines; `advancedConfig`: an
  * advanced.config term, for settings rabbitmq.conf has no key for), so a test may SIGSTOP, SIGCONT or
  * kill it, or tune it, without touching the shared broker. `start()` fails with a clear message when the
- * node cannot be started here. `ctl()` runs rabbitmqctl against this node.
+ * node cannot be started here. `ctl()` runs rabbitmqctl against this node. With `management: true` the
+ * node (only it) runs the rabbitmq_management plugin, from the plugins the RabbitMQ package ships
+ * (nothing is downloaded), on a free port of its own: `managementUrl`.
  *
  * freeze()/thaw() SIGSTOP/SIGCONT the node's beam.smp process: its TCP sockets stay open and nothing
  * answers, as with a hung broker or a silent network partition. stop() kills the node (the port then
@@ -25,23 +27,35 @@ export class PrivateRabbit {
     private readonly distPort: number,
     private readonly dir: string,
     readonly nodeName: string,
+    /** The management plugin's HTTP port, when started with `{ management: true }`. */
+    readonly managementPort?: number,
   ) {}
+
+  /** http://127.0.0.1:port of the management API (guest/guest), when started with `{ management: true }`. */
+  get managementUrl(): string {
+    if (this.managementPort === undefined) throw new Error('PrivateRabbit: started without { management: true }');
+    return `http://127.0.0.1:${this.managementPort}`;
+  }
 
   get url(): string {
     return `amqp://guest:guest@127.0.0.1:${this.port}`;
   }
 
   /** Creates and starts a node (about 6 s on this machine). */
-  static async create(options: { startTimeoutMs?: number; config?: string; advancedConfig?: string } = {}): Promise<PrivateRabbit> {
+  static async create(options: { startTimeoutMs?: number; config?: string; advancedConfig?: string; management?: boolean } = {}): Promise<PrivateRabbit> {
     const startTimeoutMs = options.startTimeoutMs ?? 60_000;
     const port = await freePort();
     const distPort = await freePort();
+    const managementPort = options.management ? await freePort() : undefined;
     const dir = mkdtempSync(join(tmpdir(), 'tmm-rabbit-'));
-    const rabbit = new PrivateRabbit(port, distPort, dir, `tmmtest${port}@localhost`);
-    writeFileSync(join(dir, 'enabled_plugins'), '[].\n');
+    const rabbit = new PrivateRabbit(port, distPort, dir, `tmmtest${port}@localhost`, managementPort);
+    writeFileSync(join(dir, 'enabled_plugins'), managementPort === undefined ? '[].\n' : '[rabbitmq_management].\n');
     const files = ['enabled_plugins'];
-    if (options.config !== undefined) {
-      writeFileSync(join(dir, 'rabbitmq.conf'), options.config);
+    const config = [options.config, managementPort === undefined ? undefined : `management.tcp.port = ${managementPort}\nmanagement.tcp.ip = 127.0.0.1\n`]
+      .filter((c): c is string => c !== undefined)
+      .join('\n');
+    if (config !== '') {
+      writeFileSync(join(dir, 'rabbitmq.conf'), config);
       files.push('rabbitmq.conf');
     }
     if (options.advancedConfig !== undefined) {
@@ -97,7 +111,7 @@ export class PrivateRabbit {
       if (this.child === child) this.child = undefined;
     });
     const until = Date.now() + timeoutMs;
-    while (!(await accepts(this.port))) {
+    while (!(await accepts(this.port)) || (this.managementPort !== undefined && !(await accepts(this.managementPort)))) {
       if (exited || Date.now() > until) {
         await this.stop();
         throw new Error(`PrivateRabbit: node ${this.nodeName} did not start on 127.0.0.1:${this.port} within ${timeoutMs}ms:\n${this.output.slice(-2000)}`);

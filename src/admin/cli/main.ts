@@ -25,7 +25,8 @@ import { migrate, migrationStatements } from '../../runtime/migrate';
 import { dialectOf } from '../../transaction/dialect';
 import { TypeOrmTransactionManager } from '../../transaction/TypeOrmTransactionManager';
 import { AdminServer } from '../AdminServer';
-import { resolveAdminOptions } from '../AdminOptions';
+import { defaultAdminOptions, resolveAdminOptions } from '../AdminOptions';
+import { parseDuration, purgeExpired } from '../../deadletter/Retention';
 import { redactSecrets } from '../redactSecrets';
 import { CliExit, ExitCode } from './ExitCode';
 import { openDatabase } from './openDatabase';
@@ -298,6 +299,33 @@ export function buildProgram(run: (fn: (s: Session, g: Globals) => Promise<numbe
         }, g),
       );
   }
+
+  const keep = (name: string, fallback: number | null) => (v: string | undefined): number | null => {
+    if (v === undefined) return fallback;
+    if (v === 'forever') return null;
+    const ms = parseDuration(v);
+    if (ms === undefined || ms < 60_000) throw new CliExit(ExitCode.Usage, `--${name} must be an age of at least a minute (30d, 12h, 90m) or "forever", got "${v}"`);
+    return ms;
+  };
+  const days = (ms: number | null) => (ms === null ? 'forever' : `${Math.round(ms / 86_400_000)}d`);
+  program
+    .command('purge')
+    .description(
+      `delete RESENT/DISCARDED dead letters and audit entries past their retention (NEW dead letters are never purged); defaults: dead letters ${days(defaultAdminOptions.retention.deadLettersMs)}, audit ${days(defaultAdminOptions.retention.auditMs)}`,
+    )
+    .option('--dead-letters <age>', 'keep RESENT/DISCARDED dead letters this long after their status changed (30d, 12h, 90m, or "forever")')
+    .option('--audit <age>', 'keep audit entries this long (or "forever")')
+    .option('--dry-run', 'count what would be deleted; delete nothing')
+    .action((opts: { deadLetters?: string; audit?: string; dryRun?: boolean }) => {
+      const policy = { deadLettersMs: keep('dead-letters', defaultAdminOptions.retention.deadLettersMs)(opts.deadLetters), auditMs: keep('audit', defaultAdminOptions.retention.auditMs)(opts.audit) };
+      return run(async (s, o) => {
+        const r = await purgeExpired({ transactions: s.transactions, deadLetters: s.deadLetters, audit: s.audit }, policy, { dryRun: opts.dryRun });
+        if (o.json) return json(r);
+        const verb = r.dryRun ? 'would delete' : 'deleted';
+        out(`${verb} ${r.deadLetters} dead letters${r.deadLettersBefore === null ? ' (kept forever)' : ` (RESENT/DISCARDED before ${iso(r.deadLettersBefore)})`}`);
+        out(`${verb} ${r.audit} audit entries${r.auditBefore === null ? ' (kept forever)' : ` (before ${iso(r.auditBefore)})`}`);
+      }, g);
+    });
 
   // The log-mode sender's EXCEPTION/DEAD transactions live on the sender's disks, owned by its process: these
   // commands go through that process's admin API (TmmAdmin), never the database.

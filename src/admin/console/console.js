@@ -122,17 +122,37 @@
     if (!state.session) return;
     const tab = currentTab();
     for (const a of document.querySelectorAll('#tabs a')) a.classList.toggle('active', a.dataset.tab === tab);
-    closeDrawer();
-    const views = { overview: renderOverview, dead: renderDead, groups: renderGroups, outbox: renderOutbox, txlog: renderTxLog, audit: renderAudit, journey: renderJourney };
-    (views[tab] || renderOverview)().catch((e) => e.status !== 401 && toast(e.message, true));
+    $('#drawer').hidden = true;
+    const views = { overview: renderOverview, dead: renderDead, groups: renderGroups, outbox: renderOutbox, txlog: renderTxLog, audit: renderAudit, journey: renderJourney, lag: renderLag };
+    const shown = (views[tab] || renderOverview)();
+    const letter = linkedDeadLetter();
+    shown.then(() => letter && showDeadLetter(letter)).catch((e) => e.status !== 401 && toast(e.message, true));
   }
   window.addEventListener('hashchange', route);
 
-  const currentTab = () => location.hash.replace('#', '').split('?')[0] || 'overview';
+  const currentTab = () => location.hash.replace('#', '').split(/[?/]/)[0] || 'overview';
   /** Shows a tab's content, unless the operator has moved to another tab while it loaded (a slow answer never wins). */
   function setView(tab, ...children) {
     if (currentTab() !== tab) return;
     $('#view').replaceChildren(...children);
+  }
+
+  // ---------- direct links to one dead letter: #dead/<id> ----------
+  const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+  /** The dead letter the address names (#dead/<id>), if any. */
+  function linkedDeadLetter() {
+    const [tab, id] = location.hash.replace('#', '').split('/');
+    return tab === 'dead' && id && UUID.test(id) ? id : undefined;
+  }
+  /** The address of one dead letter, absolute, for copying into a ticket or a chat. */
+  const deadLetterUrl = (id) => `${location.origin}${location.pathname}#dead/${id}`;
+  /** Shows a letter's own address in the bar without reloading the view (and drops it when the drawer closes). */
+  function pointAddressAt(id) {
+    const target = id ? `#dead/${id}` : currentTab() === 'dead' ? '#dead' : location.hash;
+    if (location.hash !== target) history.replaceState(null, '', target);
+  }
+  function deadLetterLink(id) {
+    return h('p', { class: 'permalink' }, h('a', { href: `#dead/${id}`, 'data-testid': 'permalink', title: 'A link that opens this dead letter' }, deadLetterUrl(id)));
   }
 
   // ---------- overview ----------
@@ -292,7 +312,10 @@
     $('#drawer-body').replaceChildren(...children);
     $('#drawer').hidden = false;
   }
-  function closeDrawer() { $('#drawer').hidden = true; }
+  function closeDrawer() {
+    if (!$('#drawer').hidden && linkedDeadLetter()) pointAddressAt(undefined);
+    $('#drawer').hidden = true;
+  }
   $('#drawer-close').addEventListener('click', closeDrawer);
   document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && !$('#confirm').open) closeDrawer(); });
 
@@ -327,8 +350,10 @@
         await refreshAfterAction(d.id);
       } catch (e) { toast(e.message, true); }
     } }, 'Discard');
+    pointAddressAt(d.id);
     openDrawer(`Dead letter`,
       h('div', { 'data-testid': 'detail', 'data-status': d.status }, badge(d.status)),
+      deadLetterLink(d.id),
       meta([
         ['Id', h('code', {}, d.id)], ['Message id', h('code', {}, d.messageId)], ['Topic', d.topic], ['Consumer', d.consumer], ['Queue', d.queue],
         ['Original route', `${d.originalExchange || '(default)'} / ${d.originalRoutingKey}`], ['Dead-letter queue', d.deadLetterQueue],
@@ -486,9 +511,9 @@
       'audit',
       h('h1', {}, 'Audit trail'),
       h('div', { class: 'panel' },
-        table(['When', 'Who', 'Action', 'Target', 'Change'], page.items,
-          (a) => [fmtTime(a.at), a.principal, a.action, h('code', {}, `${a.targetType} ${a.targetId}`), h('code', {}, `${JSON.stringify(a.before && a.before.status || null)} → ${JSON.stringify(a.after && a.after.status || null)}`)],
-          null, null, 'audit-table'),
+        table(['When', 'Who', 'Action', 'Target', 'Change', 'Comment'], page.items,
+          (a) => [fmtTime(a.at), a.principal, a.action, auditTarget(a), h('code', {}, `${JSON.stringify(a.before && a.before.status || null)} → ${JSON.stringify(a.after && a.after.status || null)}`), a.comment || '—'],
+          (a) => showAuditEntry(a), ['', '', '', '', '', 'wrap'], 'audit-table'),
         pager(page, (offset) => { state.audit.offset = offset; renderAudit(); }),
       ),
     );
@@ -587,6 +612,90 @@
       h('h3', {}, 'Timeline'), timelineList(j.steps, 'journey'),
       copiesView(j.copies),
     );
+  }
+
+  /** A dead letter's audit target links to it; other targets are shown as they are. */
+  function auditTarget(a) {
+    if (a.targetType === 'dead-letter') return h('a', { href: `#dead/${a.targetId}`, onclick: (e) => e.stopPropagation() }, h('code', {}, `dead-letter ${a.targetId}`));
+    return h('code', {}, `${a.targetType} ${a.targetId}`);
+  }
+
+  /** One audit entry: who, what, the comment, the state before and after — and for edit-and-resend, the payload diff. */
+  function showAuditEntry(a) {
+    const payloadBefore = a.before && typeof a.before.payload === 'string' ? a.before.payload : undefined;
+    const payloadAfter = a.after && typeof a.after.payload === 'string' ? a.after.payload : undefined;
+    const strip = (o) => (o && typeof o === 'object' ? Object.fromEntries(Object.entries(o).filter(([k]) => k !== 'payload')) : o);
+    openDrawer('Audit entry',
+      meta([['When', fmtTime(a.at)], ['Who', a.principal], ['Action', a.action], ['Target', auditTarget(a)], ['Comment', a.comment && h('span', { 'data-testid': 'audit-comment' }, a.comment)]]),
+      ...(payloadBefore !== undefined || payloadAfter !== undefined ? [h('h3', {}, 'Payload: before → after'), payloadDiff(pretty(payloadBefore || ''), pretty(payloadAfter || ''))] : []),
+      h('h3', {}, 'Before'), h('pre', { 'data-testid': 'audit-before' }, JSON.stringify(strip(a.before), null, 2)),
+      h('h3', {}, 'After'), h('pre', { 'data-testid': 'audit-after' }, JSON.stringify(strip(a.after), null, 2)),
+    );
+  }
+
+  /** A line diff (longest common subsequence) of two texts: removed lines red with "-", added green with "+". */
+  function payloadDiff(before, after) {
+    const a = before.split('\n');
+    const b = after.split('\n');
+    if (a.length * b.length > 250000) return h('div', { class: 'grid2' }, h('pre', {}, before), h('pre', {}, after));
+    const lcs = Array.from({ length: a.length + 1 }, () => new Array(b.length + 1).fill(0));
+    for (let i = a.length - 1; i >= 0; i--) for (let j = b.length - 1; j >= 0; j--) lcs[i][j] = a[i] === b[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
+    const lines = [];
+    let i = 0, j = 0;
+    while (i < a.length || j < b.length) {
+      if (i < a.length && j < b.length && a[i] === b[j]) { lines.push(['same', ' ', a[i]]); i++; j++; }
+      else if (i < a.length && (j === b.length || lcs[i + 1][j] >= lcs[i][j + 1])) { lines.push(['del', '-', a[i]]); i++; }
+      else { lines.push(['add', '+', b[j]]); j++; }
+    }
+    return h('pre', { class: 'diff', 'data-testid': 'payload-diff' }, lines.map(([kind, mark, text]) => h('span', { class: `diff-${kind}` }, `${mark} ${text}\n`)));
+  }
+
+  // ---------- lag: latencies, consumers, queues on the broker, retries, alerts ----------
+  const fmtSec = (s) => (s === null || s === undefined ? '—' : s < 1 ? `${Math.round(s * 1000)} ms` : s < 120 ? `${s.toFixed(s < 10 ? 2 : 1)} s` : fmtAge(s * 1000));
+  const fmtPct = (r) => (r === null || r === undefined ? '—' : `${(r * 100).toFixed(r < 0.1 ? 1 : 0)} %`);
+
+  async function renderLag() {
+    const [lag, health] = await Promise.all([api('GET', '/api/lag'), api('GET', '/api/health').catch((e) => (e.status === 503 ? null : Promise.reject(e)))]);
+    const latency = (title, rows, id) => h('div', { class: 'panel' }, h('h2', {}, title),
+      table(['Topic', 'Count', 'p50', 'p95', 'p99'], rows, (p) => [p.topic, fmtNum(p.count), fmtSec(p.p50), fmtSec(p.p95), fmtSec(p.p99)], null, ['', 'num', 'num', 'num', 'num'], id));
+    const now = Date.now();
+    setView(
+      'lag',
+      h('h1', {}, 'Lag and the broker'),
+      alertsPanel(health),
+      h('div', { class: 'panel' }, h('h2', {}, 'Outbox backlog by topic (due, not yet published)'),
+        table(['Topic', 'Due rows', 'Oldest waits'], lag.backlog, (b) => [b.topic, fmtNum(b.due), fmtAge(b.oldestAgeMs)], null, ['', 'num', 'num'], 'backlog')),
+      h('div', { class: 'grid2' },
+        latency('Publish latency (due → broker confirm)', lag.publishLatency, 'publish-latency'),
+        latency('End-to-end latency (created → handled)', lag.endToEndLatency, 'e2e-latency'),
+      ),
+      h('div', { class: 'panel' }, h('h2', {}, 'Consumers (this process, last minute)'),
+        table(['Consumer', 'Settled / min', 'Handled / min', 'Failed / min', 'Failure rate', 'Handled (total)', 'Failed (total)'], lag.consumers,
+          (c) => [c.consumer, fmtNum(c.perMinute), fmtNum(c.handledPerMinute), fmtNum(c.failedPerMinute), fmtPct(c.failureRate), fmtNum(c.total.handled), fmtNum(c.total.failed)],
+          null, ['', 'num', 'num', 'num', 'num', 'num', 'num'], 'consumer-rates')),
+      h('div', { class: 'panel' }, h('h2', {}, `Queues on the broker${lag.queues.source ? ` (${lag.queues.source === 'amqp' ? 'AMQP passive declares: no unacked count' : 'management API'})` : ''}`),
+        lag.queues.note ? h('p', { class: 'muted' }, lag.queues.note) : null,
+        table(['Queue', 'Kind', 'Consumer', 'Ready', 'Unacked', 'Consumers', 'Problem'], lag.queues.items,
+          (q) => [q.queue, q.kind, q.consumer, fmtNum(q.ready), q.unacked === null ? '—' : fmtNum(q.unacked), fmtNum(q.consumers), q.error || ''],
+          null, ['', '', '', 'num', 'num', 'num', 'wrap'], 'queue-depths')),
+      h('div', { class: 'panel' }, h('h2', {}, 'Waiting in retry queues (sent there by this process)'),
+        table(['Message', 'Consumer', 'Retry queue', 'Failed attempt', 'Error', 'Comes back'], lag.retrying,
+          (r) => [h('code', {}, r.messageId), r.consumer, r.retryQueue, String(r.attempt), r.error, r.dueAt > now ? `in ${fmtAge(r.dueAt - now)} (${fmtTime(r.dueAt)})` : `due since ${fmtAge(now - r.dueAt)}`],
+          null, ['', '', '', 'num', 'wrap', ''], 'retrying')),
+    );
+  }
+
+  /** The alerts of tmm.health(): each with its value and threshold, firing ones first and marked. */
+  function alertsPanel(health) {
+    if (!health) return h('div', { class: 'panel' }, h('h2', {}, 'Alerts'), h('p', { class: 'empty' }, 'Health is not available.'));
+    const labels = { backlogAge: 'Outbox backlog age', outboxDead: 'Outbox DEAD rows', deadLetterRate: 'Dead-letter rate', consumerHeartbeat: 'Consumer heartbeat' };
+    const value = (k, a) => (a.value === null ? '—' : k === 'backlogAge' ? fmtAge(a.value) : fmtNum(a.value));
+    const limit = (k, a) => (a.threshold === null ? 'off' : k === 'backlogAge' || k === 'consumerHeartbeat' ? fmtAge(a.threshold) : k === 'deadLetterRate' ? `${fmtNum(a.threshold)} per ${fmtAge(a.windowMs)}` : fmtNum(a.threshold));
+    const rows = Object.entries(health.alerts).sort(([, x], [, y]) => Number(y.firing) - Number(x.firing));
+    return h('div', { class: 'panel', 'data-testid': 'alerts' }, h('h2', {}, 'Alerts'),
+      h('div', { class: 'cards' }, rows.map(([k, a]) => h('div', { class: `card${a.firing ? ' alert' : ''}`, 'data-alert': k, 'data-firing': String(a.firing) },
+        h('div', { class: 'label' }, labels[k] || k), h('div', { class: 'value' }, a.firing ? 'FIRING' : 'ok'),
+        h('div', { class: 'muted' }, `${value(k, a)} (limit ${limit(k, a)})`), a.detail ? h('div', { class: 'muted wrap' }, a.detail) : null))));
   }
 
   // ---------- start ----------

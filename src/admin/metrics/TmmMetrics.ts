@@ -4,6 +4,9 @@ import type { DeadLetterStore } from '../../deadletter/DeadLetterStore';
 import type { OutboxAdminStore, OutboxStats } from '../../deadletter/OutboxAdminStore';
 import type { DeadLetterSummaryCounts } from '../../deadletter/DeadLetter';
 import type { SetFlowStats } from '../../transport/sets/SetRoutingTransport';
+import type { TmmHealth } from '../../runtime/Tmm';
+import { LagMetrics } from './LagMetrics';
+import type { TmmQueueDepth } from './LagReport';
 
 /** The SET router's sets and flow counters, when the transport routes to sets. */
 export interface SetMetricsSource {
@@ -55,6 +58,8 @@ export class TmmMetrics {
   readonly registry = new Registry();
   /** Feeds `tmm_relay_claim_*` and `tmm_relay_mark_*`: pass it to Relay.observe (or Dispatcher.observe). */
   readonly relayObserver: RelayObserver;
+  /** Publish and end-to-end latency histograms and the retry-queue record; attach its observers (TmmAdmin does). */
+  readonly lag: LagMetrics;
   private cache: { at: number; outbox: OutboxStats; dead: DeadLetterSummaryCounts } | undefined;
 
   constructor(
@@ -68,9 +73,86 @@ export class TmmMetrics {
       txlog?: () => { degraded: boolean; directories: { path: string; ok: boolean }[]; inDoubt: number; pendingSend: number; problems: number };
       /** SET routing: per-set flow counters and per-set backlog gauges (tmm_set_*, tmm_outbox_*_by_set). */
       sets?: SetMetricsSource;
+      /** The depths of the consumers' queues on the broker (tmm_queue_* gauges). */
+      queues?: () => Promise<TmmQueueDepth[]>;
+      /** tmm.health(): its alerts and consumer heartbeats (tmm_alert_firing, tmm_consumer_up, ...). */
+      health?: () => Promise<TmmHealth>;
     },
   ) {
     const r = [this.registry];
+    this.lag = new LagMetrics(this.registry);
+    const queues = deps.queues;
+    if (queues) {
+      const queueGauge = (name: string, help: string, value: (q: TmmQueueDepth) => number | null) =>
+        new Gauge({
+          name,
+          help,
+          labelNames: ['queue', 'consumer', 'kind'],
+          registers: r,
+          async collect() {
+            this.reset();
+            for (const q of await queues()) {
+              const v = value(q);
+              if (q.error === undefined && v !== null) this.set({ queue: q.queue, consumer: q.consumer, kind: q.kind }, v);
+            }
+          },
+        });
+      queueGauge('tmm_queue_messages', 'Messages in a tmm queue on the broker (kind: work|retry|dead-letter); ready only when read by AMQP passive declare', (q) => q.messages);
+      queueGauge('tmm_queue_unacked', 'Delivered, unacknowledged messages of a tmm queue (management API only)', (q) => q.unacked);
+      queueGauge('tmm_queue_consumers', 'Consumers subscribed to a tmm queue on the broker (any process)', (q) => q.consumers);
+    }
+    const retries = this.lag.retries;
+    new Gauge({
+      name: 'tmm_retry_waiting',
+      help: 'Messages this process’s consumers put in a retry queue that have not come back yet, per consumer',
+      labelNames: ['consumer'],
+      registers: r,
+      collect() {
+        this.reset();
+        const by = new Map<string, number>();
+        for (const m of retries.list()) by.set(m.consumer, (by.get(m.consumer) ?? 0) + 1);
+        for (const [consumer, n] of by) this.set({ consumer }, n);
+      },
+    });
+    const health = deps.health;
+    if (health) {
+      let cached: { at: number; h: Promise<TmmHealth> } | undefined;
+      const read = () => {
+        const now = Date.now();
+        if (!cached || now - cached.at >= (deps.cacheMs ?? 2000)) cached = { at: now, h: health() };
+        return cached.h;
+      };
+      new Gauge({
+        name: 'tmm_alert_firing',
+        help: 'Per alert of tmm.health() (backlogAge|outboxDead|deadLetterRate|consumerHeartbeat): 1 firing, 0 not',
+        labelNames: ['alert'],
+        registers: r,
+        async collect() {
+          const h = await read();
+          for (const [alert, a] of Object.entries(h.alerts)) this.set({ alert }, a.firing ? 1 : 0);
+        },
+      });
+      new Gauge({
+        name: 'tmm_consumer_up',
+        help: 'Per consumer of this process: 1 when its heartbeat is ok (subscribed, not stalled), 0 when not',
+        labelNames: ['consumer'],
+        registers: r,
+        async collect() {
+          this.reset();
+          for (const c of (await read()).alerts.consumerHeartbeat.consumers) this.set({ consumer: c.consumer }, c.ok ? 1 : 0);
+        },
+      });
+      new Gauge({
+        name: 'tmm_consumer_last_activity_timestamp_seconds',
+        help: 'Per consumer of this process: when it last received or settled a delivery (Unix seconds; absent before the first)',
+        labelNames: ['consumer'],
+        registers: r,
+        async collect() {
+          this.reset();
+          for (const c of (await read()).alerts.consumerHeartbeat.consumers) if (c.lastActivityAt !== null) this.set({ consumer: c.consumer }, c.lastActivityAt / 1000);
+        },
+      });
+    }
     const txlog = deps.txlog;
     if (txlog) {
       new Gauge({ name: 'tmm_txlog_degraded', help: '1 when a transaction-log directory failed and the sender runs on the other', registers: r, collect() { this.set(txlog().degraded ? 1 : 0); } });

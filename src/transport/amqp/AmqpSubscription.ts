@@ -44,6 +44,11 @@ export class AmqpSubscription implements Subscription {
     return this.options.queue.name;
   }
 
+  /** Consuming on a live channel now: not cancelled, and the broker acknowledged basic.consume on the current channel. */
+  get isActive(): boolean {
+    return !this.cancelled && this.channel !== undefined && this.consumerTag !== undefined;
+  }
+
   /** Opens a channel on `model` and starts consuming, unless already consuming or cancelled. */
   attach(model: amqp.ChannelModel): Promise<void> {
     if (this.cancelled || this.channel) return Promise.resolve();
