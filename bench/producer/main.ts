@@ -7,13 +7,15 @@
  *    statements on a pg.Pool of the same size; cached better-sqlite3 Statements), with and without the
  *    outbox row;
  * at 1 caller and at 32 concurrent callers, on SQLite (better-sqlite3, WAL file) and PostgreSQL. What each
- * world adds for the message (msg − base, per round) is compared: `added_vs_floor` = tmm's added µs / the
- * raw driver's added µs. Plus the async-context overhead of the AsyncLocalStorage and cls-hooked adapters.
- * Last line: one JSON object. BENCH_PROFILE=<prefix> also profiles one extra tmm section per side.
+ * world adds for the message (msg − base: per round, the median of the paired block differences) is
+ * compared: `added_vs_floor` = tmm's added µs / the raw driver's added µs; the same on CPU time (`cpu_*`).
+ * Plus the async-context overhead of the AsyncLocalStorage and cls-hooked adapters. Last line: one JSON
+ * object. BENCH_PROFILE=<prefix> also profiles one extra tmm section per side; BENCH_SIDE runs one side
+ * alone (for callgrind).
  */
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IsInt, IsString } from 'class-validator';
@@ -77,6 +79,18 @@ interface Side {
   op: () => Promise<unknown>;
   after?: () => Promise<unknown>;
 }
+/**
+ * CPU time (µs) spent so far for the run: this process's main thread (its run time from
+ * /proc/self/task/<pid>/schedstat, ns) plus, on PostgreSQL, the run's own server backends (the same per
+ * backend process). Waiting for a CPU that other work on the machine holds is not in it, so it survives
+ * load that the wall clock does not (caches shared with that work still slow it somewhat). Helper threads
+ * (GC, libuv) are left out: on a loaded machine their spinning for a CPU would count as work.
+ */
+type CpuClock = (() => number) & { refresh?: () => Promise<void> };
+const MAIN_THREAD = `/proc/self/task/${process.pid}/schedstat`;
+const schedNs = (file: string) => Number(readFileSync(file, 'utf8').split(' ')[0]);
+const nodeCpu: CpuClock = () => schedNs(MAIN_THREAD) / 1000;
+
 interface World {
   base: Side;
   msg: Side;
@@ -95,6 +109,10 @@ interface LevelResult {
   msg_us: number;
   floor_base_us: number;
   floor_msg_us: number;
+  cpu_added_us: number;
+  cpu_floor_added_us: number;
+  cpu_added_vs_floor: number;
+  cpu_added_vs_floor_range: [number, number];
   ratio: number;
   floor_ratio: number;
 }
@@ -103,7 +121,7 @@ interface LevelResult {
  * Alternating rounds: in each round, per concurrency level, the four sides in a rotated order. Added µs
  * and their ratio are taken per round (the two sides of a world ran back to back), then the median.
  */
-async function compare(label: string, tmmWorld: World, floor: World, ops: Record<number, number>): Promise<Record<number, LevelResult>> {
+async function compare(label: string, tmmWorld: World, floor: World, ops: Record<number, number>, cpu: CpuClock = nodeCpu): Promise<Record<number, LevelResult>> {
   const sides = [
     ['tmm', 'base'],
     ['tmm', 'msg'],
@@ -118,42 +136,62 @@ async function compare(label: string, tmmWorld: World, floor: World, ops: Record
       await timeConcurrent(Math.min(200, ops[c]), c, side.op, side.after);
     }
   }
-  const samples: Record<number, Record<string, number[]>> = {};
-  for (const c of CONCURRENCY) samples[c] = { 'tmm.base': [], 'tmm.msg': [], 'floor.base': [], 'floor.msg': [] };
+  // Per round and level: the paired differences msg − base of each rotation (the two blocks ran within
+  // a few ms of each other), and their median over the round's rotations — a rotation that a burst of
+  // load from other work hit is an outlier there, not a shift of the mean.
+  const added: Record<number, { tmm: number[]; floor: number[]; tmmCpu: number[]; floorCpu: number[] }> = {};
+  const means: Record<number, Record<string, number[]>> = {};
+  for (const c of CONCURRENCY) {
+    added[c] = { tmm: [], floor: [], tmmCpu: [], floorCpu: [] };
+    means[c] = { 'tmm.base': [], 'tmm.msg': [], 'floor.base': [], 'floor.msg': [] };
+  }
   for (let r = 0; r < ROUNDS; r++) {
+    await cpu.refresh?.();
     for (const c of CONCURRENCY) {
       // A round interleaves the four sides in blocks (rotating their order), so load others put on the
-      // machine falls on all four alike; each side's µs/op of the round is its total over its blocks.
+      // machine falls on all four alike.
       const block = c === 1 ? 50 : 250;
       const blocks = Math.max(1, Math.round(ops[c] / block));
-      const total: Record<string, number> = { 'tmm.base': 0, 'tmm.msg': 0, 'floor.base': 0, 'floor.msg': 0 };
+      const t: Record<string, number[]> = { 'tmm.base': [], 'tmm.msg': [], 'floor.base': [], 'floor.msg': [] };
+      const u: Record<string, number[]> = { 'tmm.base': [], 'tmm.msg': [], 'floor.base': [], 'floor.msg': [] };
       for (let b = 0; b < blocks; b++) {
         for (let k = 0; k < sides.length; k++) {
           const [w, s] = sides[(k + b + r) % sides.length];
           const side = (w === 'tmm' ? tmmWorld : floor)[s];
-          total[`${w}.${s}`] += await timeConcurrent(block, c, side.op, side.after);
+          const cpu0 = cpu();
+          t[`${w}.${s}`].push(await timeConcurrent(block, c, side.op, side.after));
+          u[`${w}.${s}`].push((cpu() - cpu0) / block);
         }
       }
-      for (const [k, v] of Object.entries(total)) samples[c][k].push(v / blocks);
+      for (const [k, v] of Object.entries(t)) means[c][k].push(v.reduce((a, b) => a + b, 0) / v.length);
+      added[c].tmm.push(median(t['tmm.msg'].map((m, i) => m - t['tmm.base'][i])));
+      added[c].floor.push(median(t['floor.msg'].map((m, i) => m - t['floor.base'][i])));
+      added[c].tmmCpu.push(median(u['tmm.msg'].map((m, i) => m - u['tmm.base'][i])));
+      added[c].floorCpu.push(median(u['floor.msg'].map((m, i) => m - u['floor.base'][i])));
     }
   }
   for (const c of CONCURRENCY) {
-    const x = samples[c];
-    const added = x['tmm.msg'].map((m, i) => m - x['tmm.base'][i]);
-    const floorAdded = x['floor.msg'].map((m, i) => m - x['floor.base'][i]);
-    const ratios = added.map((a, i) => a / floorAdded[i]);
+    const x = means[c];
+    const tmmAdded = added[c].tmm;
+    const floorAdded = added[c].floor;
+    const ratios = tmmAdded.map((a, i) => a / floorAdded[i]);
+    const cpuRatios = added[c].tmmCpu.map((a, i) => a / added[c].floorCpu[i]);
     const range = (xs: number[], d = 1): [number, number] => [round(Math.min(...xs), d), round(Math.max(...xs), d)];
     const res: LevelResult = {
-      added_us: round(median(added), 1),
+      added_us: round(median(tmmAdded), 1),
       floor_added_us: round(median(floorAdded), 1),
       added_vs_floor: round(median(ratios), 2),
       added_vs_floor_range: range(ratios, 2),
-      added_range_us: range(added),
+      added_range_us: range(tmmAdded),
       floor_added_range_us: range(floorAdded),
       base_us: round(median(x['tmm.base']), 1),
       msg_us: round(median(x['tmm.msg']), 1),
       floor_base_us: round(median(x['floor.base']), 1),
       floor_msg_us: round(median(x['floor.msg']), 1),
+      cpu_added_us: round(median(added[c].tmmCpu), 1),
+      cpu_floor_added_us: round(median(added[c].floorCpu), 1),
+      cpu_added_vs_floor: round(median(cpuRatios), 2),
+      cpu_added_vs_floor_range: range(cpuRatios, 2),
       ratio: round(median(x['tmm.msg']) / median(x['tmm.base'])),
       floor_ratio: round(median(x['floor.msg']) / median(x['floor.base'])),
     };
@@ -161,7 +199,8 @@ async function compare(label: string, tmmWorld: World, floor: World, ops: Record
     console.log(
       `${label} ×${c} callers: tmm ${res.base_us} → ${res.msg_us} µs/tx (adds ${res.added_us}, ${res.added_range_us.join('–')}), ` +
         `floor ${res.floor_base_us} → ${res.floor_msg_us} µs/tx (adds ${res.floor_added_us}, ${res.floor_added_range_us.join('–')}), ` +
-        `added_vs_floor ${res.added_vs_floor} (${res.added_vs_floor_range.join('–')}), ratio ${res.ratio} (medians of ${ROUNDS} rounds × ${ops[c]})`,
+        `added_vs_floor ${res.added_vs_floor} (${res.added_vs_floor_range.join('–')}), ` +
+        `CPU: tmm adds ${res.cpu_added_us}, floor ${res.cpu_floor_added_us}, ×${res.cpu_added_vs_floor} (${res.cpu_added_vs_floor_range.join('–')}), ratio ${res.ratio} (medians of ${ROUNDS} rounds × ${ops[c]})`,
     );
   }
   return out;
@@ -271,6 +310,23 @@ function postgresFloor(pool: Pool): World {
   };
 }
 
+/**
+ * BENCH_SIDE=<tmm|floor>.<base|msg> with BENCH_SIDE_OPS=n: only that side on SQLite, 1 caller, 200
+ * warm-up and n timed transactions, then exit — for instruction counts under callgrind, which do not
+ * depend on the machine's load: (Ir at n2 − Ir at n1) / (n2 − n1) is the side's instructions per
+ * transaction (see bench/README.md).
+ */
+const SIDE = process.env.BENCH_SIDE;
+async function runSide(side: string, tmmSide: World, floor: World): Promise<void> {
+  const [w, s] = side.split('.') as ['tmm' | 'floor', 'base' | 'msg'];
+  const chosen = (w === 'tmm' ? tmmSide : w === 'floor' ? floor : undefined)?.[s];
+  if (!chosen) throw new Error(`BENCH_SIDE must be tmm|floor . base|msg, got ${side}`);
+  await timeConcurrent(200, 1, chosen.op, chosen.after);
+  const n = Number(process.env.BENCH_SIDE_OPS ?? 1000);
+  const us = await timeConcurrent(n, 1, chosen.op, chosen.after);
+  console.log(`side ${side}: ${n} transactions, ${round(us, 1)} µs/tx`);
+}
+
 async function benchSqlite(): Promise<Record<number, LevelResult>> {
   const dir = mkdtempSync(join(tmpdir(), 'tmm-bench-'));
   const sqlite = new DataSource({ type: 'better-sqlite3', database: join(dir, 'bench.sqlite'), entities: [BenchOrder], synchronize: true });
@@ -286,6 +342,11 @@ async function benchSqlite(): Promise<Record<number, LevelResult>> {
     // Every tmm migration, as tmm.start() runs them: the outbox's indexes include the admin's partial one.
     for (const m of MIGRATIONS) for (const sql of m.statements.sqlite) raw.exec(sql);
     const ops = { 1: Number(process.env.BENCH_SQLITE_OPS ?? 1000), 32: Number(process.env.BENCH_SQLITE_OPS_32 ?? 1500) };
+    if (SIDE) {
+      await runSide(SIDE, t.world, sqliteFloor(raw));
+      await t.finish();
+      return {} as Record<number, LevelResult>;
+    }
     const result = await compare('sqlite', t.world, sqliteFloor(raw), ops);
     if (profiler.enabled) await t.profile(ops[1] * 3);
     await t.finish();
@@ -297,6 +358,29 @@ async function benchSqlite(): Promise<Record<number, LevelResult>> {
   }
 }
 
+/** nodeCpu plus the CPU time of the PostgreSQL backends whose application_name is `app` (refreshed per round). */
+function backendCpu(admin: DataSource, app: string): CpuClock {
+  let pids: number[] = [];
+  const last = new Map<number, number>();
+  const clock: CpuClock = () => {
+    let ns = 0;
+    for (const pid of pids) {
+      try {
+        last.set(pid, schedNs(`/proc/${pid}/schedstat`));
+      } catch {
+        // gone: keep its last reading
+      }
+      ns += last.get(pid) ?? 0;
+    }
+    return nodeCpu() + ns / 1000;
+  };
+  clock.refresh = async () => {
+    const rows = (await admin.query('SELECT pid FROM pg_stat_activity WHERE application_name = $1', [app])) as { pid: number }[];
+    pids = rows.map((r) => Number(r.pid));
+  };
+  return clock;
+}
+
 async function benchPostgres(): Promise<Record<number, LevelResult>> {
   const schema = `tmm_bench_${randomBytes(4).toString('hex')}`;
   const pgConn = { host: process.env.TMM_PG_HOST ?? '127.0.0.1', port: Number(process.env.TMM_PG_PORT ?? 5432), username: process.env.TMM_PG_USER ?? 'postgres', database: process.env.TMM_PG_DATABASE ?? 'test' };
@@ -304,15 +388,17 @@ async function benchPostgres(): Promise<Record<number, LevelResult>> {
   await admin.initialize();
   await admin.query(`CREATE SCHEMA ${schema}`);
   try {
-    const pg = new DataSource({ type: 'postgres', ...pgConn, schema, entities: [BenchOrder], synchronize: true, poolSize: POOL, extra: { options: `-c search_path=${schema}` } });
+    // Both pools keep their connections (no idle timeout) and name them after the run's schema, so the
+    // CPU clock finds the run's server backends and the set stays the same through a round.
+    const pg = new DataSource({ type: 'postgres', ...pgConn, schema, entities: [BenchOrder], synchronize: true, poolSize: POOL, applicationName: schema, extra: { options: `-c search_path=${schema}`, idleTimeoutMillis: 0 } });
     await pg.initialize();
-    const pool = new Pool({ host: pgConn.host, port: pgConn.port, user: pgConn.username, database: pgConn.database, max: POOL, options: `-c search_path=${schema}` });
+    const pool = new Pool({ host: pgConn.host, port: pgConn.port, user: pgConn.username, database: pgConn.database, max: POOL, options: `-c search_path=${schema}`, application_name: schema, idleTimeoutMillis: 0 });
     try {
       const t = await tmmWorld('postgres', pg);
       // The floor writes the same tables (its rows are leased, so tmm's sweeper leaves them alone).
       const ops = { 1: Number(process.env.BENCH_PG_OPS ?? 600), 32: Number(process.env.BENCH_PG_OPS_32 ?? 2000) };
       const floor = postgresFloor(pool);
-      const result = await compare('postgres', t.world, floor, ops);
+      const result = await compare('postgres', t.world, floor, ops, backendCpu(admin, schema));
       await floor.cleanup!();
       if (profiler.enabled) await t.profile(ops[1] * 3);
       await t.finish();
@@ -363,7 +449,9 @@ async function benchContext(): Promise<Record<string, number>> {
 async function main(): Promise<void> {
   const result: Record<string, unknown> = { bench: 'producer' };
   if (!ONLY || ONLY === 'sqlite') {
-    Object.assign(result, keys('sqlite', await benchSqlite()), { sqlite_target: 1.35 });
+    const r = await benchSqlite();
+    if (SIDE) return;
+    Object.assign(result, keys('sqlite', r), { sqlite_target: 1.35 });
   }
   if (!ONLY || ONLY === 'postgres') {
     Object.assign(result, keys('postgres', await benchPostgres()), { postgres_target: 1.25 });

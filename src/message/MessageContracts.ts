@@ -1,5 +1,5 @@
 import { plainToInstance, instanceToPlain } from 'class-transformer';
-import { validate, ValidationError } from 'class-validator';
+import { getFromContainer, getMetadataStorage, validate, ValidationError, Validator } from 'class-validator';
 import { ConstraintViolation, ContractNotRegisteredError, MessageValidationError } from '../errors';
 import { ContractMetadata, getContractClasses, getContractMetadata } from '../metadata';
 
@@ -38,18 +38,112 @@ export function findContracts(topic: string, version?: number): ContractClass[] 
  * Throws MessageValidationError listing every failed constraint, nested ones with a dotted path.
  */
 export function validateContract(message: object, contractName: string, options: { rejectUnknownProperties?: boolean } = {}): Promise<void> {
-  const validatorOptions = options.rejectUnknownProperties === false ? CONSUMER_VALIDATION : PRODUCER_VALIDATION;
-  // A plain .then, not an async function: one promise fewer per message on the producer's path.
-  let validating: Promise<ValidationError[]>;
   try {
-    validating = validate(message, validatorOptions);
+    return checkContract(message, contractName, options) ?? Promise.resolve();
   } catch (e) {
     return Promise.reject(e); // as the async function this was: a rejection, never a synchronous throw
   }
-  return validating.then((errors) => {
-    if (errors.length > 0) throw new MessageValidationError(contractName, flatten(errors));
-  });
 }
+
+/**
+ * validateContract without a promise when none is needed: returns undefined when the message is valid
+ * and no constraint of it is asynchronous (what class-validator's validate() then resolves with), throws
+ * MessageValidationError synchronously when it is not; a promise only when an async constraint (or
+ * @ValidatePromise) ran. The same errors, messages and order as class-validator's validate().
+ */
+export function checkContract(message: object, contractName: string, options: { rejectUnknownProperties?: boolean } = {}): Promise<void> | undefined {
+  const validatorOptions = options.rejectUnknownProperties === false ? CONSUMER_VALIDATION : PRODUCER_VALIDATION;
+  const throwIfAny = (errors: ValidationError[]) => {
+    if (errors.length > 0) throw new MessageValidationError(contractName, flatten(errors));
+  };
+  if (!validatorInternals) return validate(message, validatorOptions).then(throwIfAny);
+  // What class-validator's Validator.validate() does (a ValidationExecutor, then strip the empty errors),
+  // with the class's metadata cached and no promise unless a constraint returned one.
+  const executor = new validatorInternals.ValidationExecutor(getFromContainer(Validator), validatorOptions);
+  executor.metadataStorage = validatorInternals.storage;
+  const errors: ValidationError[] = [];
+  executor.execute(message, undefined, errors);
+  if (executor.awaitingPromises.length === 0) {
+    throwIfAny(executor.stripEmptyErrors(errors));
+    return undefined;
+  }
+  return Promise.all(executor.awaitingPromises).then(() => throwIfAny(executor.stripEmptyErrors(errors)));
+}
+
+/** The parts of class-validator's metadata storage the executor uses (class-validator 0.14/0.15 layout). */
+interface MetadataStorageLike {
+  validationMetadatas: Map<unknown, unknown[]>;
+  getTargetValidationMetadatas(target: unknown, schema: unknown, always: boolean, strictGroups: boolean, groups?: string[]): unknown[];
+  groupByPropertyName(metadatas: unknown[]): Record<string, unknown[]>;
+}
+interface ExecutorLike {
+  metadataStorage: MetadataStorageLike;
+  awaitingPromises: Promise<unknown>[];
+  execute(object: object, targetSchema: string | undefined, errors: ValidationError[]): void;
+  stripEmptyErrors(errors: ValidationError[]): ValidationError[];
+}
+interface CachedMetadatas {
+  metadatas: unknown[];
+  grouped: Record<string, unknown[]>;
+  /** The storage's class count, and each of the class chain's own metadata lists with its length, when cached. */
+  classes: number;
+  lists: [unknown[], number][];
+}
+
+/**
+ * A view of class-validator's metadata storage that caches, per class, the validation metadatas of the
+ * class and its ancestors and their grouping by property. class-validator recomputes both on every
+ * validate(): it filters the class's list and scans every registered class for ancestors — work that
+ * grows with the number of decorated classes in the process. A cached entry is used while no class was
+ * registered since and none of the chain's lists grew (registerDecorator can add to a class later).
+ * Only the plain case is cached: no schema, groups, `always` or `strictGroups` (tmm's options).
+ */
+function cachingStorage(real: MetadataStorageLike): MetadataStorageLike {
+  const cache = new Map<unknown, CachedMetadatas>();
+  const byList = new WeakMap<unknown[], Record<string, unknown[]>>();
+  const fresh = (e: CachedMetadatas) => {
+    if (e.classes !== real.validationMetadatas.size) return false;
+    for (const [list, length] of e.lists) if (list.length !== length) return false;
+    return true;
+  };
+  const view = Object.create(real) as MetadataStorageLike;
+  view.getTargetValidationMetadatas = (target, schema, always, strictGroups, groups) => {
+    if (typeof target !== 'function' || schema !== undefined || always || strictGroups || (groups && groups.length > 0)) {
+      return real.getTargetValidationMetadatas(target, schema, always, strictGroups, groups);
+    }
+    let e = cache.get(target);
+    if (!e || !fresh(e)) {
+      const lists: [unknown[], number][] = [];
+      for (let t: unknown = target; typeof t === 'function' && t !== Function.prototype; t = Object.getPrototypeOf(t)) {
+        const list = real.validationMetadatas.get(t);
+        if (list) lists.push([list, list.length]);
+      }
+      const metadatas = real.getTargetValidationMetadatas(target, schema, always, strictGroups, groups);
+      e = { metadatas, grouped: real.groupByPropertyName(metadatas), classes: real.validationMetadatas.size, lists };
+      byList.set(metadatas, e.grouped);
+      cache.set(target, e);
+    }
+    return e.metadatas;
+  };
+  view.groupByPropertyName = (metadatas) => byList.get(metadatas) ?? real.groupByPropertyName(metadatas);
+  return view;
+}
+
+/** class-validator's executor and a caching view of its storage, when its layout is the one this module knows (else: validate()). */
+const validatorInternals: { ValidationExecutor: new (validator: Validator, options: object) => ExecutorLike; storage: MetadataStorageLike } | undefined = (() => {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { ValidationExecutor } = require('class-validator/cjs/validation/ValidationExecutor') as { ValidationExecutor?: new (validator: Validator, options: object) => ExecutorLike };
+    const real = getMetadataStorage() as unknown as MetadataStorageLike;
+    if (typeof ValidationExecutor !== 'function' || !(real.validationMetadatas instanceof Map)) return undefined;
+    if (typeof real.getTargetValidationMetadatas !== 'function' || typeof real.groupByPropertyName !== 'function') return undefined;
+    const probe = new ValidationExecutor(getFromContainer(Validator), {});
+    if (probe.metadataStorage !== (real as unknown) || !Array.isArray(probe.awaitingPromises) || typeof probe.execute !== 'function' || typeof probe.stripEmptyErrors !== 'function') return undefined;
+    return { ValidationExecutor, storage: cachingStorage(real) };
+  } catch {
+    return undefined;
+  }
+})();
 
 const PRODUCER_VALIDATION = Object.freeze({ forbidUnknownValues: true, whitelist: true, forbidNonWhitelisted: true });
 const CONSUMER_VALIDATION = Object.freeze({ forbidUnknownValues: true, whitelist: true, forbidNonWhitelisted: false });

@@ -1,6 +1,6 @@
 import { uuidv7 } from 'uuidv7';
 import { ConfigurationError, NoActiveTransactionError, PayloadTooLargeError } from '../errors';
-import { contractOf, serializeContract, validateContract } from '../message/MessageContracts';
+import { checkContract, contractOf, serializeContract } from '../message/MessageContracts';
 import type { ContractMetadata } from '../metadata';
 import { OutboxMessage, TmmHeaders } from '../message/OutboxMessage';
 import { toTransportMessage } from '../message/toTransportMessage';
@@ -57,6 +57,8 @@ export interface SendOptions {
 
 /** The default options object: known valid, so send() without options skips checking them. */
 const NO_OPTIONS: SendOptions = Object.freeze({});
+/** No business keys (the journey is off): shared, never written to. */
+const NO_KEYS: (string | null)[] = [];
 const SEND_OPTION_KEYS = new Set(['routingKey', 'exchange', 'headers', 'delay', 'deliverAt', 'orderingKey', 'mode']);
 const COLLECTOR = Symbol('tmm:producer:collector');
 
@@ -102,45 +104,77 @@ export class MessageProducer {
    * PayloadTooLargeError, ContractNotRegisteredError, ConfigurationError for bad options, or
    * NoActiveTransactionError when transactions are required and none is open.
    */
-  async send(message: object, options: SendOptions = NO_OPTIONS): Promise<string> {
-    const [id] = await this.sendAll([message], options);
-    return id;
+  send(message: object, options: SendOptions = NO_OPTIONS): Promise<string> {
+    // Not an async function: a message that validates synchronously, sent in a transaction, costs one
+    // resolved promise (this one) and no await hops.
+    try {
+      const built = this.prepare([message], options);
+      const ids = Array.isArray(built) ? this.deliver([message], built, options) : built.then((b) => this.deliver([message], b, options));
+      return Array.isArray(ids) ? Promise.resolve(ids[0]) : ids.then((i) => i[0]);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /** Sends several messages with the same options; one INSERT for all of them at commit. */
-  async sendAll(messages: object[], options: SendOptions = NO_OPTIONS): Promise<string[]> {
+  sendAll(messages: object[], options: SendOptions = NO_OPTIONS): Promise<string[]> {
+    try {
+      const built = this.prepare(messages, options);
+      return Promise.resolve(Array.isArray(built) ? this.deliver(messages, built, options) : built.then((b) => this.deliver(messages, b, options)));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Checks the options, validates and builds every row: synchronously unless a constraint is asynchronous. */
+  private prepare(messages: object[], options: SendOptions): OutboxMessage[] | Promise<OutboxMessage[]> {
     if (options !== NO_OPTIONS) checkSendOptions(options);
     const built: OutboxMessage[] = [];
-    const journey = this.journey.recorder.enabled;
-    const keys: (string | null)[] = [];
-    for (const message of messages) {
+    for (let i = 0; i < messages.length; i++) {
+      const message = messages[i];
       const { type, meta } = contractOf(message);
-      await validateContract(message, type.name);
+      const pending = checkContract(message, type.name);
+      if (pending) return pending.then(() => this.prepareAsync(messages, options, built, i));
       built.push(this.build(message, meta, options));
-      if (journey) keys.push(this.journey.businessKeys.length > 0 ? businessKeyOf(message, this.journey.businessKeys) : null);
     }
+    return built;
+  }
+
+  /** The rest of prepare() once message `i`'s asynchronous validation passed (in order: the first failure is the one thrown). */
+  private async prepareAsync(messages: object[], options: SendOptions, built: OutboxMessage[], i: number): Promise<OutboxMessage[]> {
+    built.push(this.build(messages[i], contractOf(messages[i]).meta, options));
+    for (let j = i + 1; j < messages.length; j++) {
+      const { type, meta } = contractOf(messages[j]);
+      await checkContract(messages[j], type.name);
+      built.push(this.build(messages[j], meta, options));
+    }
+    return built;
+  }
+
+  /** Publishes fast messages, or collects the rows in the current transaction (or a small one of their own). */
+  private deliver(messages: object[], built: OutboxMessage[], options: SendOptions): string[] | Promise<string[]> {
+    const ids = built.map((m) => m.id);
+    const journey = this.journey.recorder.enabled;
+    const keys: (string | null)[] = journey ? messages.map((m) => (this.journey.businessKeys.length > 0 ? businessKeyOf(m, this.journey.businessKeys) : null)) : NO_KEYS;
     if (options.mode === 'fast') {
-      await Promise.all(
-        built.map(async (m, i) => {
-          await this.transport.publish(toTransportMessage(m));
-          if (journey) this.recordFast(m, keys[i]);
-        }),
-      );
-      return built.map((m) => m.id);
+      return Promise.all(
+        built.map((m, i) =>
+          this.transport.publish(toTransportMessage(m)).then(() => {
+            if (journey) this.recordFast(m, keys[i]);
+          }),
+        ),
+      ).then(() => ids);
     }
     const scope = this.transactions.current();
     if (scope) {
       this.collect(scope, built, keys);
-    } else if (this.options.requireTransaction) {
-      throw new NoActiveTransactionError(built[0]?.topic ?? '?');
-    } else {
-      // Reliable send outside a transaction: a small transaction of its own, same path as any other.
-      await this.transactions.run(() => this.collect(this.transactions.current()!, built, keys), {
-        propagation: Propagation.RequiresNew,
-        name: 'tmm.send',
-      });
+      return ids;
     }
-    return built.map((m) => m.id);
+    if (this.options.requireTransaction) throw new NoActiveTransactionError(built[0]?.topic ?? '?');
+    // Reliable send outside a transaction: a small transaction of its own, same path as any other.
+    return this.transactions
+      .run(() => this.collect(this.transactions.current()!, built, keys), { propagation: Propagation.RequiresNew, name: 'tmm.send' })
+      .then(() => ids);
   }
 
   private collect(scope: TransactionScope, messages: OutboxMessage[], keys: (string | null)[]): void {

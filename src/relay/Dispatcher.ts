@@ -42,7 +42,7 @@ export interface DispatcherOptions {
 export const defaultDispatcherOptions: Omit<DispatcherOptions, 'owner'> = {
   concurrency: 256,
   markBatchSize: 200,
-  markLingerMs: 20,
+  markLingerMs: 100,
   deleteDelivered: true,
   delayHorizonMs: 60_000,
   maxAttempts: 10,

@@ -52,9 +52,22 @@ export class OpenTelemetryMessageTracer implements MessageTracer {
     this.tracer = api.trace.getTracer(options.scope ?? 'tmm');
   }
 
+  /**
+   * True while OpenTelemetry has nothing registered: no tracer provider behind the API's proxy (its
+   * tracers hand out non-recording spans) and no propagator (it writes no headers). A span started then
+   * is invisible and puts nothing on the message, so the send and publish hooks skip building it.
+   * Checked per call: an SDK may be registered (or disabled) at any time.
+   */
+  private inert(): boolean {
+    const { api } = this;
+    const provider = api.trace.getTracerProvider();
+    return provider instanceof api.ProxyTracerProvider && provider.getDelegateTracer('tmm') === undefined && api.propagation.fields().length === 0;
+  }
+
   send(info: SendInfo, headers: Headers): void {
     const { api } = this;
     try {
+      if (this.inert()) return;
       const span = this.tracer.startSpan(`send ${info.exchange}`, {
         kind: api.SpanKind.PRODUCER,
         attributes: {
@@ -80,6 +93,8 @@ export class OpenTelemetryMessageTracer implements MessageTracer {
     let span: Api.Span;
     let wire: TransportMessage;
     try {
+      // With nothing registered and no span active, the span below would be invalid and the message go as it is.
+      if (this.inert() && api.trace.getSpan(api.context.active()) === undefined) return fn(message);
       const stored = api.propagation.extract(api.ROOT_CONTEXT, message.headers, getter);
       const storedSpan = api.trace.getSpanContext(stored);
       span = this.tracer.startSpan(

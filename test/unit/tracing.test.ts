@@ -5,6 +5,7 @@
 import * as api from '@opentelemetry/api';
 import { MissingPeerDependencyError, OpenTelemetryMessageTracer, TraceHeaders, messageTracerFor, noopMessageTracer, resolveTmmOptions, stampOutgoing, AsyncLocalContextStore, setCorrelationId, newContext } from '../../src/internal';
 import { DataSource } from 'typeorm';
+import { installTracing } from '../support/tracing';
 
 const info = { id: 'm-1', topic: 't', exchange: 'x', routingKey: 'k' };
 
@@ -54,6 +55,36 @@ describe('the OpenTelemetry tracer with no SDK registered', () => {
     await tracer.publish({ id: 'm-1', exchange: 'x', routingKey: 'k', body: Buffer.from('{}'), headers: { a: 1 }, contentType: 'application/json', timestamp: 0 }, async (m) => void sent.push(m.headers));
     expect(sent).toEqual([{ a: 1 }]);
     await expect(tracer.process({ messageId: 'm', exchange: 'x', routingKey: 'k', queue: 'q', consumer: 'C.m', attempt: 1, headers: {} }, async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+  });
+});
+
+describe('the OpenTelemetry tracer built before the SDK is registered', () => {
+  // It skips building spans while nothing is registered (checked per call), so registering an SDK later,
+  // and disabling it again, must take effect on the same tracer at once.
+  it('traces once an SDK is registered and stops when it is disabled', async () => {
+    const tracer = new OpenTelemetryMessageTracer(api, { system: 'rabbitmq' });
+    const message = { id: 'm-1', exchange: 'x', routingKey: 'k', body: Buffer.from('{}'), headers: {}, contentType: 'application/json', timestamp: 0 };
+    const before = {};
+    tracer.send({ ...info, correlationId: 'c' }, before);
+    expect(before).toEqual({});
+    const tracing = installTracing();
+    try {
+      const headers: Record<string, string> = {};
+      tracer.send({ ...info, correlationId: 'c' }, headers);
+      expect(headers[TraceHeaders.traceparent]).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+      const wire: unknown[] = [];
+      await tracer.publish({ ...message, headers }, async (m) => void wire.push(m.headers));
+      expect((wire[0] as Record<string, string>)[TraceHeaders.traceparent]).toMatch(/^00-/);
+      expect(tracing.spans().map((s) => s.name)).toEqual(['send x', 'publish x']);
+    } finally {
+      await tracing.shutdown();
+    }
+    const after = {};
+    tracer.send({ ...info, correlationId: 'c' }, after);
+    expect(after).toEqual({});
+    const sent: unknown[] = [];
+    await tracer.publish(message, async (m) => void sent.push(m.headers));
+    expect(sent).toEqual([{}]);
   });
 });
 
