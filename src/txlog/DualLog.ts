@@ -15,7 +15,15 @@ async function copyStateFile(from: string, to: string, name: string): Promise<vo
     await fs.rm(join(to, name), { force: true });
     return;
   }
-  const tmp = join(to, `${name}.tmp`);
+  await writeFileAtomically(to, name, content);
+}
+
+/**
+ * Writes `dir/name` so that a crash leaves the old or the new content, never a mix: a temp file written and
+ * fsynced, (`beforeRename`, a test's fault point), renamed over the target, then the directory fsynced.
+ */
+async function writeFileAtomically(dir: string, name: string, content: string | Buffer, beforeRename?: () => void): Promise<void> {
+  const tmp = join(dir, `${name}.tmp`);
   const h = await fs.open(tmp, 'w');
   try {
     await h.writeFile(content);
@@ -23,8 +31,9 @@ async function copyStateFile(from: string, to: string, name: string): Promise<vo
   } finally {
     await h.close();
   }
-  await fs.rename(tmp, join(to, name));
-  await fsyncDir(to);
+  beforeRename?.();
+  await fs.rename(tmp, join(dir, name));
+  await fsyncDir(dir);
 }
 
 /** Points in the write path where a test may stop the process (TxLogOptions.faultHook). */
@@ -259,17 +268,7 @@ export class DualLog {
     await Promise.all(
       dirs.map(async (d) => {
         try {
-          const tmp = join(d.path, `${name}.tmp`);
-          const h = await fs.open(tmp, 'w');
-          try {
-            await h.writeFile(content);
-            await h.sync();
-          } finally {
-            await h.close();
-          }
-          if (fault) this.faultHook?.(fault);
-          await fs.rename(tmp, join(d.path, name));
-          await fsyncDir(d.path);
+          await writeFileAtomically(d.path, name, content, fault ? () => this.faultHook?.(fault) : undefined);
         } catch (e) {
           d.fail(e);
         }

@@ -12,6 +12,7 @@ import * as amqp from 'amqplib';
 import { AmqpTransport, type ConsumeContext, type QueueSpec, Tmm, type Topology, silentLogger } from '../../src/internal';
 import { Consumer } from 'tmm/decorators';
 import { LedgerPosted } from '../support/contracts';
+import { onChannel as onChannelOf } from '../support/broker';
 import { createTestDatabase, type TestDatabase } from '../support/databases';
 import { sleep, uniquePrefix, waitUntil } from '../support/consumers';
 import { PrivateRabbit } from '../support/privateRabbit';
@@ -60,15 +61,7 @@ describe('quorum queues dead-letter at least once (private RabbitMQ, target path
     return { work, retry, topology };
   }
 
-  async function onChannel<T>(fn: (ch: amqp.Channel) => Promise<T>): Promise<T> {
-    const ch = await conn.createChannel();
-    ch.on('error', () => undefined);
-    try {
-      return await fn(ch);
-    } finally {
-      await ch.close().catch(() => undefined);
-    }
-  }
+  const onChannel = <T>(fn: (ch: amqp.Channel) => Promise<T>): Promise<T> => onChannelOf(conn, fn);
 
   /** Retry copies as tmm's consumer publishes them (default exchange, routing key = retry queue). */
   async function publishRetries(retry: string): Promise<string[]> {

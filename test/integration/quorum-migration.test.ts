@@ -16,6 +16,7 @@ import * as amqp from 'amqplib';
 import { AmqpTransport, type ConsumeContext, type QueueSpec, Tmm, type Topology, holdingQueueName, queueArguments, silentLogger } from '../../src/internal';
 import { Consumer } from 'tmm/decorators';
 import { LedgerPosted } from '../support/contracts';
+import { onChannel as onChannelOf } from '../support/broker';
 import { AMQP_URL, ConsumerTestEnv, sleep, uniquePrefix, waitUntil } from '../support/consumers';
 
 const root = resolve(__dirname, '..', '..');
@@ -68,15 +69,7 @@ describe('tmm amqp migrate-to-quorum (RabbitMQ)', () => {
     await env.cleanup();
   });
 
-  async function onChannel<T>(fn: (ch: amqp.Channel) => Promise<T>): Promise<T> {
-    const ch = await conn.createChannel();
-    ch.on('error', () => undefined);
-    try {
-      return await fn(ch);
-    } finally {
-      await ch.close().catch(() => undefined);
-    }
-  }
+  const onChannel = <T>(fn: (ch: amqp.Channel) => Promise<T>): Promise<T> => onChannelOf(conn, fn);
 
   /** A tmm configured with `queueType`, its consumer registered but not started: what its topology is. */
   function topologyOf(queueType: 'classic' | 'quorum', seen: string[] = []): Required<Topology> {

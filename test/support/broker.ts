@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import * as net from 'node:net';
 import { promisify } from 'node:util';
+import type * as amqp from 'amqplib';
 import { AmqpTransport, Delivery, Logger, Subscription, Topology, Transport, TransportMessage, silentLogger } from '../../src/internal';
 
 /** The local RabbitMQ the integration tests use (`rabbitmqctl` must work too). */
@@ -153,5 +154,16 @@ export async function waitUntil(check: () => boolean | Promise<boolean>, what: s
   while (!(await check())) {
     if (Date.now() > until) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
     await sleep(20);
+  }
+}
+
+/** Runs one broker operation on a channel of its own, so that a 404 or 406 closes only that channel. */
+export async function onChannel<T>(conn: amqp.ChannelModel, fn: (ch: amqp.Channel) => Promise<T>): Promise<T> {
+  const ch = await conn.createChannel();
+  ch.on('error', () => undefined);
+  try {
+    return await fn(ch);
+  } finally {
+    await ch.close().catch(() => undefined);
   }
 }
