@@ -258,7 +258,7 @@ export function resolveTmmOptions(input: TmmOptions): ResolvedTmmOptions {
     migrate: o.migrate ?? true,
     sender: o.sender ?? 'outbox',
     txlog: o.txlog,
-    tracing: o.tracing ?? 'auto',
+    tracing: o.tracing ?? false,
     journey: { enabled: false, businessKeys: [], ...defaultJourneyWriterOptions, ...defined(o.journey) },
     producer: { ...defaultProducerOptions, ...defined(o.producer) },
     dispatcher: {

@@ -189,7 +189,7 @@ function stringHeader(h: Readonly<Headers>, key: string): string | undefined {
 }
 
 /**
- * The tracer the `tracing` option asks for: `false` → the no-op tracer; `'auto'` (default) → OpenTelemetry
+ * The tracer the `tracing` option asks for: `false` (default) → the no-op tracer; `'auto'` → OpenTelemetry
  * when `@opentelemetry/api` is installed, else the no-op tracer; `true` → OpenTelemetry, or a
  * MissingPeerDependencyError naming the package.
  */

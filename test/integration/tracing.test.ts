@@ -189,7 +189,7 @@ describe('tracing through the outbox (RabbitMQ, PostgreSQL)', () => {
       }
     }
     const t = env.transport();
-    const tmm = await env.start([new Failing()], { relay: { enabled: true, pollIntervalMs: 100 } }, t);
+    const tmm = await env.start([new Failing()], { tracing: true, relay: { enabled: true, pollIntervalMs: 100 } }, t);
     let id = '';
     await trace.getTracer('app').startActiveSpan('job', async (span) => {
       id = await tmm.transactions.run(() => tmm.producer.send(LedgerPosted.of('e-2', 7), { exchange: prefix, routingKey: 'work' }));

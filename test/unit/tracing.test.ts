@@ -108,8 +108,8 @@ describe('stampOutgoing (the correlation id)', () => {
 
 describe('the tracing option', () => {
   const dataSource = new DataSource({ type: 'better-sqlite3', database: ':memory:' });
-  it("defaults to 'auto' and refuses anything but a boolean or 'auto'", () => {
-    expect(resolveTmmOptions({ dataSource }).tracing).toBe('auto');
+  it("defaults to off (opt-in: true or 'auto') and refuses anything but a boolean or 'auto'", () => {
+    expect(resolveTmmOptions({ dataSource }).tracing).toBe(false);
     expect(resolveTmmOptions({ dataSource, tracing: false }).tracing).toBe(false);
     expect(() => resolveTmmOptions({ dataSource, tracing: 'yes' as never })).toThrow(/tracing/);
   });
