@@ -4,6 +4,8 @@
  *  - through the local transaction log (`@TransactionalMessage({ sender: 'log' })`: barrier row + begin record
  *    synced to two directories before COMMIT, end after, publish with confirms on RabbitMQ, Sent record),
  *  - through the outbox table (`sender: 'outbox'`: outbox row, after-commit publish with confirms, mark),
+ *  - through the log with an app checker instead of the barrier (`logChecker`: a topic with a registered
+ *    TransactionChecker, so no barrier row — the shape for a service that may not add tables to its database),
  *  - without messaging (`@Transactional`, the insert only).
  * Reports ratios, log fsyncs (write batches, one sync per directory each) per transaction, and the log mode's
  * begin→publish-confirmed latency p50/p99. Last line: one JSON object.
@@ -33,6 +35,13 @@ class OrderPlaced {
   @IsInt() amount!: number;
 }
 
+/** The same message on a topic whose in-doubt transactions are checked by the app (no barrier row). */
+@MessageContract({ topic: 'bench.log-order-checked' })
+class OrderChecked {
+  @IsString() id!: string;
+  @IsInt() amount!: number;
+}
+
 class Service {
   constructor(private readonly tmm: Tmm) {}
   @Transactional({ dataSource: 'bench-log' })
@@ -49,11 +58,16 @@ class Service {
     await this.tmm.transactions.getRepository(BenchOrder).insert({ id, amount: 1 });
     await this.tmm.producer.send(Object.assign(new OrderPlaced(), { id, amount: 1 }));
   }
+  @TransactionalMessage({ dataSource: 'bench-log', sender: 'log' })
+  async logChecker(id: string): Promise<void> {
+    await this.tmm.transactions.getRepository(BenchOrder).insert({ id, amount: 1 });
+    await this.tmm.producer.send(Object.assign(new OrderChecked(), { id, amount: 1 }));
+  }
 }
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const OPS: Record<number, number> = { 1: Number(process.env.BENCH_OPS_1 ?? 300), 32: Number(process.env.BENCH_OPS_32 ?? 1600) };
-type Mode = 'plain' | 'outbox' | 'log';
+type Mode = 'plain' | 'outbox' | 'log' | 'logChecker';
 
 async function main(): Promise<void> {
   const schema = await createBenchSchema('bench_log', { entities: [BenchOrder], poolSize: 40 });
@@ -74,6 +88,8 @@ async function main(): Promise<void> {
   await transport.declare({ exchanges: [{ name: exchange }], queues: [{ name: queue, bindings: [{ exchange, routingKey: '#' }] }] });
   const svc = new Service(tmm);
   const log = tmm.txlog!;
+  // Called only for a transaction in doubt after 30 s (none here): the order row says whether it committed.
+  log.registerChecker({ topic: 'bench.log-order-checked' }, () => 'commit');
   const results: Record<string, number> = {};
   const us: Record<string, number[]> = {};
   const fsyncs: Record<number, number[]> = { 1: [], 32: [] };
@@ -95,14 +111,20 @@ async function main(): Promise<void> {
         return Number(process.hrtime.bigint() - start) / 1000 / ops;
       };
       // Warm-up, then alternating rounds (order rotated each round).
-      for (const m of ['plain', 'outbox', 'log'] as Mode[]) await run(m);
+      for (const m of ['plain', 'outbox', 'log', 'logChecker'] as Mode[]) await run(m);
       await log.drained(60_000);
-      const orders: Mode[][] = [['plain', 'outbox', 'log'], ['log', 'plain', 'outbox'], ['outbox', 'log', 'plain']];
+      const orders: Mode[][] = [
+        ['plain', 'outbox', 'log', 'logChecker'],
+        ['logChecker', 'plain', 'outbox', 'log'],
+        ['log', 'logChecker', 'plain', 'outbox'],
+        ['outbox', 'log', 'logChecker', 'plain'],
+      ];
       for (let r = 0; r < ROUNDS; r++) {
         for (const m of orders[r % orders.length]) {
           const batchesBefore = log.log.batches;
           const latBefore = log.latencies.length;
           const t = await run(m);
+          if (m === 'logChecker') await log.drained(60_000); // its Sent records are not charged to the next side
           if (m === 'log') {
             await log.drained(60_000); // the Sent records of this round are in its batches
             fsyncs[callers].push((log.log.batches - batchesBefore) / ops);
@@ -111,9 +133,11 @@ async function main(): Promise<void> {
           (us[`${m}_${callers}`] ??= []).push(t);
         }
       }
-      for (const m of ['plain', 'outbox', 'log']) results[`${m}_us_${callers}`] = round(median(us[`${m}_${callers}`]), 1);
+      for (const m of ['plain', 'outbox', 'log', 'logChecker']) results[`${m}_us_${callers}`] = round(median(us[`${m}_${callers}`]), 1);
       results[`log_vs_plain_${callers}`] = round(median(us[`log_${callers}`]) / median(us[`plain_${callers}`]));
       results[`log_vs_outbox_${callers}`] = round(median(us[`log_${callers}`]) / median(us[`outbox_${callers}`]));
+      results[`log_checker_vs_outbox_${callers}`] = round(median(us[`logChecker_${callers}`]) / median(us[`outbox_${callers}`]));
+      results[`log_checker_vs_plain_${callers}`] = round(median(us[`logChecker_${callers}`]) / median(us[`plain_${callers}`]));
       results[`outbox_vs_plain_${callers}`] = round(median(us[`outbox_${callers}`]) / median(us[`plain_${callers}`]));
       results[`fsyncs_per_tx_${callers}`] = round(median(fsyncs[callers]));
       process.stderr.write(`callers=${callers} ${JSON.stringify(Object.fromEntries(Object.entries(us).filter(([k]) => k.endsWith(`_${callers}`)).map(([k, v]) => [k, v.map((x) => round(x, 0))])))}\n`);
