@@ -4,13 +4,12 @@
  * published iff committed, once; a rollback (thrown method, or a later beforeCommit hook failing after the
  * store's) publishes nothing.
  */
-import * as amqp from 'amqplib';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AmqpTransport, Tmm, silentLogger } from '../../src/internal';
 import { TransactionalMessage } from 'tmm/decorators';
-import { AMQP_URL, sleep, waitUntil } from '../support/broker';
+import { AMQP_URL, EntryTally, sleep, waitUntil } from '../support/broker';
 import { LedgerPosted } from '../support/contracts';
 import { TestDatabase, createTestDatabase, dbLanes } from '../support/databases';
 import { LedgerEntry } from '../support/entities';
@@ -18,30 +17,17 @@ import { LedgerEntry } from '../support/entities';
 jest.setTimeout(60_000);
 
 const EXCHANGE = `tmm.sender.contract.${process.pid}`;
-let conn: amqp.ChannelModel;
-let ch: amqp.Channel;
+let tally: EntryTally;
 const received = new Map<string, number>();
 let tmp: string;
 
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'tmm-sender-contract-'));
-  conn = await amqp.connect(AMQP_URL);
-  ch = await conn.createChannel();
-  await ch.assertExchange(EXCHANGE, 'topic', { durable: true });
-  const q = await ch.assertQueue(`${EXCHANGE}.q`, { durable: true });
-  await ch.bindQueue(q.queue, EXCHANGE, '#');
-  await ch.consume(q.queue, (msg) => {
-    if (!msg) return;
-    const id = (JSON.parse(msg.content.toString()) as { entryId: string }).entryId;
-    received.set(id, (received.get(id) ?? 0) + 1);
-    ch.ack(msg);
-  });
+  tally = await EntryTally.open(EXCHANGE, received);
 });
 
 afterAll(async () => {
-  await ch?.deleteQueue(`${EXCHANGE}.q`).catch(() => undefined);
-  await ch?.deleteExchange(EXCHANGE).catch(() => undefined);
-  await conn?.close();
+  await tally?.close();
   rmSync(tmp, { recursive: true, force: true });
 });
 

@@ -3,11 +3,10 @@
  * directories: counted against ground truth outside tmm — ledger rows in PostgreSQL and messages in a raw
  * amqplib consumer, by entry id. 0 lost, 0 phantom; duplicates only where the window is after publish.
  */
-import * as amqp from 'amqplib';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AMQP_URL, sleep } from '../support/broker';
+import { AMQP_URL, EntryTally, sleep } from '../support/broker';
 import { TestDatabase, createTestDatabase } from '../support/databases';
 import { LedgerEntry } from '../support/entities';
 import { FixtureProcess, killFixtures } from '../support/fixtureProcess';
@@ -17,8 +16,7 @@ jest.setTimeout(120_000);
 const EXCHANGE = `tmm.txlog.crash.${process.pid}`;
 let db: TestDatabase;
 let schema: string;
-let conn: amqp.ChannelModel;
-let ch: amqp.Channel;
+let consumer: EntryTally;
 const received = new Map<string, number>();
 let tmp: string;
 
@@ -26,26 +24,14 @@ beforeAll(async () => {
   db = await createTestDatabase('postgres', [LedgerEntry]);
   schema = (db.dataSource.options as { schema: string }).schema;
   await db.dataSource.query(`CREATE TABLE IF NOT EXISTS tmm_txlog_barrier (uid VARCHAR(64) NOT NULL PRIMARY KEY, reason VARCHAR(16) NOT NULL, created_at BIGINT NOT NULL)`);
-  conn = await amqp.connect(AMQP_URL);
-  ch = await conn.createChannel();
-  await ch.assertExchange(EXCHANGE, 'topic', { durable: true });
-  const q = await ch.assertQueue(`${EXCHANGE}.q`, { durable: true, autoDelete: false });
-  await ch.bindQueue(q.queue, EXCHANGE, '#');
-  await ch.consume(q.queue, (msg) => {
-    if (!msg) return;
-    const id = (JSON.parse(msg.content.toString()) as { entryId: string }).entryId;
-    received.set(id, (received.get(id) ?? 0) + 1);
-    ch.ack(msg);
-  });
+  consumer = await EntryTally.open(EXCHANGE, received);
   tmp = mkdtempSync(join(tmpdir(), 'tmm-txlog-crash-'));
 });
 
 afterEach(killFixtures);
 
 afterAll(async () => {
-  await ch?.deleteQueue(`${EXCHANGE}.q`).catch(() => undefined);
-  await ch?.deleteExchange(EXCHANGE).catch(() => undefined);
-  await conn?.close();
+  await consumer?.close();
   await db?.dispose();
   if (!process.env.TMM_KEEP_TXLOG) rmSync(tmp, { recursive: true, force: true });
   else process.stdout.write(`kept ${tmp}\n`);

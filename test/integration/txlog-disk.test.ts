@@ -5,7 +5,6 @@
  * (read here with a frame reader of the test's own); with both failing, sends are refused and nothing is
  * half-committed. Ground truth: rows in PostgreSQL and messages at a raw amqplib consumer.
  */
-import * as amqp from 'amqplib';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, promises as fs, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +12,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { AmqpTransport, Logger, Tmm } from '../../src/internal';
 import { TransactionalMessage } from 'tmm/decorators';
-import { AMQP_URL, waitUntil } from '../support/broker';
+import { AMQP_URL, EntryTally, waitUntil } from '../support/broker';
 import { TestDatabase, createTestDatabase } from '../support/databases';
 import { LedgerPosted } from '../support/contracts';
 import { LedgerEntry } from '../support/entities';
@@ -23,8 +22,7 @@ jest.setTimeout(120_000);
 const EXCHANGE = `tmm.txlog.disk.${process.pid}`;
 let tmp: string;
 let db: TestDatabase;
-let conn: amqp.ChannelModel;
-let ch: amqp.Channel;
+let tally: EntryTally;
 const received = new Map<string, number>();
 /** Mount points to unmount in afterAll, innermost last (unmounted in reverse). */
 const mounts: string[] = [];
@@ -109,17 +107,7 @@ let tmm: Tmm | undefined;
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'tmm-txlog-disk-'));
   db = await createTestDatabase('postgres', [LedgerEntry]);
-  conn = await amqp.connect(AMQP_URL);
-  ch = await conn.createChannel();
-  await ch.assertExchange(EXCHANGE, 'topic', { durable: true });
-  const q = await ch.assertQueue(`${EXCHANGE}.q`, { durable: true });
-  await ch.bindQueue(q.queue, EXCHANGE, '#');
-  await ch.consume(q.queue, (msg) => {
-    if (!msg) return;
-    const id = (JSON.parse(msg.content.toString()) as { entryId: string }).entryId;
-    received.set(id, (received.get(id) ?? 0) + 1);
-    ch.ack(msg);
-  });
+  tally = await EntryTally.open(EXCHANGE, received);
 });
 
 afterEach(async () => {
@@ -136,9 +124,7 @@ afterAll(async () => {
       execFileSync('umount', ['-l', m], { stdio: 'pipe' });
     }
   }
-  await ch?.deleteQueue(`${EXCHANGE}.q`).catch(() => undefined);
-  await ch?.deleteExchange(EXCHANGE).catch(() => undefined);
-  await conn?.close();
+  await tally?.close();
   await db?.dispose();
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });

@@ -4,7 +4,7 @@
  * hangs (→ EXCEPTION, then force-send), the barrier race on PostgreSQL and MariaDB, segments rolled and
  * deleted. Ground truth: SQL rows and a raw amqplib consumer.
  */
-import * as amqp from 'amqplib';
+import type * as amqp from 'amqplib';
 import { mkdtempSync, promises as fs, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +19,7 @@ import { TransactionalMessage } from 'tmm/decorators';
 import { TxLogSender, TypeOrmCheckBarrier } from '../../src/txlog';
 import { DualLog } from '../../src/txlog/DualLog';
 import { encodeFrame } from '../../src/txlog/frame';
-import { AMQP_URL, sleep, waitUntil } from '../support/broker';
+import { AMQP_URL, EntryTally, sleep, waitUntil } from '../support/broker';
 import { TestDatabase, createTestDatabase } from '../support/databases';
 import { LedgerPosted } from '../support/contracts';
 import { LedgerEntry } from '../support/entities';
@@ -28,29 +28,18 @@ jest.setTimeout(60_000);
 
 const EXCHANGE = `tmm.txlog.it.${process.pid}`;
 let tmp: string;
-let conn: amqp.ChannelModel;
+let tally: EntryTally;
 let ch: amqp.Channel;
 const received = new Map<string, number>();
 
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'tmm-txlog-'));
-  conn = await amqp.connect(AMQP_URL);
-  ch = await conn.createChannel();
-  await ch.assertExchange(EXCHANGE, 'topic', { durable: true });
-  const q = await ch.assertQueue(`${EXCHANGE}.q`, { durable: true });
-  await ch.bindQueue(q.queue, EXCHANGE, '#');
-  await ch.consume(q.queue, (msg) => {
-    if (!msg) return;
-    const id = (JSON.parse(msg.content.toString()) as { entryId: string }).entryId;
-    received.set(id, (received.get(id) ?? 0) + 1);
-    ch.ack(msg);
-  });
+  tally = await EntryTally.open(EXCHANGE, received);
+  ch = tally.ch;
 });
 
 afterAll(async () => {
-  await ch?.deleteQueue(`${EXCHANGE}.q`).catch(() => undefined);
-  await ch?.deleteExchange(EXCHANGE).catch(() => undefined);
-  await conn?.close();
+  await tally?.close();
   rmSync(tmp, { recursive: true, force: true });
 });
 

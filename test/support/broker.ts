@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import * as net from 'node:net';
 import { promisify } from 'node:util';
-import type * as amqp from 'amqplib';
+import * as amqp from 'amqplib';
 import { AmqpTransport, Delivery, Logger, Subscription, Topology, Transport, TransportMessage, silentLogger } from '../../src/internal';
 
 /** The local RabbitMQ the integration tests use (`rabbitmqctl` must work too). */
@@ -157,13 +157,40 @@ export async function waitUntil(check: () => boolean | Promise<boolean>, what: s
   }
 }
 
-/** Runs one broker operation on a channel of its own, so that a 404 or 406 closes only that channel. */
-export async function onChannel<T>(conn: amqp.ChannelModel, fn: (ch: amqp.Channel) => Promise<T>): Promise<T> {
-  const ch = await conn.createChannel();
-  ch.on('error', () => undefined);
-  try {
-    return await fn(ch);
-  } finally {
-    await ch.close().catch(() => undefined);
+/** One broker operation on a channel of its own (a 404 or 406 closes only that channel): the migration's own helper. */
+export { onChannel } from '../../src/transport/amqp/quorumMigration';
+
+/**
+ * Ground truth outside tmm for the txlog suites: a raw amqplib consumer on `<exchange>.q`, bound to the topic
+ * exchange `exchange` with '#', counting arrivals per `entryId` of the JSON body (LedgerPosted) into
+ * `received` and acking each. `ch` stays usable for a test's own declarations; `close()` deletes both.
+ */
+export class EntryTally {
+  private constructor(
+    readonly conn: amqp.ChannelModel,
+    readonly ch: amqp.Channel,
+    private readonly exchange: string,
+    readonly received: Map<string, number>,
+  ) {}
+
+  static async open(exchange: string, received = new Map<string, number>()): Promise<EntryTally> {
+    const conn = await amqp.connect(AMQP_URL);
+    const ch = await conn.createChannel();
+    await ch.assertExchange(exchange, 'topic', { durable: true });
+    const q = await ch.assertQueue(`${exchange}.q`, { durable: true });
+    await ch.bindQueue(q.queue, exchange, '#');
+    await ch.consume(q.queue, (msg) => {
+      if (!msg) return;
+      const id = (JSON.parse(msg.content.toString()) as { entryId: string }).entryId;
+      received.set(id, (received.get(id) ?? 0) + 1);
+      ch.ack(msg);
+    });
+    return new EntryTally(conn, ch, exchange, received);
+  }
+
+  async close(): Promise<void> {
+    await this.ch.deleteQueue(`${this.exchange}.q`).catch(() => undefined);
+    await this.ch.deleteExchange(this.exchange).catch(() => undefined);
+    await this.conn.close();
   }
 }

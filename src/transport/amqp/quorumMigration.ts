@@ -200,7 +200,7 @@ function orderSourcesFirst(specs: readonly QueueSpec[]): QueueSpec[] {
 }
 
 /** Runs one broker operation on a channel of its own, so that a 404 or 406 closes only that channel. */
-async function onChannel<T>(conn: amqp.ChannelModel, fn: (ch: amqp.Channel) => Promise<T>): Promise<T> {
+export async function onChannel<T>(conn: amqp.ChannelModel, fn: (ch: amqp.Channel) => Promise<T>): Promise<T> {
   const ch = await conn.createChannel();
   ch.on('error', () => undefined);
   try {
