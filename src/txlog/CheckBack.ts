@@ -1,5 +1,6 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import { ConfigurationError } from '../errors';
+import { PreparedWriter, preparedWriterFor } from '../outbox/writers';
 import { Dialect, dialectOf } from '../transaction/dialect';
 import { BeginRecord } from './records';
 
@@ -21,12 +22,21 @@ export const BARRIER_TABLE = 'tmm_txlog_barrier';
  * The primary key makes the verdict final and race-free: a check while the business transaction is
  * still open waits on the key until it ends; a commit after a rollback verdict fails on the key (and
  * the business transaction rolls back).
+ *
+ * Keys are `<log id>.<uid>` (barrierKey()): the log id (one per transaction log, kept in its directories)
+ * scopes a log's rows, and its uids are uuidv7s issued in log order, so purgeBelow() deletes a log's final
+ * rows as one primary-key range, with no list of uids to keep anywhere.
  */
 export class TypeOrmCheckBarrier {
   private readonly dialect: Dialect;
+  /** The business transaction's INSERT goes to the driver, prepared per connection (as the outbox row does). */
+  private readonly writer: PreparedWriter;
+  private readonly insertSql: string;
 
   constructor(private readonly dataSource: DataSource) {
     this.dialect = dialectOf(dataSource);
+    this.writer = preparedWriterFor(dataSource);
+    this.insertSql = `INSERT INTO ${BARRIER_TABLE} (uid, reason, created_at) VALUES (${this.p(1)}, 'commit', ${this.p(2)})`;
   }
 
   /** Fails with a clear error when the barrier table is missing (it is created by migrate(), component `txlog-barrier`). */
@@ -40,7 +50,9 @@ export class TypeOrmCheckBarrier {
 
   /** In the business transaction: marks uid committed (fails on the key when a check already said rollback). */
   async insertCommit(manager: EntityManager, uid: string): Promise<void> {
-    await manager.query(`INSERT INTO ${BARRIER_TABLE} (uid, reason, created_at) VALUES (${this.p(1)}, 'commit', ${this.p(2)})`, [uid, Date.now()]);
+    const params = [uid, Date.now()];
+    if (manager.queryRunner && !manager.queryRunner.isReleased) await this.writer.run(manager.queryRunner, this.insertSql, params);
+    else await manager.query(this.insertSql, params);
   }
 
   /** The check: insert-ignore `(uid, 'rollback')`, read back what is there. Blocks while the business transaction holds the key. */
@@ -56,16 +68,36 @@ export class TypeOrmCheckBarrier {
     return rows[0]?.reason === 'commit' ? 'commit' : 'rollback';
   }
 
-  /** Deletes barrier rows of transactions whose fate is final (the log no longer needs them). */
+  /** Deletes the barrier rows of these keys (rows written before keys had a log id: an older snapshot's list). */
   async purge(uids: string[]): Promise<void> {
     if (uids.length === 0) return;
     const params = uids.map((_, i) => this.p(i + 1)).join(', ');
     await this.dataSource.query(`DELETE FROM ${BARRIER_TABLE} WHERE uid IN (${params})`, uids);
   }
 
+  /**
+   * Deletes the rows of log `logId` whose uid sorts below `belowUid` (every transaction of that log begun
+   * before it is final) and that were created before `createdBefore`; resolves with the rows deleted.
+   */
+  async purgeBelow(logId: string, belowUid: string, createdBefore: number): Promise<number> {
+    const sql = `DELETE FROM ${BARRIER_TABLE} WHERE uid > ${this.p(1)} AND uid < ${this.p(2)} AND created_at < ${this.p(3)}`;
+    const qr = this.dataSource.createQueryRunner();
+    try {
+      const r = await qr.query(sql, [`${logId}.`, barrierKey(logId, belowUid), createdBefore], true);
+      return r.affected ?? 0;
+    } finally {
+      await qr.release();
+    }
+  }
+
   private p(i: number): string {
     return this.dialect === 'postgres' ? `$${i}` : '?';
   }
+}
+
+/** The barrier row's key of transaction `uid` of log `logId`. */
+export function barrierKey(logId: string, uid: string): string {
+  return `${logId}.${uid}`;
 }
 
 /** Asks a check URL (the begin record's `check.url`): POST `{ uid, serviceName, topics }`, expects `{ "status": "commit" | "rollback" | "unknown" }`. */

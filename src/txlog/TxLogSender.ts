@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { DataSource, EntityManager } from 'typeorm';
 import { uuidv7 } from 'uuidv7';
 import { ConfigurationError } from '../errors';
@@ -7,7 +8,7 @@ import { SenderBatch, SenderStore } from '../outbox/SenderStore';
 import { toTransportMessage } from '../message/toTransportMessage';
 
 import { Transport } from '../transport/Transport';
-import { CheckVerdict, TransactionChecker, TypeOrmCheckBarrier, httpCheck } from './CheckBack';
+import { CheckVerdict, TransactionChecker, TypeOrmCheckBarrier, barrierKey, httpCheck } from './CheckBack';
 import { DualLog, LogFault } from './DualLog';
 import { TxLogNotFoundError, TxLogNotStartedError } from './errors';
 import { BeginRecord, EndRecord, LoggedMessage, SentRecord, lsnOf, parseRecord } from './records';
@@ -50,7 +51,8 @@ export interface TxLogOptions {
   repairIntervalMs?: number;
   /**
    * Barrier rows (`tmm_txlog_barrier`) of transactions whose fate is final are deleted once they are older
-   * than this (default 1 h): long enough that no check-back of that uid is still on its way.
+   * than this (default 1 h): long enough that no check-back of that uid is still on its way. The purge runs
+   * every tenth of it (between 1 s and 1 min), as one key-range DELETE per log.
    */
   barrierRetentionMs?: number;
   /** Publish attempts of a committed transaction before it becomes DEAD (default 10). */
@@ -106,7 +108,10 @@ interface Snapshot {
   seq: number;
   txs: Record<string, { checks: CheckAttempt[]; sendAttempts: number; lastError?: string }>;
   problems: TxLogProblem[];
-  /** Barrier rows not yet purged: [uid, final at]. */
+  /**
+   * Barrier rows keyed by a bare uid (begun before barrier keys carried the log id) not yet purged: [uid,
+   * final at]. Rows keyed `<log id>.<uid>` need no list: they go by key range (TypeOrmCheckBarrier.purgeBelow).
+   */
   purge?: [string, number][];
 }
 
@@ -127,6 +132,9 @@ const END_LINGER_MS = 3;
 const SENT_LINGER_MS = 50;
 const CHECKPOINT = 'checkpoint.json';
 const SNAPSHOT = 'analysis.json';
+/** The log's id (`{ "id": "<hex>" }`), written once at the first start: it scopes this log's barrier rows. */
+const LOG_ID = 'log-id.json';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
  * The log-mode sender (TMM-CLIENT's local transaction log), a SenderStore.
@@ -153,8 +161,11 @@ export class TxLogSender implements SenderStore {
   private readonly txs = new Map<string, TxState>();
   private readonly problems = new Map<string, TxLogProblem>();
   private readonly checkers = new Map<string, TransactionChecker>();
-  /** Barrier rows to delete: uid and when its fate became final, oldest first (kept in the snapshot). */
+  /** Legacy barrier rows (bare-uid keys) to delete: uid and when its fate became final, oldest first (kept in the snapshot). */
   private purgeQueue: [string, number][] = [];
+  /** This log's id (LOG_ID), the prefix of its barrier keys. */
+  private logId = '';
+  private nextPurgeAt = 0;
   private checkpoint = 0;
   private snapshotSeq = 0;
   private dirty = false;
@@ -206,6 +217,9 @@ export class TxLogSender implements SenderStore {
     if (this.started) return;
     if (this.barrier) await this.barrier.assertTable();
     const recovery = await this.log.open();
+    const known = await this.log.readAtomic<{ id?: unknown }>(LOG_ID, (c) => c.find((x) => typeof x.id === 'string' && /^[0-9a-f]{8,32}$/.test(x.id)));
+    this.logId = typeof known?.id === 'string' ? known.id : randomBytes(8).toString('hex');
+    if (!known) await this.log.writeAtomic(LOG_ID, JSON.stringify({ id: this.logId }));
     const cp = await this.log.readAtomic<{ lsn: number }>(CHECKPOINT, (c) => c.reduce((a, b) => (b.lsn > a.lsn ? b : a)));
     this.checkpoint = cp?.lsn ?? 0;
     const snap = await this.log.readAtomic<Snapshot>(SNAPSHOT, (c) => c.reduce((a, b) => (b.seq > a.seq ? b : a)));
@@ -259,7 +273,7 @@ export class TxLogSender implements SenderStore {
         }
         const uid = uuidv7();
         const topics = [...new Set(messages.map((m) => m.topic))];
-        const check = this.checkReference(topics);
+        const check = this.checkReference(topics, uid);
         const logged = messages.map(toLogged);
         const append = this.log.append((lsn) => {
           const begin: BeginRecord = { type: 'begin', lsn, uid, serviceName: this.o.serviceName, topics, messages: logged, check, at: Date.now() };
@@ -268,7 +282,7 @@ export class TxLogSender implements SenderStore {
           return [Buffer.from(JSON.stringify(begin))];
         }, 'record-written');
         this.counters.begins++;
-        await Promise.all([append, this.barrier && check.barrier ? this.barrier.insertCommit(manager, uid) : undefined]);
+        await Promise.all([append, this.barrier && check.key ? this.barrier.insertCommit(manager, check.key) : undefined]);
         this.fault('begin-synced');
       },
       afterCommit: () => {
@@ -343,10 +357,10 @@ export class TxLogSender implements SenderStore {
 
   // ---- internals ----
 
-  private checkReference(topics: string[]): BeginRecord['check'] {
+  private checkReference(topics: string[], uid: string): BeginRecord['check'] {
     if (this.o.checkUrl) return { barrier: false, url: this.o.checkUrl };
     if (topics.some((t) => this.checkers.has(`topic:${t}`)) || this.checkers.has(`service:${this.o.serviceName}`)) return { barrier: false };
-    if (this.barrier) return { barrier: true };
+    if (this.barrier) return { barrier: true, key: barrierKey(this.logId, uid) };
     throw new ConfigurationError('txlog', 'no way to check back this transaction: enable the barrier, set checkUrl or register a checker for its topic or service');
   }
 
@@ -474,7 +488,7 @@ export class TxLogSender implements SenderStore {
 
   private async ask(begin: BeginRecord, via: CheckAttempt['via']): Promise<CheckVerdict> {
     if (via === 'url') return httpCheck(begin.check.url!, begin, this.o.checkTimeoutMs);
-    if (via === 'barrier') return this.barrier!.check(begin.uid);
+    if (via === 'barrier') return this.barrier!.check(begin.check.key ?? begin.uid);
     const checker = begin.topics.map((t) => this.checkers.get(`topic:${t}`)).find(Boolean) ?? this.checkers.get(`service:${begin.serviceName}`);
     if (!checker) throw new Error(`no checker registered for topics ${begin.topics.join(', ')} or service ${begin.serviceName}`);
     const v = await checker({ uid: begin.uid, serviceName: begin.serviceName, topics: begin.topics });
@@ -540,7 +554,7 @@ export class TxLogSender implements SenderStore {
     else if (this.log.live().length > 0 && now >= this.nextRepairAt) {
       this.nextRepairAt = now + this.o.repairIntervalMs;
       // The copy runs beside the loop; snapshot and checkpoint writes queue behind it (DualLog serializes them).
-      this.track(this.log.repair([CHECKPOINT, SNAPSHOT]));
+      this.track(this.log.repair([CHECKPOINT, SNAPSHOT, LOG_ID]));
     }
     for (const tx of this.txs.values()) {
       if (tx.phase === 'begun' && !tx.checking && !tx.resolving && now - tx.begin.at >= this.o.inDoubtAfterMs && now >= tx.nextCheckAt) this.track(this.checkBack(tx));
@@ -563,17 +577,45 @@ export class TxLogSender implements SenderStore {
     await this.purgeBarrier();
   }
 
-  /** The transaction's fate is final: its barrier row may go once it is older than barrierRetentionMs. */
+  /**
+   * The transaction's fate is final. A row keyed `<log id>.<uid>` goes with its log's key range once every
+   * earlier transaction is final too (purgeBarrier); only a legacy bare-uid row is queued here.
+   */
   private finalBarrier(begin: Pick<BeginRecord, 'uid'> & { check?: BeginRecord['check'] }): void {
-    if (!this.barrier || (begin.check && !begin.check.barrier)) return;
+    if (!this.barrier || !begin.check?.barrier || begin.check.key) return;
     this.purgeQueue.push([begin.uid, Date.now()]);
     this.dirty = true;
   }
 
-  /** Deletes barrier rows whose fate has been final for longer than the retention (up to 500 per pass). */
+  /**
+   * The uid below which every transaction of this log is final: the oldest begun-or-unsent transaction's, or
+   * an EXCEPTION's (its barrier row is evidence the operator may still need); a fresh uuidv7 when there is none.
+   * uids are uuidv7s taken in log order (one synchronous step with the lsn), so they sort as the log does.
+   */
+  private purgeWatermark(): string {
+    let low = uuidv7();
+    for (const uid of this.txs.keys()) if (uid < low) low = uid;
+    for (const p of this.problems.values()) if (p.state === 'EXCEPTION' && UUID.test(p.uid) && p.uid < low) low = p.uid;
+    return low;
+  }
+
+  /**
+   * Every purge interval: deletes this log's barrier rows below the watermark that are older than the
+   * retention (one key-range DELETE); then legacy bare-uid rows from the queue (up to 500 per pass).
+   */
   private async purgeBarrier(): Promise<void> {
     if (!this.barrier) return;
-    const before = Date.now() - this.o.barrierRetentionMs;
+    const now = Date.now();
+    if (now >= this.nextPurgeAt) {
+      this.nextPurgeAt = now + Math.min(60_000, Math.max(1000, Math.floor(this.o.barrierRetentionMs / 10)));
+      try {
+        this.counters.barrierPurged += await this.barrier.purgeBelow(this.logId, this.purgeWatermark(), now - this.o.barrierRetentionMs);
+      } catch (e) {
+        this.nextPurgeAt = 0;
+        this.deps.logger.warn('tmm txlog: barrier purge failed (retried)', { error: String(e) });
+      }
+    }
+    const before = now - this.o.barrierRetentionMs;
     let n = 0;
     while (n < this.purgeQueue.length && n < 500 && this.purgeQueue[n][1] <= before) n++;
     if (n === 0) return;

@@ -19,8 +19,12 @@ export interface BeginRecord {
   serviceName: string;
   topics: string[];
   messages: LoggedMessage[];
-  /** How to check back: `barrier` (tmm's table in the business DB), `checker` (app callback), or an HTTP URL. */
-  check: { barrier: boolean; url?: string };
+  /**
+   * How to check back: `barrier` (tmm's table in the business DB; `key` its row's key, `<log id>.<uid>` —
+   * absent in records written before keys had a log id, whose row is keyed by the bare uid), `checker`
+   * (app callback), or an HTTP URL.
+   */
+  check: { barrier: boolean; key?: string; url?: string };
   at: number;
 }
 

@@ -12,6 +12,7 @@ import { execFile } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { uuidv7 } from 'uuidv7';
 import { resolve } from 'node:path';
 import { AmqpTransport, Tmm, migrate, silentLogger } from '../../src/internal';
 import { TmmAdmin } from '../../src/admin';
@@ -427,6 +428,44 @@ describe.each(['postgres', 'mariadb'] as const)('with the sender on %s', (kind) 
       return left === 0 && t.txlog!.counters.barrierPurged === 3;
     }, 'barrier rows purged after the retention', 40_000);
     expect(firstGoneAt - since).toBeGreaterThanOrEqual(10_000);
+  });
+
+  it('purges no barrier row while an earlier transaction of its log is not final, and never another log’s rows', async () => {
+    const dirs = [join(tmp, kind, 'purge-hold', 'a'), join(tmp, kind, 'purge-hold', 'b')];
+    const p = (i: number) => (kind === 'postgres' ? `$${i}` : '?');
+    // Rows of another log and a legacy bare-uid row, long past any retention: not this log's to delete.
+    const foreign = [`0123456789abcdef.${uuidv7()}`, uuidv7()];
+    for (const uid of foreign) await db.dataSource.query(`INSERT INTO tmm_txlog_barrier (uid, reason, created_at) VALUES (${p(1)}, 'commit', 0)`, [uid]);
+    let t = await startTmm(dirs, { barrierRetentionMs: 0, inDoubtAfterMs: 60_000 });
+    extraOptions.faultHook = (w) => {
+      if (w === 'committed') {
+        delete extraOptions.faultHook;
+        throw new Error('no end record'); // the first transaction stays in doubt
+      }
+    };
+    const ledger = new Ledger(t);
+    const since = Date.now(); // this log's rows: created from now on (earlier tests' logs left theirs)
+    const ids = [`${kind}-hold-0`, `${kind}-hold-1`, `${kind}-hold-2`];
+    for (const id of ids) await ledger.post(id);
+    await waitUntil(() => received.get(ids[2]) === 1 && received.get(ids[1]) === 1, 'the two later messages', 10_000);
+    const own = async () => ((await db.dataSource.query(`SELECT uid FROM tmm_txlog_barrier WHERE uid NOT IN (${p(1)}, ${p(2)}) AND created_at >= ${p(3)}`, [...foreign, since])) as { uid: string }[]).map((r) => r.uid);
+    const ownKeys = await own();
+    expect(ownKeys).toHaveLength(3);
+    const logId = ownKeys[0].split('.')[0];
+    const mine = (keys: string[]) => keys.filter((k) => k.startsWith(`${logId}.`));
+    expect(mine(ownKeys)).toHaveLength(3);
+    await sleep(2500); // two purge intervals (retention 0: every second): the in-doubt first one holds them all
+    expect(mine(await own())).toHaveLength(3);
+    expect(received.has(ids[0])).toBe(false);
+    // Restarted with a short in-doubt time: the barrier says commit, it is sent, and the range moves past all three.
+    await t.stop();
+    tmm = undefined;
+    t = await startTmm(dirs, { barrierRetentionMs: 0, inDoubtAfterMs: 100 });
+    await waitUntil(() => received.get(ids[0]) === 1, 'the in-doubt message after check-back', 10_000);
+    await waitUntil(async () => mine(await own()).length === 0, 'the three rows purged', 10_000);
+    const left = (await db.dataSource.query(`SELECT uid FROM tmm_txlog_barrier WHERE uid IN (${p(1)}, ${p(2)})`, foreign)) as { uid: string }[];
+    expect(left.map((r) => r.uid).sort()).toEqual([...foreign].sort());
+    await db.dataSource.query(`DELETE FROM tmm_txlog_barrier WHERE uid IN (${p(1)}, ${p(2)})`, foreign);
   });
 
   it('barrier check-back: a committed transaction whose end record is missing is found committed and sent', async () => {
