@@ -11,7 +11,7 @@
  * begin→publish-confirmed latency p50/p99. Last line: one JSON object.
  */
 import 'reflect-metadata';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IsInt, IsString } from 'class-validator';
@@ -66,12 +66,22 @@ class Service {
 }
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+/**
+ * The machine's busy CPU time so far, µs (every core: user, nice, system, irq, softirq, steal from /proc/stat;
+ * not idle or iowait): this process, PostgreSQL's backends and writers, RabbitMQ and the kernel's journal all
+ * in one number, which is what 32 callers on 2 cores are bound by. Other work on the machine counts too.
+ */
+function busyCpuUs(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = f;
+  return ((user + nice + system + irq + softirq + (steal ?? 0)) * 1e6) / 100; // USER_HZ = 100 on Linux
+}
 const OPS: Record<number, number> = { 1: Number(process.env.BENCH_OPS_1 ?? 300), 32: Number(process.env.BENCH_OPS_32 ?? 1600) };
 type Mode = 'plain' | 'outbox' | 'log' | 'logChecker';
 
 async function main(): Promise<void> {
   const schema = await createBenchSchema('bench_log', { entities: [BenchOrder], poolSize: 40 });
-  const dirs = mkdtempSync(join(tmpdir(), 'tmm-bench-log-'));
+  const dirs = mkdtempSync(join(process.env.BENCH_LOG_DIR ?? tmpdir(), 'tmm-bench-log-'));
   const exchange = `tmm.bench.log.${process.pid}`;
   const queue = `${exchange}.sink`;
   const transport = new AmqpTransport({ url: AMQP_URL, logger: silentLogger });
@@ -82,7 +92,7 @@ async function main(): Promise<void> {
     logger: 'error',
     producer: { defaultExchange: exchange },
     consumers: { enabled: false },
-    txlog: { directories: [join(dirs, 'a'), join(dirs, 'b')], inDoubtAfterMs: 30_000 },
+    txlog: { directories: [join(dirs, 'a'), join(dirs, 'b')], inDoubtAfterMs: 30_000, ...(process.env.BENCH_LOOP_MS ? { analysisIntervalMs: Number(process.env.BENCH_LOOP_MS) } : {}) },
   });
   await tmm.start();
   await transport.declare({ exchanges: [{ name: exchange }], queues: [{ name: queue, bindings: [{ exchange, routingKey: '#' }] }] });
@@ -92,6 +102,7 @@ async function main(): Promise<void> {
   log.registerChecker({ topic: 'bench.log-order-checked' }, () => 'commit');
   const results: Record<string, number> = {};
   const us: Record<string, number[]> = {};
+  const cpu: Record<string, number[]> = {};
   const fsyncs: Record<number, number[]> = { 1: [], 32: [] };
   const latencies: number[] = [];
   try {
@@ -123,7 +134,9 @@ async function main(): Promise<void> {
         for (const m of orders[r % orders.length]) {
           const batchesBefore = log.log.batches;
           const latBefore = log.latencies.length;
+          const cpu0 = busyCpuUs();
           const t = await run(m);
+          (cpu[`${m}_${callers}`] ??= []).push((busyCpuUs() - cpu0) / ops);
           if (m === 'logChecker') await log.drained(60_000); // its Sent records are not charged to the next side
           if (m === 'log') {
             await log.drained(60_000); // the Sent records of this round are in its batches
@@ -133,7 +146,11 @@ async function main(): Promise<void> {
           (us[`${m}_${callers}`] ??= []).push(t);
         }
       }
-      for (const m of ['plain', 'outbox', 'log', 'logChecker']) results[`${m}_us_${callers}`] = round(median(us[`${m}_${callers}`]), 1);
+      for (const m of ['plain', 'outbox', 'log', 'logChecker']) {
+        results[`${m}_us_${callers}`] = round(median(us[`${m}_${callers}`]), 1);
+        results[`${m}_cpu_us_${callers}`] = round(median(cpu[`${m}_${callers}`]), 1);
+      }
+      results[`log_vs_outbox_cpu_${callers}`] = round(median(cpu[`log_${callers}`]) / median(cpu[`outbox_${callers}`]));
       results[`log_vs_plain_${callers}`] = round(median(us[`log_${callers}`]) / median(us[`plain_${callers}`]));
       results[`log_vs_outbox_${callers}`] = round(median(us[`log_${callers}`]) / median(us[`outbox_${callers}`]));
       results[`log_checker_vs_outbox_${callers}`] = round(median(us[`logChecker_${callers}`]) / median(us[`outbox_${callers}`]));

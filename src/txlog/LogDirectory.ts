@@ -1,8 +1,21 @@
-import { promises as fs } from 'node:fs';
+import { constants, promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { decodeFrames } from './frame';
 
 const SEGMENT = /^segment-(\d{20})\.log$/;
+/** Read-write, created if missing; not O_APPEND (records are written at their offset, into preallocated space). */
+const WRITE_FLAGS = constants.O_RDWR | constants.O_CREAT;
+/** The segment file is extended by zeros this far ahead of its records (a quarter segment at most). */
+const PREALLOCATE_BYTES = 1024 * 1024;
+
+/** Whether every byte of `data` is zero (a preallocated tail, not a torn record). */
+function allZero(data: Buffer): boolean {
+  for (let at = 0; at < data.length; at += 65536) {
+    const part = data.subarray(at, at + 65536);
+    if (!part.equals(Buffer.alloc(part.length))) return false;
+  }
+  return true;
+}
 
 export function segmentName(firstLsn: number): string {
   return `segment-${String(firstLsn).padStart(20, '0')}.log`;
@@ -40,11 +53,19 @@ export interface DirectoryContent {
  * by name. After a write or sync error the directory is `failed` and is never written or synced again
  * (a failed fsync may have dropped dirty pages: the file cannot be trusted) until it is rebuilt from the
  * other copy: live (clear() then copyFrom() then rejoin(), driven by DualLog.repair()) or at the next start.
+ *
+ * The segment being written is **preallocated**: extended with written zeros ahead of its records (up to 1 MiB,
+ * a quarter segment at most), and records are written at their offset into that space. fdatasync then has no
+ * file size to make durable — on ext4 it flushes the data blocks without a journal commit, about half the time
+ * and CPU of an appending one on this machine (ADR 0034). A zero tail after the valid records is the clean end
+ * of a segment (a frame is never empty), not damage; close() trims it.
  */
 export class LogDirectory {
   failed: Error | undefined;
   private segments: Segment[] = [];
   private handle: fs.FileHandle | undefined;
+  /** Size of the file behind `handle` (records plus preallocated zeros). */
+  private allocated = 0;
   /** During a live repair: bytes of each segment already copied from the other directory. */
   private readonly copied = new Map<string, number>();
   syncs = 0;
@@ -73,7 +94,7 @@ export class LogDirectory {
       const { frames, validBytes } = decodeFrames(data);
       for (const f of frames) records.push(Buffer.from(f.payload));
       kept.push({ firstLsn: segFirst, name, count: frames.length, bytes: validBytes });
-      if (validBytes !== data.length) damaged = true;
+      if (validBytes !== data.length && !allZero(data.subarray(validBytes))) damaged = true;
     }
     this.segments = kept;
     return { firstLsn: firstLsn < 0 ? 0 : firstLsn, records, damaged };
@@ -128,7 +149,13 @@ export class LogDirectory {
       await this.newSegment(nextLsn);
       return;
     }
-    this.handle = await fs.open(join(this.path, last.name), 'a');
+    await this.openWriter(last.name);
+  }
+
+  /** Opens `name` for writing records at their offsets; `allocated` is its current size. */
+  private async openWriter(name: string): Promise<void> {
+    this.handle = await fs.open(join(this.path, name), WRITE_FLAGS);
+    this.allocated = (await this.handle.stat()).size;
   }
 
   /** Appends frames (already encoded, `count` records starting at `firstLsn`) and datasyncs. Rolls first when the segment is full. */
@@ -138,8 +165,15 @@ export class LogDirectory {
       const last = this.segments[this.segments.length - 1];
       if (!this.handle || !last || (last.bytes >= this.segmentBytes && last.count > 0)) await this.newSegment(firstLsn);
       const seg = this.segments[this.segments.length - 1];
-      await writeAll(this.handle!, frames);
-      seg.bytes += frames.length;
+      const end = seg.bytes + frames.length;
+      if (end > this.allocated) {
+        // Zeros ahead, written (not fallocate'd: an unwritten extent would need a journal commit on first write).
+        const chunk = Math.max(end - this.allocated, Math.min(PREALLOCATE_BYTES, Math.ceil(this.segmentBytes / 4)));
+        await writeAll(this.handle!, Buffer.alloc(chunk), this.allocated);
+        this.allocated += chunk;
+      }
+      await writeAll(this.handle!, frames, seg.bytes);
+      seg.bytes = end;
       seg.count += count;
       beforeSync?.();
       this.syncs++;
@@ -238,7 +272,7 @@ export class LogDirectory {
     this.segments = source.segments.map((s) => ({ ...s }));
     this.copied.clear();
     const last = this.segments[this.segments.length - 1];
-    if (last) this.handle = await fs.open(join(this.path, last.name), 'a');
+    if (last) await this.openWriter(last.name);
     this.failed = undefined;
   }
 
@@ -254,26 +288,32 @@ export class LogDirectory {
     void h?.close().catch(() => undefined);
   }
 
+  /** Closes the segment being written, trimmed to its records (no sync needed: either length reads the same). */
   async close(): Promise<void> {
     const h = this.handle;
     this.handle = undefined;
+    const last = this.segments[this.segments.length - 1];
+    if (h && last && !this.failed && this.allocated > last.bytes) await h.truncate(last.bytes).catch(() => undefined);
     await h?.close().catch(() => undefined);
   }
 
   private async newSegment(firstLsn: number): Promise<void> {
-    await this.handle?.close();
+    await this.close(); // the full segment trimmed to its records
     const name = segmentName(firstLsn);
-    this.handle = await fs.open(join(this.path, name), 'a');
+    await this.openWriter(name);
     this.segments.push({ firstLsn, name, count: 0, bytes: 0 });
     await fsyncDir(this.path);
   }
 }
 
-/** write() may write less than asked (a filling disk): loop until done, so a short write becomes ENOSPC, never a lost tail. */
-async function writeAll(h: fs.FileHandle, data: Buffer): Promise<void> {
+/**
+ * write() may write less than asked (a filling disk): loop until done, so a short write becomes ENOSPC, never a
+ * lost tail. At `position` when given (a segment's own offsets), else at the file's end (O_APPEND handles).
+ */
+async function writeAll(h: fs.FileHandle, data: Buffer, position?: number): Promise<void> {
   let at = 0;
   while (at < data.length) {
-    const { bytesWritten } = await h.write(data, at, data.length - at);
+    const { bytesWritten } = await h.write(data, at, data.length - at, position === undefined ? null : position + at);
     if (bytesWritten === 0) throw new Error('write wrote nothing');
     at += bytesWritten;
   }

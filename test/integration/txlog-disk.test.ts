@@ -57,7 +57,7 @@ async function fill(dir: string): Promise<string> {
   return file;
 }
 
-/** The log's records as this test reads them: `[len u32 LE][crc32 u32 LE][payload]` per segment, up to the first bad frame. */
+/** The log's records as this test reads them: `[len u32 LE][crc32 u32 LE][payload]` per segment, up to the first bad or empty frame. */
 function readCopy(dir: string): { segments: Record<string, string>; records: { lsn: number; payload: string }[] } {
   const segments: Record<string, string> = {};
   const records: { lsn: number; payload: string }[] = [];
@@ -66,7 +66,7 @@ function readCopy(dir: string): { segments: Record<string, string>; records: { l
     let at = 0;
     while (at + 8 <= data.length) {
       const len = data.readUInt32LE(at);
-      if (at + 8 + len > data.length) break;
+      if (len === 0 || at + 8 + len > data.length) break; // zeros: the preallocated space after the last record
       const payload = data.subarray(at + 8, at + 8 + len);
       if ((crc32(payload) >>> 0) !== data.readUInt32LE(at + 4)) break;
       records.push({ lsn: (JSON.parse(payload.toString()) as { lsn: number }).lsn, payload: payload.toString() });

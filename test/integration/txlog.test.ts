@@ -86,6 +86,46 @@ describe('the two copies on disk', () => {
     expect(again.directories.map((d) => d.repair)).toEqual(['none', 'none']);
   });
 
+  it('writes into preallocated zeros: a crash leaves them, the next open reads every record and repairs nothing; a record torn inside them is cut', async () => {
+    const dirs = [join(tmp, 'prealloc', 'a'), join(tmp, 'prealloc', 'b')];
+    const log = new DualLog(dirs, 1 << 20, silentLogger);
+    await log.open();
+    for (let i = 0; i < 10; i++) await log.append(() => payloads(1, i));
+    const valid = payloads(10).reduce((n, p) => n + encodeFrame(p).length, 0);
+    // Not closed (its handles dropped as a SIGKILL would): the files keep the zeros past their synced records.
+    for (const d of log.dirs) d.fail(new Error('simulated crash'));
+    for (const d of dirs) {
+      const [file] = await segmentFiles(d);
+      expect((await fs.stat(file)).size).toBeGreaterThan(valid);
+    }
+    const crashed = new DualLog(dirs, 1 << 20, silentLogger);
+    const r = await crashed.open();
+    expect(r.records.map((p) => JSON.parse(p.toString()).uid)).toEqual(payloads(10).map((p) => JSON.parse(p.toString()).uid));
+    expect(r.directories.map((d) => d.repair)).toEqual(['none', 'none']);
+    await crashed.append(() => payloads(1, 10)); // written over the zeros, right after the tenth record
+    await crashed.close();
+    for (const d of dirs) {
+      const [file] = await segmentFiles(d);
+      expect((await fs.stat(file)).size).toBe(valid + encodeFrame(payloads(1, 10)[0]).length); // close() trims the zeros
+    }
+    // A record torn inside the preallocated space: its header and part of it written, zeros after.
+    const again = new DualLog(dirs, 1 << 20, silentLogger);
+    await again.open();
+    await again.append(() => payloads(1, 11));
+    const torn = encodeFrame(payloads(1, 12)[0]).subarray(0, 15);
+    for (const d of dirs) {
+      const [file] = await segmentFiles(d);
+      const h = await fs.open(file, 'r+');
+      const end = valid + encodeFrame(payloads(1, 10)[0]).length + encodeFrame(payloads(1, 11)[0]).length;
+      await h.write(torn, 0, torn.length, end);
+      await h.close();
+    }
+    const afterTear = await new DualLog(dirs, 1 << 20, silentLogger).open();
+    expect(afterTear.records).toHaveLength(12);
+    expect(afterTear.directories.map((d) => d.repair)).toEqual(['truncated', 'truncated']);
+    await again.close().catch(() => undefined);
+  });
+
   it('repairs a copy with a flipped byte from the other', async () => {
     const dirs = [join(tmp, 'flip', 'a'), join(tmp, 'flip', 'b')];
     await writeLog(dirs, 20);
