@@ -111,7 +111,7 @@ export class TmmAdmin {
         collector: this.collector.stats,
       }),
       extra: [...(tmm.transport instanceof MeteredTransport ? [tmm.transport.registry] : []), ...(tmm.journey ? [journeyMetricsRegistry(tmm.journey)] : [])],
-      txlog: tmm.txlog ? () => tmm.txlog!.health() : undefined,
+      txlog: tmm.txlog ? () => ({ ...tmm.txlog!.health(), writeBatches: tmm.txlog!.log.batches, counters: tmm.txlog!.counters }) : undefined,
       sets: setsOf(tmm.transport),
       queues: this.queueDepths.inspector ? () => this.queueDepths.read() : undefined,
       health: () => tmm.health(),

@@ -355,6 +355,10 @@ describe.each(['postgres', 'mariadb'] as const)('with the sender on %s', (kind) 
       const metrics = await (await fetch(`${url}/metrics`, { headers })).text();
       expect(metrics).toContain('tmm_txlog_transactions{state="exception"} 2');
       expect(metrics).toContain('tmm_txlog_degraded 0');
+      expect(metrics).toContain('tmm_txlog_repairs_total 0');
+      expect(metrics).toContain(`tmm_txlog_ended_total{outcome="commit"} ${t.txlog!.counters.commits}`);
+      expect(Number(/^tmm_txlog_write_batches_total (\d+)$/m.exec(metrics)?.[1])).toBe(t.txlog!.log.batches);
+      expect(metrics).toMatch(/^tmm_txlog_checks_total [1-9]/m); // both were checked back (the checker said unknown)
       const cli = await runCli(['txlog', 'force-send', send.uid, '--url', url, '--comment', 'checked by hand'], { TMM_ADMIN_TOKEN: token });
       expect(cli).toMatchObject({ code: 0 });
       await waitUntil(() => received.get(`${kind}-admin-send`) === 1, 'the force-sent message', 5000);

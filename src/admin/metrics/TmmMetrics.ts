@@ -70,7 +70,18 @@ export class TmmMetrics {
       extra?: Registry[];
       cacheMs?: number;
       /** The log-mode sender's health, when this process runs one (tmm_txlog_* gauges). */
-      txlog?: () => { degraded: boolean; directories: { path: string; ok: boolean }[]; inDoubt: number; pendingSend: number; problems: number };
+      txlog?: () => {
+        degraded: boolean;
+        directories: { path: string; ok: boolean }[];
+        inDoubt: number;
+        pendingSend: number;
+        problems: number;
+        /** Failed directories rebuilt live since start. */
+        repairs: number;
+        /** Write batches since start (each one fdatasync per live directory). */
+        writeBatches?: number;
+        counters?: { commits: number; rollbacks: number; sent: number; checks: number; barrierPurged: number };
+      };
       /** SET routing: per-set flow counters and per-set backlog gauges (tmm_set_*, tmm_outbox_*_by_set). */
       sets?: SetMetricsSource;
       /** The depths of the consumers' queues on the broker (tmm_queue_* gauges). */
@@ -158,7 +169,7 @@ export class TmmMetrics {
       new Gauge({ name: 'tmm_txlog_degraded', help: '1 when a transaction-log directory failed and the sender runs on the other', registers: r, collect() { this.set(txlog().degraded ? 1 : 0); } });
       new Gauge({
         name: 'tmm_txlog_directory_ok',
-        help: 'Per transaction-log directory: 1 live, 0 failed (out until restart)',
+        help: 'Per transaction-log directory: 1 live, 0 failed (out until it is repaired live from the other copy, or the next start)',
         labelNames: ['path'],
         registers: r,
         collect() {
@@ -175,6 +186,36 @@ export class TmmMetrics {
           this.set({ state: 'in_doubt' }, h.inDoubt);
           this.set({ state: 'pending_send' }, h.pendingSend);
           this.set({ state: 'exception' }, h.problems);
+        },
+      });
+      const txlogCounter = (name: string, help: string, read: (h: ReturnType<NonNullable<typeof deps.txlog>>) => number | undefined, labels?: Record<string, string>) =>
+        new Counter({
+          name,
+          help,
+          registers: r,
+          labelNames: labels ? Object.keys(labels) : [],
+          collect() {
+            const v = read(txlog());
+            this.reset();
+            if (v !== undefined) (labels ? this.inc(labels, v) : this.inc(v));
+          },
+        });
+      txlogCounter('tmm_txlog_repairs_total', 'Failed transaction-log directories rebuilt live from the other copy since start', (h) => h.repairs);
+      txlogCounter('tmm_txlog_write_batches_total', 'Transaction-log write batches since start (one fdatasync per live directory each; group commit)', (h) => h.writeBatches);
+      txlogCounter('tmm_txlog_sent_total', 'Log-mode transactions whose messages the broker confirmed', (h) => h.counters?.sent);
+      txlogCounter('tmm_txlog_checks_total', 'Check-backs of in-doubt log-mode transactions', (h) => h.counters?.checks);
+      txlogCounter('tmm_txlog_barrier_purged_total', 'Check-back barrier rows deleted (fate final, older than txlog.barrierRetentionMs)', (h) => h.counters?.barrierPurged);
+      new Counter({
+        name: 'tmm_txlog_ended_total',
+        help: 'Log-mode transactions ended, by outcome (commit, rollback)',
+        labelNames: ['outcome'],
+        registers: r,
+        collect() {
+          const c = txlog().counters;
+          this.reset();
+          if (!c) return;
+          this.inc({ outcome: 'commit' }, c.commits);
+          this.inc({ outcome: 'rollback' }, c.rollbacks);
         },
       });
     }
