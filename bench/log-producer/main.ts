@@ -78,6 +78,8 @@ function busyCpuUs(): number {
 }
 const OPS: Record<number, number> = { 1: Number(process.env.BENCH_OPS_1 ?? 300), 32: Number(process.env.BENCH_OPS_32 ?? 1600) };
 type Mode = 'plain' | 'outbox' | 'log' | 'logChecker';
+/** BENCH_ONLY_MODE=<mode>: only that side, at 32 callers (for a profile of one side; no ratios then). */
+const ONLY_MODE = process.env.BENCH_ONLY_MODE as Mode | undefined;
 
 async function main(): Promise<void> {
   const schema = await createBenchSchema('bench_log', { entities: [BenchOrder], poolSize: 40 });
@@ -103,10 +105,11 @@ async function main(): Promise<void> {
   const results: Record<string, number> = {};
   const us: Record<string, number[]> = {};
   const cpu: Record<string, number[]> = {};
+  const nodeCpu: Record<string, number[]> = {};
   const fsyncs: Record<number, number[]> = { 1: [], 32: [] };
   const latencies: number[] = [];
   try {
-    for (const callers of [1, 32]) {
+    for (const callers of ONLY_MODE ? [32] : [1, 32]) {
       const ops = OPS[callers];
       const run = async (mode: Mode): Promise<number> => {
         let next = 0;
@@ -121,6 +124,11 @@ async function main(): Promise<void> {
         );
         return Number(process.hrtime.bigint() - start) / 1000 / ops;
       };
+      if (ONLY_MODE) {
+        for (let r = 0; r <= ROUNDS; r++) process.stderr.write(`${ONLY_MODE} ${round(await run(ONLY_MODE), 1)} µs/tx\n`);
+        await log.drained(60_000);
+        break;
+      }
       // Warm-up, then alternating rounds (order rotated each round).
       for (const m of ['plain', 'outbox', 'log', 'logChecker'] as Mode[]) await run(m);
       await log.drained(60_000);
@@ -135,8 +143,11 @@ async function main(): Promise<void> {
           const batchesBefore = log.log.batches;
           const latBefore = log.latencies.length;
           const cpu0 = busyCpuUs();
+          const node0 = process.cpuUsage();
           const t = await run(m);
+          const node = process.cpuUsage(node0);
           (cpu[`${m}_${callers}`] ??= []).push((busyCpuUs() - cpu0) / ops);
+          (nodeCpu[`${m}_${callers}`] ??= []).push((node.user + node.system) / ops);
           if (m === 'logChecker') await log.drained(60_000); // its Sent records are not charged to the next side
           if (m === 'log') {
             await log.drained(60_000); // the Sent records of this round are in its batches
@@ -149,6 +160,7 @@ async function main(): Promise<void> {
       for (const m of ['plain', 'outbox', 'log', 'logChecker']) {
         results[`${m}_us_${callers}`] = round(median(us[`${m}_${callers}`]), 1);
         results[`${m}_cpu_us_${callers}`] = round(median(cpu[`${m}_${callers}`]), 1);
+        results[`${m}_node_cpu_us_${callers}`] = round(median(nodeCpu[`${m}_${callers}`]), 1);
       }
       results[`log_vs_outbox_cpu_${callers}`] = round(median(cpu[`log_${callers}`]) / median(cpu[`outbox_${callers}`]));
       results[`log_vs_plain_${callers}`] = round(median(us[`log_${callers}`]) / median(us[`plain_${callers}`]));

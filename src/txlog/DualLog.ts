@@ -158,14 +158,25 @@ export class DualLog {
     const due = options?.lingerMs ? Date.now() + options.lingerMs : undefined;
     return new Promise<number>((resolve, reject) => {
       this.queue.push({ frames: payloads.map(encodeFrame), due, firstLsn, resolve: () => resolve(firstLsn), reject, fault });
-      if (due !== undefined) this.armLazy();
-      else if (!this.flushing) void this.flush(false);
+      // A lazy record only needs the timer re-armed when it is due before the armed one.
+      if (due !== undefined) {
+        if (due < this.lazyTimerDue) this.armLazy();
+      } else if (!this.flushing) void this.flush(false);
     });
+  }
+
+  /** Resolves once every record appended so far is durable (lazy ones are written now instead of after their linger). */
+  async settle(): Promise<void> {
+    while (this.queue.length > 0 || this.flushing) {
+      if (!this.flushing) void this.flush(true);
+      await new Promise((r) => setTimeout(r, 1));
+    }
   }
 
   /** A timer for the earliest due lazy record in the queue: it then gets a batch even if nothing else came. */
   private armLazy(): void {
-    const due = Math.min(...this.queue.map((p) => p.due ?? Infinity));
+    let due = Infinity;
+    for (const p of this.queue) if (p.due !== undefined && p.due < due) due = p.due;
     if (due === Infinity || due >= this.lazyTimerDue) return;
     if (this.lazyTimer) clearTimeout(this.lazyTimer);
     this.lazyTimerDue = due;
@@ -325,9 +336,14 @@ export class DualLog {
         }
         const batch = this.queue;
         this.queue = [];
-        const frames = Buffer.concat(batch.flatMap((p) => p.frames));
-        const count = batch.reduce((n, p) => n + p.frames.length, 0);
-        const fault = batch.find((p) => p.fault)?.fault;
+        const parts: Buffer[] = [];
+        let fault: LogFault | undefined;
+        for (const p of batch) {
+          for (const f of p.frames) parts.push(f);
+          if (!fault && p.fault) fault = p.fault;
+        }
+        const frames = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+        const count = parts.length;
         const dirs = this.live();
         this.batches++;
         const written = Promise.allSettled(dirs.map((d) => d.append(frames, batch[0].firstLsn, count, fault ? () => this.faultHook?.(fault) : undefined)));

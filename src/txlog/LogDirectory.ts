@@ -3,8 +3,13 @@ import { join } from 'node:path';
 import { decodeFrames } from './frame';
 
 const SEGMENT = /^segment-(\d{20})\.log$/;
-/** Read-write, created if missing; not O_APPEND (records are written at their offset, into preallocated space). */
-const WRITE_FLAGS = constants.O_RDWR | constants.O_CREAT;
+/**
+ * Read-write, created if missing; not O_APPEND (records are written at their offset, into preallocated space);
+ * O_DSYNC: a write returns once its data is durable, as write + fdatasync would, in one system call and one
+ * trip through libuv's thread pool instead of two (on this machine 330–420 → 255–265 µs of process CPU per
+ * two-directory batch; ADR 0034).
+ */
+const WRITE_FLAGS = constants.O_RDWR | constants.O_CREAT | constants.O_DSYNC;
 /** The segment file is extended by zeros this far ahead of its records (a quarter segment at most). */
 const PREALLOCATE_BYTES = 1024 * 1024;
 
@@ -158,7 +163,11 @@ export class LogDirectory {
     this.allocated = (await this.handle.stat()).size;
   }
 
-  /** Appends frames (already encoded, `count` records starting at `firstLsn`) and datasyncs. Rolls first when the segment is full. */
+  /**
+   * Appends frames (already encoded, `count` records starting at `firstLsn`), durable when it resolves (O_DSYNC
+   * writes). Rolls first when the segment is full. `beforeSync` (a test's fault point) runs once the frames are
+   * handed over and before they are durable: just before their write.
+   */
   async append(frames: Buffer, firstLsn: number, count: number, beforeSync?: () => void): Promise<void> {
     if (this.failed) throw this.failed;
     try {
@@ -172,12 +181,11 @@ export class LogDirectory {
         await writeAll(this.handle!, Buffer.alloc(chunk), this.allocated);
         this.allocated += chunk;
       }
+      beforeSync?.();
+      this.syncs++;
       await writeAll(this.handle!, frames, seg.bytes);
       seg.bytes = end;
       seg.count += count;
-      beforeSync?.();
-      this.syncs++;
-      await this.handle!.datasync();
     } catch (e) {
       this.fail(e);
       throw e;

@@ -346,13 +346,17 @@ export class TxLogSender implements SenderStore {
     return p;
   }
 
-  /** Resolves when nothing is in doubt or waiting to be sent (tests, shutdown scripts). */
+  /**
+   * Resolves when nothing is in doubt or waiting to be sent, and the records saying so (end, Sent) are durable
+   * (tests, shutdown scripts).
+   */
   async drained(timeoutMs = 30_000): Promise<void> {
     const until = Date.now() + timeoutMs;
     while (this.txs.size > 0) {
       if (Date.now() > until) throw new Error(`txlog not drained after ${timeoutMs}ms: ${this.countPhase('begun')} in doubt, ${this.countPhase('committed')} to send`);
       await new Promise((r) => setTimeout(r, 20));
     }
+    await this.log.settle();
   }
 
   // ---- internals ----
@@ -674,7 +678,8 @@ function toLogged(m: OutboxMessage): LoggedMessage {
 }
 
 function fromLogged(m: LoggedMessage): OutboxMessage {
-  return { ...m, availableAt: m.createdAt, orderingKey: null };
+  // A literal, not a spread (this runs per published message; a spread of a parsed record is several times slower).
+  return { id: m.id, topic: m.topic, exchange: m.exchange, routingKey: m.routingKey, payload: m.payload, headers: m.headers, createdAt: m.createdAt, availableAt: m.createdAt, orderingKey: null };
 }
 
 function backoff(n: number, o: { initialDelayMs?: number; maxDelayMs?: number }): number {
