@@ -198,7 +198,7 @@ async function main(): Promise<void> {
     ops_1: OPS[1],
     ops_32: OPS[32],
     log_directories: 2,
-    note: 'fsyncs_per_tx = log write batches per transaction (each batch: one fdatasync per directory; a transaction writes begin, end and Sent records; end and Sent ride in the batch of another record when one comes within 3 ms / 50 ms); both directories on the same disk here',
+    note: 'fsyncs_per_tx = log write batches per transaction (each batch: one O_DSYNC write per directory, the equivalent of write + fdatasync; a transaction writes begin, end and Sent records; end and Sent ride in the batch of another record when one comes within 3 ms / 50 ms); both directories on the same disk here',
   };
   process.stdout.write(JSON.stringify(line) + '\n');
 }
