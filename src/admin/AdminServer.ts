@@ -322,7 +322,7 @@ export class AdminServer {
         outbox: {
           byStatus: outbox.byStatus,
           pending: outbox.due,
-          oldestPendingAgeMs: outbox.oldestDueAt === null ? null : Math.max(0, now - outbox.oldestDueAt),
+          oldestPendingAgeMs: outbox.oldestWaitingSince === null ? null : Math.max(0, now - outbox.oldestWaitingSince),
           deliveredPerMinute: minute ? minute.published : null,
         },
         deadLetters: { byStatus: dead.byStatus, oldestNewAgeMs: dead.oldestNewAt === null ? null : now - dead.oldestNewAt, byConsumer: dead.byConsumer, topGroups: groups },

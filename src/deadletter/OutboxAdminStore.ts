@@ -24,10 +24,21 @@ export interface OutboxStats {
   byStatus: Record<OutboxStatus, number>;
   /** PENDING rows that are due now (not delayed): the relay's backlog. */
   due: number;
-  /** available_at of the oldest due PENDING row (its age is the relay's lag), or null. */
+  /** available_at of the oldest due PENDING row, or null. */
   oldestDueAt: number | null;
-  /** The same per topic (the topics with due rows only), most due rows first, at most 200 topics. */
-  dueByTopic: { topic: string; due: number; oldestDueAt: number }[];
+  /**
+   * Since when the oldest undelivered row has waited (its age is the relay's lag): a due row's available_at,
+   * or, for a row whose publish already failed (its available_at moved on to the retry), its created_at —
+   * so a broker outage shows as a growing age, not as rows that look freshly due. Null when there is none.
+   * Rows still delayed by their sender (never failed) are not waiting.
+   */
+  oldestWaitingSince: number | null;
+  /**
+   * Per topic with due rows or rows waiting for a retry after a failed publish, most due rows first, at most
+   * 200 topics: due rows, the oldest due row's available_at (null when all wait for a retry), and
+   * `waitingSince` as oldestWaitingSince for the topic.
+   */
+  dueByTopic: { topic: string; due: number; oldestDueAt: number | null; waitingSince: number }[];
   /**
    * Per SET asked for (stats(now, sets)), its backlog: PENDING rows stamped with the set that are due or
    * waiting for a retry after a failed publish (a set whose broker is down keeps its rows here, rescheduled),

@@ -66,16 +66,24 @@ export class TypeOrmOutboxAdminStore implements OutboxAdminStore {
     const rows: { status: OutboxStatus; n: unknown }[] = await this.dataSource.query(`SELECT status, COUNT(*) AS n FROM tmm_outbox GROUP BY status`);
     for (const r of rows) byStatus[r.status] = num(r.n);
     const q = new SqlParams(this.dialect);
-    // Served by the partial tmm_outbox_due index (status = 'PENDING', available_at).
-    const due: { topic: unknown; n: unknown; oldest: unknown }[] = await this.dataSource.query(
-      `SELECT topic, COUNT(*) AS n, MIN(available_at) AS oldest FROM tmm_outbox WHERE status = 'PENDING' AND available_at <= ${q.p(now)} GROUP BY topic`,
+    // Over the PENDING rows of the partial tmm_outbox_due index (status = 'PENDING', available_at): the due ones,
+    // and those waiting for a retry after a failed publish (last_error set), which wait since they were created.
+    // (One placeholder per use: MySQL's and SQLite's are positional.)
+    const due: { topic: unknown; n: unknown; oldest: unknown; waiting: unknown }[] = await this.dataSource.query(
+      `SELECT topic, SUM(CASE WHEN available_at <= ${q.p(now)} THEN 1 ELSE 0 END) AS n, MIN(CASE WHEN available_at <= ${q.p(now)} THEN available_at END) AS oldest, ` +
+        `MIN(CASE WHEN last_error IS NOT NULL AND created_at < available_at THEN created_at ELSE available_at END) AS waiting ` +
+        `FROM tmm_outbox WHERE status = 'PENDING' AND (available_at <= ${q.p(now)} OR last_error IS NOT NULL) GROUP BY topic`,
       q.values,
     );
-    const dueByTopic = due.map((r) => ({ topic: String(r.topic), due: num(r.n), oldestDueAt: num(r.oldest) })).sort((a, b) => b.due - a.due || a.topic.localeCompare(b.topic));
+    const dueByTopic = due
+      .map((r) => ({ topic: String(r.topic), due: num(r.n), oldestDueAt: numOrNull(r.oldest), waitingSince: num(r.waiting) }))
+      .sort((a, b) => b.due - a.due || a.waitingSince - b.waitingSince || a.topic.localeCompare(b.topic));
+    const dueAts = dueByTopic.flatMap((t) => (t.oldestDueAt === null ? [] : [t.oldestDueAt]));
     return {
       byStatus,
       due: dueByTopic.reduce((n, t) => n + t.due, 0),
-      oldestDueAt: dueByTopic.length === 0 ? null : Math.min(...dueByTopic.map((t) => t.oldestDueAt)),
+      oldestDueAt: dueAts.length === 0 ? null : Math.min(...dueAts),
+      oldestWaitingSince: dueByTopic.length === 0 ? null : Math.min(...dueByTopic.map((t) => t.waitingSince)),
       dueByTopic: dueByTopic.slice(0, 200),
       ...(sets.length > 0 ? { bySet: await this.backlogBySet(now, sets) } : {}),
     };

@@ -262,12 +262,27 @@ describe.each(dbLanes())('dead-letter stores (DeadLetterStore, AuditTrail, Outbo
     await outbox.recordFailure(rows[5].id, 'x', { error: 'gone', retryAt: now, dead: true }); // DEAD: not backlog
     const stats = await outboxAdmin.stats(now);
     expect(stats.dueByTopic).toEqual([
-      { topic: 'order.paid', due: 3, oldestDueAt: now - 5000 },
-      { topic: 'order.refunded', due: 1, oldestDueAt: now - 7000 },
+      { topic: 'order.paid', due: 3, oldestDueAt: now - 5000, waitingSince: now - 5000 },
+      { topic: 'order.refunded', due: 1, oldestDueAt: now - 7000, waitingSince: now - 7000 },
     ]);
-    expect(stats).toMatchObject({ due: 4, oldestDueAt: now - 7000 });
+    expect(stats).toMatchObject({ due: 4, oldestDueAt: now - 7000, oldestWaitingSince: now - 7000 });
     await db.dataSource.query('DELETE FROM tmm_outbox');
-    expect(await outboxAdmin.stats(now)).toMatchObject({ due: 0, oldestDueAt: null, dueByTopic: [] });
+    expect(await outboxAdmin.stats(now)).toMatchObject({ due: 0, oldestDueAt: null, oldestWaitingSince: null, dueByTopic: [] });
+  });
+
+  it('outbox admin stats: a row whose publish failed waits since it was created, though its retry is not due yet (a broker outage is not a fresh backlog)', async () => {
+    const now = Date.now();
+    const failing = outboxMessage({ topic: 'order.failing', availableAt: now - 60_000, createdAt: now - 60_000 });
+    const due = outboxMessage({ topic: 'order.paid', availableAt: now - 1000, createdAt: now - 1000 });
+    await tm.run(() => outbox.append(tm.manager, [failing, due]));
+    await outbox.recordFailure(failing.id, 'x', { error: 'broker down', retryAt: now + 30_000, dead: false }); // rescheduled
+    const stats = await outboxAdmin.stats(now);
+    expect(stats.dueByTopic).toEqual([
+      { topic: 'order.paid', due: 1, oldestDueAt: now - 1000, waitingSince: now - 1000 },
+      { topic: 'order.failing', due: 0, oldestDueAt: null, waitingSince: now - 60_000 },
+    ]);
+    expect(stats).toMatchObject({ due: 1, oldestDueAt: now - 1000, oldestWaitingSince: now - 60_000 });
+    await db.dataSource.query('DELETE FROM tmm_outbox');
   });
 
   it('outbox admin per SET: the backlog of each asked set (due or waiting for a retry, not delayed by the sender), and lists with the set field and filter', async () => {

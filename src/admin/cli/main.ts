@@ -183,7 +183,7 @@ export function buildProgram(run: (fn: (s: Session, g: Globals) => Promise<numbe
         const now = Date.now();
         const [outbox, dead] = await Promise.all([s.outboxAdmin.stats(now), s.deadLetters.summarize()]);
         const status = {
-          outbox: { ...outbox.byStatus, due: outbox.due, oldestDueAgeMs: outbox.oldestDueAt === null ? null : now - outbox.oldestDueAt },
+          outbox: { ...outbox.byStatus, due: outbox.due, oldestDueAgeMs: outbox.oldestWaitingSince === null ? null : now - outbox.oldestWaitingSince },
           deadLetters: { ...dead.byStatus, oldestNewAgeMs: dead.oldestNewAt === null ? null : now - dead.oldestNewAt, byConsumer: dead.byConsumer },
         };
         if (o.json) json(status);

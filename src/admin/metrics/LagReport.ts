@@ -125,7 +125,7 @@ export async function lagReport(parts: { lag: LagMetrics; throughput: ConsumerTh
   const [p, items, stats] = await Promise.all([parts.lag.percentiles(), parts.queues.read(), parts.outboxAdmin.stats(now)]);
   return {
     at: now,
-    backlog: stats.dueByTopic.map((t) => ({ topic: t.topic, due: t.due, oldestAgeMs: Math.max(0, now - t.oldestDueAt) })),
+    backlog: stats.dueByTopic.map((t) => ({ topic: t.topic, due: t.due, oldestAgeMs: Math.max(0, now - t.waitingSince) })),
     publishLatency: p.publish,
     endToEndLatency: p.endToEnd,
     consumers: parts.throughput.rates(),

@@ -240,16 +240,16 @@ export class TmmMetrics {
     });
     new Gauge({
       name: 'tmm_outbox_oldest_pending_age_seconds',
-      help: 'Age of the oldest due PENDING outbox row (relay lag); 0 when none',
+      help: 'How long the oldest undelivered PENDING outbox row has waited (relay lag): since it became due, or since it was created once a publish of it failed; 0 when none',
       registers: r,
       async collect() {
         const s = await snapshot();
-        this.set(s.outbox.oldestDueAt === null ? 0 : Math.max(0, (Date.now() - s.outbox.oldestDueAt) / 1000));
+        this.set(s.outbox.oldestWaitingSince === null ? 0 : Math.max(0, (Date.now() - s.outbox.oldestWaitingSince) / 1000));
       },
     });
     new Gauge({
       name: 'tmm_outbox_pending_by_topic',
-      help: 'PENDING outbox rows that are due now, per topic (topics with a backlog only)',
+      help: 'PENDING outbox rows that are due now, per topic (topics with a backlog only: due rows, or rows waiting for a retry)',
       labelNames: ['topic'],
       registers: r,
       async collect() {
@@ -260,14 +260,14 @@ export class TmmMetrics {
     });
     new Gauge({
       name: 'tmm_outbox_oldest_pending_age_seconds_by_topic',
-      help: 'Age of the oldest due PENDING outbox row per topic (relay lag per topic; topics with a backlog only)',
+      help: 'How long the oldest undelivered PENDING outbox row of the topic has waited (as tmm_outbox_oldest_pending_age_seconds, per topic; topics with a backlog only)',
       labelNames: ['topic'],
       registers: r,
       async collect() {
         const s = await snapshot();
         this.reset();
         const now = Date.now();
-        for (const t of s.outbox.dueByTopic) this.set({ topic: t.topic }, Math.max(0, (now - t.oldestDueAt) / 1000));
+        for (const t of s.outbox.dueByTopic) this.set({ topic: t.topic }, Math.max(0, (now - t.waitingSince) / 1000));
       },
     });
     new Gauge({
