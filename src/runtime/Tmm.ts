@@ -186,7 +186,9 @@ export class Tmm {
       lock: transactions.dialect === 'sqlite' ? new RelayLock(transactions, this.instanceId) : undefined,
       keepDelivered: !o.dispatcher.deleteDelivered,
     });
-    this.txlog = o.txlog ? new TxLogSender(o.txlog, { transport: publishing, logger: this.logger, dataSource: this.dataSource, serviceName: this.name }) : undefined;
+    this.txlog = o.txlog
+      ? new TxLogSender(o.txlog, { transport: publishing, logger: this.logger, dataSource: this.dataSource, serviceName: this.name, journey: recorder, instance: this.instanceId })
+      : undefined;
     this.producer = new MessageProducer(
       transactions,
       this.outbox,

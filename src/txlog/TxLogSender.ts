@@ -6,6 +6,7 @@ import { Logger } from '../logging/Logger';
 import { OutboxMessage } from '../message/OutboxMessage';
 import { SenderBatch, SenderStore } from '../outbox/SenderStore';
 import { toTransportMessage } from '../message/toTransportMessage';
+import { JourneyStep, type JourneyRecorder } from '../journey/JourneyEvent';
 
 import { Transport } from '../transport/Transport';
 import { CheckVerdict, TransactionChecker, TypeOrmCheckBarrier, barrierKey, httpCheck } from './CheckBack';
@@ -180,7 +181,16 @@ export class TxLogSender implements SenderStore {
 
   constructor(
     options: TxLogOptions,
-    private readonly deps: { transport: Transport; logger: Logger; dataSource?: DataSource; serviceName: string },
+    private readonly deps: {
+      transport: Transport;
+      logger: Logger;
+      dataSource?: DataSource;
+      serviceName: string;
+      /** Records `published` / `publish-failed` steps of the log's sends (default: none). */
+      journey?: JourneyRecorder;
+      /** This process in journey steps (the `source`). */
+      instance?: string;
+    },
   ) {
     checkOptions(options);
     this.o = {
@@ -429,8 +439,14 @@ export class TxLogSender implements SenderStore {
       const attempt = tx.sendAttempts + 1;
       const results = await Promise.allSettled(
         tx.begin.messages.filter((m) => !tx.confirmed.has(m.id)).map(async (m) => {
-          await this.deps.transport.publish(toTransportMessage(fromLogged(m), attempt));
+          try {
+            await this.deps.transport.publish(toTransportMessage(fromLogged(m), attempt));
+          } catch (e) {
+            this.journeyStep(m, JourneyStep.PublishFailed, attempt, e instanceof Error ? e.message : String(e));
+            throw e;
+          }
           tx.confirmed.add(m.id);
+          this.journeyStep(m, JourneyStep.Published, attempt);
         }),
       );
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -460,6 +476,21 @@ export class TxLogSender implements SenderStore {
     } finally {
       tx.sending = false;
     }
+  }
+
+  /** A journey step of one logged message, when the journey is on. */
+  private journeyStep(m: LoggedMessage, step: typeof JourneyStep.Published | typeof JourneyStep.PublishFailed, attempt: number, error?: string): void {
+    const j = this.deps.journey;
+    if (!j?.enabled) return;
+    const where = `${m.exchange || '(default exchange)'} / ${m.routingKey}`;
+    j.record({
+      messageId: m.id,
+      step,
+      at: Date.now(),
+      source: this.deps.instance ?? this.o.serviceName,
+      attempt,
+      ...(step === JourneyStep.Published ? { detail: `confirmed by the broker: ${where} (sent from the local transaction log)` } : { outcome: 'retry', detail: error }),
+    });
   }
 
   private async checkBack(tx: TxState): Promise<void> {

@@ -6,8 +6,11 @@
  * Ground truth for what was written: SQL on tmm_journey; for what happened: the handler's own record.
  */
 import * as amqp from 'amqplib';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { IsBoolean, IsString } from 'class-validator';
-import { Consumer, MessageContract } from 'tmm/decorators';
+import { Consumer, MessageContract, TransactionalMessage } from 'tmm/decorators';
 import { AmqpTransport, type ConsumeContext, MemoryTransport, Tmm, consumerTopology, silentLogger } from '../../src/internal';
 import { journeyMetricsRegistry } from '../../src/admin/metrics/journeyMetrics';
 import { type AdminHarness, ApiClient, startAdminHarness } from '../support/adminHarness';
@@ -48,15 +51,21 @@ describe.each<DbKind>(['sqlite', 'postgres'])('recorded journey on %s with Rabbi
 
   let h: AdminHarness;
   let transport: AmqpTransport;
+  const logDirs = mkdtempSync(join(tmpdir(), 'tmm-journey-txlog-'));
   beforeAll(async () => {
     transport = new AmqpTransport({ url: AMQP_URL, logger: silentLogger, connectionName: `${P}-tmm` });
     h = await startAdminHarness(kind, {
       transport,
       consumers: [new Orders()],
-      tmm: { journey: { enabled: true, businessKeys: ['orderId'], flushIntervalMs: 50 } },
+      tmm: {
+        journey: { enabled: true, businessKeys: ['orderId'], flushIntervalMs: 50 },
+        // For the log-mode sender's steps; the check URL is never asked (no transaction stays in doubt here).
+        txlog: { directories: [join(logDirs, 'a'), join(logDirs, 'b')], barrier: false, checkUrl: 'http://127.0.0.1:9/never-asked' },
+      },
     });
   });
   afterAll(async () => {
+    rmSync(logDirs, { recursive: true, force: true });
     const queues = h ? h.tmm.consumers.definitions.flatMap((d) => consumerTopology(d).queues ?? []) : [];
     await h?.dispose();
     const c = await amqp.connect(AMQP_URL);
@@ -106,6 +115,25 @@ describe.each<DbKind>(['sqlite', 'postgres'])('recorded journey on %s with Rabbi
     expect((await h.api.get('/api/journey')).status).toBe(400);
     expect((await new ApiClient(h.url, undefined).get(`/api/journey/${id}`)).status).toBe(401);
     expect((await h.api.get(`/api/journey/${P}-no-such-message`)).status).toBe(404);
+  });
+
+  it('records the steps of a message sent through the local transaction log: stored in the log, published from it', async () => {
+    class Checkout {
+      constructor(private readonly tmm: Tmm) {}
+      @TransactionalMessage({ sender: 'log' })
+      async place(orderId: string): Promise<string> {
+        return this.tmm.producer.send(Object.assign(new OrderPlaced(), { orderId, fail: false }), { exchange: P, routingKey: 'order.placed' });
+      }
+    }
+    const id = await new Checkout(h.tmm).place('ord-log-1');
+    await waitUntil(() => handled.some((x) => x.messageId === id), 'the log-mode message to be consumed');
+    await waitUntil(() => hasSteps(id, 'published', 'delivered'), 'its publish and delivery to be recorded', 30_000);
+    const { body } = await journey(id);
+    expect(body.steps.map((s) => s.step)).toEqual(['sent', 'stored', 'published', 'delivered']);
+    const [, stored, published] = body.steps;
+    expect(stored).toMatchObject({ source: h.tmm.instanceId, detail: 'committed to the local transaction log' });
+    expect(published).toMatchObject({ source: h.tmm.instanceId, attempt: 1, detail: expect.stringContaining('sent from the local transaction log') });
+    expect((await rowsOf(id)).map((r) => r.step).sort()).toEqual(['delivered', 'published', 'stored']);
   });
 
   it('records retries and the dead letter; after a resend the letter shows the copy consumed', async () => {
