@@ -181,6 +181,30 @@ describe('tmm CLI (through its entry point, in a child process)', () => {
     expect(json(await tmm(['dead', 'groups', '--status', 'RESENT', '--json'], env)).groups).toEqual(expect.arrayContaining([expect.objectContaining({ fingerprint: fp, count: 3 })]));
   });
 
+  it('--set lists only the outbox rows and dead letters of one SET; a bad set name is a usage error', async () => {
+    const ids = { a: uuidv7(), b1: uuidv7(), b2: uuidv7() };
+    const set = (s: string) => ({ 'tmm-set': s });
+    await withDb(async (ds, tm) => {
+      const outbox = new TypeOrmOutboxStore(tm, sqlDialectFor(tm.dialect));
+      const m = (id: string, s: string) => ({ id, topic: 'set.cli', exchange: 'x', routingKey: 'set.cli', payload: '{}', headers: set(s), availableAt: Date.now(), orderingKey: null, createdAt: Date.now() });
+      await tm.run(() => outbox.append(tm.manager, [m(ids.a, 'A'), m(ids.b1, 'B'), m(ids.b2, 'B')]));
+      const store = new TypeOrmDeadLetterStore(ds, 'sqlite');
+      for (const s of ['A', 'B']) await tm.run(() => store.add(tm.manager, newDeadLetter({ topic: 'set.cli', headers: { 'tmm-contract-version': 1, ...set(s) } })));
+    });
+    const rows = json(await tmm(['outbox', 'list', '--status', 'PENDING', '--topic', 'set.cli', '--set', 'B', '--json'], env));
+    expect(rows.items.map((r: { id: string }) => r.id).sort()).toEqual([ids.b1, ids.b2].sort());
+    expect(rows.items.every((r: { set: string }) => r.set === 'B')).toBe(true);
+    const table = await tmm(['outbox', 'list', '--status', 'PENDING', '--topic', 'set.cli', '--set', 'A'], env);
+    expect(table.stdout).toContain(ids.a);
+    expect(table.stdout).not.toContain(ids.b1);
+    const letters = json(await tmm(['dead', 'list', '--topic', 'set.cli', '--set', 'A', '--json'], env));
+    expect(letters.items.map((d: { set: string }) => d.set)).toEqual(['A']);
+    const bad = await tmm(['outbox', 'list', '--set', 'a"b'], env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--set must be a SET name');
+    await withDb((ds) => ds.query(`DELETE FROM tmm_outbox WHERE topic = 'set.cli'`));
+  });
+
   it('outbox list / retry / discard act on DEAD rows only', async () => {
     const [dead, other] = [uuidv7(), uuidv7()];
     await withDb(async (_ds, tm) => {

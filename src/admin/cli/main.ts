@@ -16,6 +16,7 @@ import { TypeOrmDeadLetterStore } from '../../deadletter/TypeOrmDeadLetterStore'
 import { BufferedJourneyRecorder } from '../../journey/BufferedJourneyRecorder';
 import { TypeOrmJourneyStore } from '../../journey/TypeOrmJourneyStore';
 import { TypeOrmOutboxAdminStore } from '../../deadletter/TypeOrmOutboxAdminStore';
+import { SET_NAME_PATTERN } from '../../deadletter/storedSet';
 import { InvalidInputError, NotFoundError, PayloadTooLargeError, QueueMigrationError, StateConflictError, TmmError, TopologyError } from '../../errors';
 import type { Topology } from '../../transport/Transport';
 import { ConsoleLogger } from '../../logging/Logger';
@@ -113,22 +114,29 @@ function statusOption(v: string): DeadLetterStatus[] | undefined {
   return list as DeadLetterStatus[];
 }
 
+/** --set: a SET's name as SET routing stamps it (the admin API's `set=` filter takes the same). */
+function setOption(v: string): string {
+  if (!new RegExp(SET_NAME_PATTERN).test(v)) throw new CliExit(ExitCode.Usage, `--set must be a SET name (1-128 characters, no quote, backslash or control character), got ${JSON.stringify(v)}`);
+  return v;
+}
+
 function filterOptions(cmd: Command): Command {
   return cmd
     .option('--status <list>', 'NEW, RESENT, DISCARDED (comma-separated) or ALL', 'NEW')
     .option('--topic <topic>', 'only this topic')
     .option('--consumer <name>', 'only this consumer (Class.method)')
+    .option('--set <name>', 'only messages of this SET (SET routing: the set a message was sent to)', setOption)
     .option('--fingerprint <hex>', 'only this error group')
     .option('--since <time>', 'last failure at or after (ISO-8601 or epoch ms)', timeOption('since'))
     .option('--until <time>', 'last failure at or before (ISO-8601 or epoch ms)', timeOption('until'));
 }
 
-function toFilter(o: { status?: string; topic?: string; consumer?: string; fingerprint?: string; since?: number; until?: number }): DeadLetterFilter {
-  return { status: statusOption(o.status ?? 'NEW'), topic: o.topic, consumer: o.consumer, fingerprint: o.fingerprint, from: o.since, to: o.until };
+function toFilter(o: { status?: string; topic?: string; consumer?: string; set?: string; fingerprint?: string; since?: number; until?: number }): DeadLetterFilter {
+  return { status: statusOption(o.status ?? 'NEW'), topic: o.topic, consumer: o.consumer, set: o.set, fingerprint: o.fingerprint, from: o.since, to: o.until };
 }
 
-function hasCriteria(o: { topic?: string; consumer?: string; fingerprint?: string; since?: number; until?: number }): boolean {
-  return [o.topic, o.consumer, o.fingerprint, o.since, o.until].some((v) => v !== undefined);
+function hasCriteria(o: { topic?: string; consumer?: string; set?: string; fingerprint?: string; since?: number; until?: number }): boolean {
+  return [o.topic, o.consumer, o.set, o.fingerprint, o.since, o.until].some((v) => v !== undefined);
 }
 
 export function buildProgram(run: (fn: (s: Session, g: Globals) => Promise<number | void>, g: () => Globals) => Promise<void>): Command {
@@ -245,7 +253,7 @@ export function buildProgram(run: (fn: (s: Session, g: Globals) => Promise<numbe
       .description('resend dead letters through the outbox: by id, or every one matching a filter (with --all-matching)')
       .argument('[ids...]', 'dead letter ids'),
   )
-    .option('--all-matching', 'act on every dead letter matching the filter options (at least one of --topic, --consumer, --fingerprint, --since, --until)')
+    .option('--all-matching', 'act on every dead letter matching the filter options (at least one of --topic, --consumer, --set, --fingerprint, --since, --until)')
     .option('--payload-file <file>', 'resend one dead letter with this payload (JSON) instead of its own; the original is kept')
     .addOption(new Option('--to <target>', 'queue: the consumer’s own queue (default); route: the original exchange and routing key').choices(['queue', 'route']))
     .option('--limit <n>', 'most dead letters one --all-matching run resends', intOption('limit', 1, 1_000_000), 10_000)
@@ -274,15 +282,16 @@ export function buildProgram(run: (fn: (s: Session, g: Globals) => Promise<numbe
     .description('list outbox rows, newest first')
     .option('--status <list>', 'DEAD, EXCEPTION, PENDING, DELIVERED (comma-separated)', 'DEAD,EXCEPTION')
     .option('--topic <topic>', 'only this topic')
+    .option('--set <name>', 'only rows of this SET (SET routing: the set the row was stamped with)', setOption)
     .option('--limit <n>', 'rows to show (1-1000)', intOption('limit', 1, 1000), 50)
     .option('--offset <n>', 'rows to skip', intOption('offset', 0, 100_000_000), 0)
     .action((opts) =>
       run(async (s, o) => {
         const status = String(opts.status).toUpperCase().split(',') as OutboxStatus[];
         for (const st of status) if (!Object.values(OutboxStatus).includes(st)) throw new CliExit(ExitCode.Usage, `--status must list DEAD, EXCEPTION, PENDING or DELIVERED, got "${opts.status}"`);
-        const page = await s.outboxAdmin.list({ status, topic: opts.topic }, { limit: opts.limit, offset: opts.offset });
+        const page = await s.outboxAdmin.list({ status, topic: opts.topic, set: opts.set }, { limit: opts.limit, offset: opts.offset });
         if (o.json) return json(page);
-        printTable(page.items.map((r) => ({ ...r, created: iso(r.createdAt) })), ['id', 'created', 'status', 'topic', 'attempts', 'lastError']);
+        printTable(page.items.map((r) => ({ ...r, created: iso(r.createdAt) })), ['id', 'created', 'status', 'topic', 'set', 'attempts', 'lastError']);
         out(`${page.items.length === 0 ? 0 : page.offset + 1}-${page.offset + page.items.length} of ${page.total}`);
       }, g),
     );
@@ -452,7 +461,7 @@ async function bulkOrIds(
 ) {
   if (opts.allMatching) {
     if (ids.length > 0) throw new CliExit(ExitCode.Usage, 'give ids or --all-matching, not both');
-    if (!hasCriteria(opts)) throw new CliExit(ExitCode.Usage, '--all-matching needs at least one of --topic, --consumer, --fingerprint, --since, --until');
+    if (!hasCriteria(opts)) throw new CliExit(ExitCode.Usage, '--all-matching needs at least one of --topic, --consumer, --set, --fingerprint, --since, --until');
     const filter = toFilter(opts);
     return action === 'resend' ? s.service.resendMatching(s.principal, filter, opts.limit, { to: opts.to, comment: opts.comment }) : s.service.discardMatching(s.principal, filter, opts.limit, opts.comment);
   }
