@@ -178,8 +178,14 @@ export class LogDirectory {
       if (end > this.allocated) {
         // Zeros ahead, written (not fallocate'd: an unwritten extent would need a journal commit on first write).
         const chunk = Math.max(end - this.allocated, Math.min(PREALLOCATE_BYTES, Math.ceil(this.segmentBytes / 4)));
-        await writeAll(this.handle!, Buffer.alloc(chunk), this.allocated);
-        this.allocated += chunk;
+        try {
+          await writeAll(this.handle!, Buffer.alloc(chunk), this.allocated);
+          this.allocated += chunk;
+        } catch (e) {
+          // A disk with room for the records but not for the zeros ahead: write the records as an append would.
+          if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+          this.allocated = (await this.handle!.stat()).size;
+        }
       }
       beforeSync?.();
       this.syncs++;

@@ -97,10 +97,12 @@ describe('admin console: transaction-log EXCEPTIONs', () => {
     expect(await checks.allTextContents()).toEqual([expect.stringMatching(/checkerunknown/), expect.stringMatching(/checkerunknown/)]);
     expect(await page.locator('[data-testid=txlog-payload]').textContent()).toContain(`${prefix}-send`);
     // The picture (docs/admin.md) shows directories as configured in production, not this test's temp paths.
-    await page.evaluate(({ from, to }) => {
+    const shown = { [`${tmp}/a`]: '/srv/disk1/tmm-txlog', [`${tmp}/b`]: '/srv/disk2/tmm-txlog' };
+    await page.evaluate(`(() => {
+      const shown = ${JSON.stringify(shown)};
       const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-      for (let n = walker.nextNode(); n; n = walker.nextNode()) if (n.nodeValue?.includes(from)) n.nodeValue = n.nodeValue.split(`${from}/a`).join(to[0]).split(`${from}/b`).join(to[1]);
-    }, { from: tmp, to: ['/srv/disk1/tmm-txlog', '/srv/disk2/tmm-txlog'] });
+      for (let n = walker.nextNode(); n; n = walker.nextNode()) for (const [from, to] of Object.entries(shown)) if (n.nodeValue.includes(from)) n.nodeValue = n.nodeValue.split(from).join(to);
+    })()`);
     await page.screenshot({ path: join(SHOTS, 'txlog-exception.png') });
   });
 
