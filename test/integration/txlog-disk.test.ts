@@ -10,7 +10,8 @@ import { mkdirSync, mkdtempSync, promises as fs, readdirSync, readFileSync, rmSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { AmqpTransport, Logger, Tmm } from '../../src/internal';
+import { AmqpTransport, Logger, Tmm, silentLogger } from '../../src/internal';
+import { DualLog } from '../../src/txlog/DualLog';
 import { TransactionalMessage } from 'tmm/decorators';
 import { AMQP_URL, EntryTally, waitUntil } from '../support/broker';
 import { TestDatabase, createTestDatabase } from '../support/databases';
@@ -278,4 +279,20 @@ it('both directories full: sends fail with TMM_TXLOG_UNAVAILABLE and nothing is 
   expect(committed).toEqual([...ok].sort()); // every accepted send committed, no refused one did
   await waitUntil(() => got(prefix).length >= committed.length, 'a message for every committed row', 20_000);
   expect(got(prefix)).toEqual(committed); // and no message for a refused send
+});
+
+it('a disk with room for the records but not for the preallocated zeros ahead: records are written as appends, the directory stays live', async () => {
+  const disk = join(tmp, 'small');
+  tmpfs(disk, '256k'); // less than one preallocation chunk (1 MiB for 64 MiB segments)
+  const dirs = [join(tmp, 'small-a'), join(disk, 'log')];
+  const log = new DualLog(dirs, 64 * 1024 * 1024, silentLogger);
+  await log.open();
+  const record = (i: number) => [Buffer.from(JSON.stringify({ type: 'sent', lsn: i, uid: `small-${i}`, at: 1 }))];
+  for (let i = 0; i < 20; i++) await log.append(() => record(i));
+  expect(log.health()).toMatchObject({ degraded: false, directories: [{ ok: true }, { ok: true }] });
+  await log.close();
+  const again = await new DualLog(dirs, 64 * 1024 * 1024, silentLogger).open();
+  expect(again.records.map((p) => (JSON.parse(p.toString()) as { uid: string }).uid)).toEqual(Array.from({ length: 20 }, (_, i) => `small-${i}`));
+  expect(again.directories.map((d) => d.repair)).toEqual(['none', 'none']);
+  expect(readCopy(dirs[1]).records).toHaveLength(20);
 });
