@@ -213,7 +213,7 @@ async function tmmWorld(label: string, dataSource: DataSource): Promise<{ world:
   // BENCH_SIDE (under callgrind, 50–100× slower): no sweeper (its 1 s polls would count per transaction
   // as often as the slowdown makes a transaction long) and a mark linger that never ends a 50-transaction
   // block, as the 100 ms linger never does at full speed; so the side runs the statements it runs natively.
-  const side = SIDE ? { relay: { enabled: false }, markLingerMs: 600_000 } : { relay: {}, markLingerMs: undefined };
+  const side = SIDE ? { relay: { enabled: false }, markLingerMs: 10_000 } : { relay: {}, markLingerMs: undefined };
   const tmm = new Tmm({
     dataSource,
     name: 'bench',
