@@ -22,8 +22,7 @@ import { IsInt, IsString } from 'class-validator';
 import { Column, DataSource, Entity, PrimaryColumn } from 'typeorm';
 import Database from 'better-sqlite3';
 import { Pool } from 'pg';
-import { uuidv7 } from 'uuidv7';
-import { AsyncLocalContextStore, ClsHookedContextStore, ContextStore, MIGRATIONS, Tmm, newContext } from '../../src/internal';
+import { AsyncLocalContextStore, ClsHookedContextStore, ContextStore, MIGRATIONS, Tmm, newContext, newMessageId } from '../../src/internal';
 import { MessageContract, Transactional, TransactionalMessage } from 'tmm/decorators';
 import { median, round, timeOps } from '../support/stats';
 import { SectionProfiler } from '../support/profile';
@@ -265,7 +264,8 @@ function outboxParams(id: string): unknown[] {
  * Raw better-sqlite3, every statement prepared once: BEGIN, business INSERT, [outbox INSERT,] COMMIT; the
  * delivered ids deleted 200 per DELETE and, at the end of each block (`after`), the ids still pending — the
  * same statements tmm's side runs (its batched mark, 200 per statement, and the `dispatcher.flush()` that
- * ends its block), so both sides delete the same rows per statement.
+ * ends its block), so both sides delete the same rows per statement. Message ids come from tmm's own
+ * generator (`newMessageId`), so making an id costs both sides the same.
  */
 function sqliteFloor(db: Database.Database): World {
   const begin = db.prepare('BEGIN');
@@ -290,7 +290,7 @@ function sqliteFloor(db: Database.Database): World {
     },
     msg: {
       op: async () => {
-        const id = uuidv7();
+        const id = newMessageId();
         begin.run();
         business.run(`f-${n++}`, 1);
         outbox.run(...outboxParams(id));
@@ -323,7 +323,7 @@ function postgresFloor(pool: Pool): World {
       await client.query('BEGIN');
       await client.query({ ...business, values: [`f-${n++}`, 1] });
       let id: string | undefined;
-      if (withRow) await client.query({ ...outbox, values: outboxParams((id = uuidv7())) });
+      if (withRow) await client.query({ ...outbox, values: outboxParams((id = newMessageId())) });
       await client.query('COMMIT');
       if (id) {
         delivered.push(id);

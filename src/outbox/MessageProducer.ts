@@ -1,6 +1,6 @@
-import { uuidv7 } from 'uuidv7';
 import { ConfigurationError, NoActiveTransactionError, PayloadTooLargeError } from '../errors';
 import { checkContract, contractOf, serializeContract } from '../message/MessageContracts';
+import { newMessageId } from '../message/messageId';
 import type { ContractMetadata } from '../metadata';
 import { OutboxMessage, TmmHeaders } from '../message/OutboxMessage';
 import { toTransportMessage } from '../message/toTransportMessage';
@@ -263,7 +263,7 @@ export class MessageProducer {
     const headers: Headers = {};
     if (options.headers) for (const k of Object.keys(options.headers)) headers[k] = options.headers[k];
     headers[TmmHeaders.contractVersion] = meta.version;
-    const id = uuidv7();
+    const id = newMessageId();
     const exchange = options.exchange ?? meta.exchange ?? this.options.defaultExchange;
     const routingKey = options.routingKey ?? meta.topic;
     stampOutgoing(this.tracer, this.transactions.contextStore, headers, { id, topic: meta.topic, exchange, routingKey });
