@@ -113,8 +113,10 @@ export class TypeOrmOutboxStore implements OutboxStore {
     const head = options.deleteRows
       ? `DELETE FROM tmm_outbox`
       : (params.push(OutboxStatus.Delivered, now), `UPDATE tmm_outbox SET status = ${this.p(1)}, delivered_at = ${this.p(2)}, lease_owner = NULL, lease_until = NULL`);
-    params.push(owner, now, OutboxStatus.Pending);
-    const fence = `(lease_owner = ${this.p(params.length - 2)} OR lease_owner IS NULL OR lease_until < ${this.p(params.length - 1)}) AND status = ${this.p(params.length)}`;
+    params.push(owner, now);
+    // The status as a literal, not a parameter: SQLite then knows which partial indexes the rows are in
+    // (tmm_outbox_due is WHERE status = 'PENDING'); with `status = ?` a 50-row DELETE took 2.7× as long.
+    const fence = `(lease_owner = ${this.p(params.length - 1)} OR lease_owner IS NULL OR lease_until < ${this.p(params.length)}) AND status = '${OutboxStatus.Pending}'`;
     if (this.dialect.name === 'postgres') {
       // One array parameter instead of one per id: a constant statement text, less to bind and to parse.
       params.push(ids);
