@@ -371,16 +371,22 @@ async function benchSqlite(): Promise<Record<number, LevelResult>> {
   const dir = mkdtempSync(join(tmpdir(), 'tmm-bench-'));
   const sqlite = new DataSource({ type: 'better-sqlite3', database: join(dir, 'bench.sqlite'), entities: [BenchOrder], synchronize: true });
   await sqlite.initialize();
-  const raw = new Database(join(dir, 'floor.sqlite'));
+  // BENCH_FLOOR_FILE=same: the floor on a second connection to tmm's own file and tables (its rows are
+  // leased to another owner and deleted at the end of each block), instead of a file of its own.
+  const sameFile = process.env.BENCH_FLOOR_FILE === 'same';
+  const raw = new Database(join(dir, sameFile ? 'bench.sqlite' : 'floor.sqlite'));
   try {
     const t = await tmmWorld('sqlite', sqlite);
     // Same settings as the TypeORM connection (WAL; its synchronous level), same tables and indexes.
     raw.pragma('journal_mode = WAL');
     const [{ synchronous }] = (await sqlite.query('PRAGMA synchronous')) as { synchronous: number }[];
     raw.pragma(`synchronous = ${Number(synchronous)}`);
-    raw.exec('CREATE TABLE bench_order (id varchar PRIMARY KEY NOT NULL, amount integer NOT NULL)');
-    // Every tmm migration, as tmm.start() runs them: the outbox's indexes include the admin's partial one.
-    for (const m of MIGRATIONS) for (const sql of m.statements.sqlite) raw.exec(sql);
+    raw.pragma('busy_timeout = 5000');
+    if (!sameFile) {
+      raw.exec('CREATE TABLE bench_order (id varchar PRIMARY KEY NOT NULL, amount integer NOT NULL)');
+      // Every tmm migration, as tmm.start() runs them: the outbox's indexes include the admin's partial one.
+      for (const m of MIGRATIONS) for (const sql of m.statements.sqlite) raw.exec(sql);
+    }
     const ops = { 1: Number(process.env.BENCH_SQLITE_OPS ?? 1000), 32: Number(process.env.BENCH_SQLITE_OPS_32 ?? 1500) };
     if (SIDE) {
       await runSide(SIDE, t.world, sqliteFloor(raw));
