@@ -22,8 +22,7 @@ import { IsInt, IsString } from 'class-validator';
 import { Column, DataSource, Entity, PrimaryColumn } from 'typeorm';
 import Database from 'better-sqlite3';
 import { Pool } from 'pg';
-import { uuidv7 } from 'uuidv7';
-import { AsyncLocalContextStore, ClsHookedContextStore, ContextStore, MIGRATIONS, Tmm, newContext } from '../../src/internal';
+import { AsyncLocalContextStore, ClsHookedContextStore, ContextStore, MIGRATIONS, Tmm, newContext, newMessageId } from '../../src/internal';
 import { MessageContract, Transactional, TransactionalMessage } from 'tmm/decorators';
 import { median, round, timeOps } from '../support/stats';
 import { SectionProfiler } from '../support/profile';
@@ -59,6 +58,8 @@ const ONLY = process.env.BENCH_ONLY;
 const CONCURRENCY = [1, 32] as const;
 const POOL = 10; // TypeORM's default pool size on PostgreSQL; the floor's pg.Pool gets the same
 const profiler = new SectionProfiler(process.env.BENCH_PROFILE);
+/** BENCH_SIDE=<tmm|floor>.<base|msg>: that side alone (see runSide). */
+const SIDE = process.env.BENCH_SIDE;
 
 const OUTBOX_COLS = ['id', 'topic', 'exchange', 'routing_key', 'payload', 'headers', 'status', 'attempts', 'available_at', 'lease_owner', 'lease_until', 'ordering_key', 'created_at'];
 
@@ -208,7 +209,18 @@ async function compare(label: string, tmmWorld: World, floor: World, ops: Record
 
 /** The tmm world on `dataSource`; returns it with a check and a stop to run after the rounds. */
 async function tmmWorld(label: string, dataSource: DataSource): Promise<{ world: World; profile: (ops: number) => Promise<void>; finish: () => Promise<void> }> {
-  const tmm = new Tmm({ dataSource, name: 'bench', transport: 'memory', logger: 'silent', dispatcher: { deleteDelivered: process.env.BENCH_KEEP !== '1' } });
+  // BENCH_SIDE (under callgrind, 50–100× slower): no sweeper (its 1 s polls would count per transaction
+  // as often as the slowdown makes a transaction long) and a mark linger that never ends a 50-transaction
+  // block, as the 100 ms linger never does at full speed; so the side runs the statements it runs natively.
+  const side = SIDE ? { relay: { enabled: false }, markLingerMs: 10_000 } : { relay: {}, markLingerMs: undefined };
+  const tmm = new Tmm({
+    dataSource,
+    name: 'bench',
+    transport: 'memory',
+    logger: 'silent',
+    relay: side.relay,
+    dispatcher: { deleteDelivered: process.env.BENCH_KEEP !== '1', ...(side.markLingerMs ? { markLingerMs: side.markLingerMs } : {}) },
+  });
   await tmm.start();
   await tmm.transport.declare({ queues: [{ name: 'sink', bindings: [{ exchange: 'tmm.events', routingKey: '#' }] }] });
   await tmm.transport.subscribe({ queue: { name: 'sink' }, prefetch: 1000 }, (d) => d.ack());
@@ -248,13 +260,24 @@ function outboxParams(id: string): unknown[] {
   return [id, 'bench.order-placed', 'tmm.events', 'bench.order-placed', '{"id":"x","amount":1}', '{"tmm-contract-version":1}', 'PENDING', 0, now, 'bench', now + 30_000, null, now];
 }
 
-/** Raw better-sqlite3, every statement prepared once: BEGIN, business INSERT, [outbox INSERT,] COMMIT; one DELETE per 200 ids. */
+/**
+ * Raw better-sqlite3, every statement prepared once: BEGIN, business INSERT, [outbox INSERT,] COMMIT; the
+ * delivered ids deleted 200 per DELETE and, at the end of each block (`after`), the ids still pending — the
+ * same statements tmm's side runs (its batched mark, 200 per statement, and the `dispatcher.flush()` that
+ * ends its block), so both sides delete the same rows per statement. Message ids come from tmm's own
+ * generator (`newMessageId`), so making an id costs both sides the same.
+ */
 function sqliteFloor(db: Database.Database): World {
   const begin = db.prepare('BEGIN');
   const commit = db.prepare('COMMIT');
   const business = db.prepare('INSERT INTO bench_order (id, amount) VALUES (?, ?)');
   const outbox = db.prepare(`INSERT INTO tmm_outbox (${OUTBOX_COLS.join(', ')}) VALUES (${OUTBOX_COLS.map(() => '?').join(', ')})`);
-  const del = db.prepare(`DELETE FROM tmm_outbox WHERE id IN (${Array.from({ length: 200 }, () => '?').join(', ')})`);
+  const deletes = new Map<number, Database.Statement>();
+  const del = (ids: string[]) => {
+    let stmt = deletes.get(ids.length);
+    if (!stmt) deletes.set(ids.length, (stmt = db.prepare(`DELETE FROM tmm_outbox WHERE id IN (${ids.map(() => '?').join(', ')})`)));
+    stmt.run(...ids);
+  };
   const delivered: string[] = [];
   let n = 0;
   return {
@@ -267,20 +290,27 @@ function sqliteFloor(db: Database.Database): World {
     },
     msg: {
       op: async () => {
-        const id = uuidv7();
+        const id = newMessageId();
         begin.run();
         business.run(`f-${n++}`, 1);
         outbox.run(...outboxParams(id));
         commit.run();
         delivered.push(id);
-        if (delivered.length >= 200) del.run(...delivered.splice(0, 200));
+        if (delivered.length >= 200) del(delivered.splice(0, 200));
+      },
+      after: async () => {
+        if (delivered.length > 0) del(delivered.splice(0, delivered.length));
       },
     },
     cleanup: async () => db.prepare(`DELETE FROM tmm_outbox`).run(),
   };
 }
 
-/** Raw pg on a pool: BEGIN, named (prepared) business INSERT, [named outbox INSERT,] COMMIT; one named DELETE per 200 ids. */
+/**
+ * Raw pg on a pool: BEGIN, named (prepared) business INSERT, [named outbox INSERT,] COMMIT; the delivered
+ * ids deleted by one named DELETE per 200 and, at the end of each block (`after`), the ids still pending
+ * (as tmm's side does: see sqliteFloor).
+ */
 function postgresFloor(pool: Pool): World {
   const business = { name: 'floor_business', text: 'INSERT INTO bench_order (id, amount) VALUES ($1, $2)' };
   const outbox = { name: 'floor_outbox', text: `INSERT INTO tmm_outbox (${OUTBOX_COLS.join(', ')}) VALUES (${OUTBOX_COLS.map((_c, i) => `$${i + 1}`).join(', ')})` };
@@ -293,7 +323,7 @@ function postgresFloor(pool: Pool): World {
       await client.query('BEGIN');
       await client.query({ ...business, values: [`f-${n++}`, 1] });
       let id: string | undefined;
-      if (withRow) await client.query({ ...outbox, values: outboxParams((id = uuidv7())) });
+      if (withRow) await client.query({ ...outbox, values: outboxParams((id = newMessageId())) });
       await client.query('COMMIT');
       if (id) {
         delivered.push(id);
@@ -305,7 +335,12 @@ function postgresFloor(pool: Pool): World {
   };
   return {
     base: { op: () => tx(false) },
-    msg: { op: () => tx(true) },
+    msg: {
+      op: () => tx(true),
+      after: async () => {
+        if (delivered.length > 0) await pool.query({ ...del, values: [delivered.splice(0, delivered.length)] });
+      },
+    },
     cleanup: () => pool.query('DELETE FROM tmm_outbox WHERE id = ANY($1::uuid[])', [delivered.splice(0, delivered.length)]),
   };
 }
@@ -316,14 +351,19 @@ function postgresFloor(pool: Pool): World {
  * depend on the machine's load: (Ir at n2 − Ir at n1) / (n2 − n1) is the side's instructions per
  * transaction (see bench/README.md).
  */
-const SIDE = process.env.BENCH_SIDE;
 async function runSide(side: string, tmmSide: World, floor: World): Promise<void> {
   const [w, s] = side.split('.') as ['tmm' | 'floor', 'base' | 'msg'];
   const chosen = (w === 'tmm' ? tmmSide : w === 'floor' ? floor : undefined)?.[s];
   if (!chosen) throw new Error(`BENCH_SIDE must be tmm|floor . base|msg, got ${side}`);
-  await timeConcurrent(200, 1, chosen.op, chosen.after);
+  // In blocks of 50 with the side's `after` at the end of each, as compare() runs it at 1 caller.
+  const blocks = async (ops: number) => {
+    let us = 0;
+    for (let done = 0; done < ops; done += 50) us += (await timeConcurrent(Math.min(50, ops - done), 1, chosen.op, chosen.after)) * Math.min(50, ops - done);
+    return us / ops;
+  };
+  await blocks(200);
   const n = Number(process.env.BENCH_SIDE_OPS ?? 1000);
-  const us = await timeConcurrent(n, 1, chosen.op, chosen.after);
+  const us = await blocks(n);
   console.log(`side ${side}: ${n} transactions, ${round(us, 1)} µs/tx`);
 }
 
@@ -331,16 +371,22 @@ async function benchSqlite(): Promise<Record<number, LevelResult>> {
   const dir = mkdtempSync(join(tmpdir(), 'tmm-bench-'));
   const sqlite = new DataSource({ type: 'better-sqlite3', database: join(dir, 'bench.sqlite'), entities: [BenchOrder], synchronize: true });
   await sqlite.initialize();
-  const raw = new Database(join(dir, 'floor.sqlite'));
+  // BENCH_FLOOR_FILE=same: the floor on a second connection to tmm's own file and tables (its rows are
+  // leased to another owner and deleted at the end of each block), instead of a file of its own.
+  const sameFile = process.env.BENCH_FLOOR_FILE === 'same';
+  const raw = new Database(join(dir, sameFile ? 'bench.sqlite' : 'floor.sqlite'));
   try {
     const t = await tmmWorld('sqlite', sqlite);
     // Same settings as the TypeORM connection (WAL; its synchronous level), same tables and indexes.
     raw.pragma('journal_mode = WAL');
     const [{ synchronous }] = (await sqlite.query('PRAGMA synchronous')) as { synchronous: number }[];
     raw.pragma(`synchronous = ${Number(synchronous)}`);
-    raw.exec('CREATE TABLE bench_order (id varchar PRIMARY KEY NOT NULL, amount integer NOT NULL)');
-    // Every tmm migration, as tmm.start() runs them: the outbox's indexes include the admin's partial one.
-    for (const m of MIGRATIONS) for (const sql of m.statements.sqlite) raw.exec(sql);
+    raw.pragma('busy_timeout = 5000');
+    if (!sameFile) {
+      raw.exec('CREATE TABLE bench_order (id varchar PRIMARY KEY NOT NULL, amount integer NOT NULL)');
+      // Every tmm migration, as tmm.start() runs them: the outbox's indexes include the admin's partial one.
+      for (const m of MIGRATIONS) for (const sql of m.statements.sqlite) raw.exec(sql);
+    }
     const ops = { 1: Number(process.env.BENCH_SQLITE_OPS ?? 1000), 32: Number(process.env.BENCH_SQLITE_OPS_32 ?? 1500) };
     if (SIDE) {
       await runSide(SIDE, t.world, sqliteFloor(raw));

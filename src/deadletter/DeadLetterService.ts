@@ -1,10 +1,10 @@
 import type { EntityManager } from 'typeorm';
-import { uuidv7 } from 'uuidv7';
 import { ConsumerHeaders } from '../consumer/ConsumerHeaders';
 import { InputProblem, InvalidInputError, MessageValidationError, NotFoundError, PayloadTooLargeError, StateConflictError } from '../errors';
 import { Logger, silentLogger } from '../logging/Logger';
 import { ContractClass, deserializeContract, validateContract } from '../message/MessageContracts';
 import { OutboxMessage, OutboxStatus, TmmHeaders } from '../message/OutboxMessage';
+import { newMessageId } from '../message/messageId';
 import type { OutboxStore } from '../outbox/OutboxStore';
 import type { Dispatcher } from '../relay/Dispatcher';
 import { JourneyStep, type JourneyRecorder } from '../journey/JourneyEvent';
@@ -397,7 +397,7 @@ export function resendMessage(letter: DeadLetter, payload: string, to: ResendTar
   // The stored bytes as they came (base64 in the row) unless an operator edited the payload (JSON text).
   const binary = letter.payloadEncoding === 'base64' && payload === letter.payload;
   return {
-    id: uuidv7(),
+    id: newMessageId(),
     topic: letter.topic,
     exchange: toQueue ? '' : letter.originalExchange,
     routingKey: toQueue ? letter.queue! : letter.originalRoutingKey,

@@ -1,3 +1,4 @@
 export * from './OutboxMessage';
 export * from './MessageContracts';
 export * from './WireHeaders';
+export * from './messageId';

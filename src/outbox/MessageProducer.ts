@@ -1,6 +1,6 @@
-import { uuidv7 } from 'uuidv7';
 import { ConfigurationError, NoActiveTransactionError, PayloadTooLargeError } from '../errors';
 import { checkContract, contractOf, serializeContract } from '../message/MessageContracts';
+import { newMessageId } from '../message/messageId';
 import type { ContractMetadata } from '../metadata';
 import { OutboxMessage, TmmHeaders } from '../message/OutboxMessage';
 import { toTransportMessage } from '../message/toTransportMessage';
@@ -184,7 +184,7 @@ export class MessageProducer {
       collector = c;
       scope.resources.set(COLLECTOR, c);
       const kind = chosenSender(scope) ?? this.senders.default ?? 'outbox';
-      const batch = this.senderFor(scope).open();
+      const batch = this.senderOf(kind).open();
       scope.beforeCommit(() => (c.messages.length === 0 ? undefined : batch.beforeCommit(scope.manager, c.messages)));
       scope.afterCommit(() => {
         if (c.messages.length === 0) return undefined;
@@ -194,7 +194,7 @@ export class MessageProducer {
       });
       scope.afterRollback(() => (c.messages.length === 0 ? undefined : batch.afterRollback(c.messages)));
     }
-    collector.messages.push(...messages);
+    for (let i = 0; i < messages.length; i++) collector.messages.push(messages[i]);
     if (keys.length > 0) collector.keys.push(...keys);
   }
 
@@ -242,8 +242,7 @@ export class MessageProducer {
     this.journey.recorder.record({ messageId: m.id, step: JourneyStep.Published, at: Date.now(), source, attempt: 1, detail: `confirmed by the broker: ${m.exchange || '(default exchange)'} / ${m.routingKey}` });
   }
 
-  private senderFor(scope: TransactionScope): SenderStore {
-    const kind = chosenSender(scope) ?? this.senders.default ?? 'outbox';
+  private senderOf(kind: SenderKind): SenderStore {
     if (kind === 'outbox') return this.outboxSender;
     if (!this.senders.log) throw new ConfigurationError('sender', 'this transaction sends through "log" but the tmm instance has no txlog configured');
     return this.senders.log;
@@ -263,7 +262,7 @@ export class MessageProducer {
     const headers: Headers = {};
     if (options.headers) for (const k of Object.keys(options.headers)) headers[k] = options.headers[k];
     headers[TmmHeaders.contractVersion] = meta.version;
-    const id = uuidv7();
+    const id = newMessageId();
     const exchange = options.exchange ?? meta.exchange ?? this.options.defaultExchange;
     const routingKey = options.routingKey ?? meta.topic;
     stampOutgoing(this.tracer, this.transactions.contextStore, headers, { id, topic: meta.topic, exchange, routingKey });

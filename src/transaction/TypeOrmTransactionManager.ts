@@ -137,11 +137,13 @@ export class TypeOrmTransactionManager implements TransactionManager {
       try {
         result = await this.withSlot(active, fn);
         if (active.rollbackOnly) throw new UnexpectedRollbackError(active.rollbackCause);
-        await this.withSlot(active, () => runAll(active.beforeCommitHooks));
+        // Hooks that finish synchronously cost no promise (a hook's promise is awaited, in order).
+        const before = this.withSlot(active, () => runAll(active.beforeCommitHooks, 0));
+        if (before) await before;
       } catch (e) {
         const lost = connectionLost(queryRunner, watch, e, options.name ?? active.id);
         // A connection that is gone has no transaction to roll back: the server rolled it back itself.
-        if (lost) await this.withSlot(undefined, () => this.runLogged(active.afterRollbackHooks, 'afterRollback', active));
+        if (lost) await this.withSlot(undefined, () => this.runLogged(active.afterRollbackHooks, 'afterRollback', active, 0));
         else await this.rollback(queryRunner, active);
         throw lost ?? e;
       }
@@ -155,7 +157,8 @@ export class TypeOrmTransactionManager implements TransactionManager {
       release?.();
       release = undefined;
       // After-commit work runs outside the transaction (a hook that writes starts its own).
-      await this.withSlot(undefined, () => this.runLogged(active.afterCommitHooks, 'afterCommit', active));
+      const after = this.withSlot(undefined, () => this.runLogged(active.afterCommitHooks, 'afterCommit', active, 0));
+      if (after) await after;
       return result;
     } finally {
       watch?.stop();
@@ -189,7 +192,7 @@ export class TypeOrmTransactionManager implements TransactionManager {
     } catch (e) {
       this.logger.error('rollback failed', { transaction: scope.name ?? scope.id, error: e });
     }
-    await this.withSlot(undefined, () => this.runLogged(scope.afterRollbackHooks, 'afterRollback', scope));
+    await this.withSlot(undefined, () => this.runLogged(scope.afterRollbackHooks, 'afterRollback', scope, 0));
   }
 
   private async releaseRunner(qr: QueryRunner): Promise<void> {
@@ -201,20 +204,53 @@ export class TypeOrmTransactionManager implements TransactionManager {
     }
   }
 
-  private async runLogged(hooks: Hook[], phase: string, scope: TransactionScope): Promise<void> {
-    for (const hook of hooks) {
+  /**
+   * Runs `hooks` from index `from` in order (hooks registered meanwhile included), each awaited, logging
+   * (not throwing) their errors. Undefined when every hook finished synchronously; otherwise a promise for
+   * the rest, which never rejects.
+   */
+  private runLogged(hooks: Hook[], phase: string, scope: TransactionScope, from: number): Promise<void> | undefined {
+    for (let i = from; i < hooks.length; i++) {
+      let r: Promise<void> | void;
       try {
-        await hook();
+        r = hooks[i]();
       } catch (e) {
-        this.logger.error(`${phase} hook failed`, { transaction: scope.name ?? scope.id, error: e });
+        this.hookFailed(phase, scope, e);
+        continue;
+      }
+      if (isThenable(r)) {
+        return Promise.resolve(r).then(
+          () => this.runLogged(hooks, phase, scope, i + 1),
+          (e: unknown) => {
+            this.hookFailed(phase, scope, e);
+            return this.runLogged(hooks, phase, scope, i + 1);
+          },
+        );
       }
     }
+    return undefined;
+  }
+
+  private hookFailed(phase: string, scope: TransactionScope, e: unknown): void {
+    this.logger.error(`${phase} hook failed`, { transaction: scope.name ?? scope.id, error: e });
   }
 }
 
-async function runAll(hooks: Hook[]): Promise<void> {
+function isThenable(r: unknown): r is PromiseLike<void> {
+  return r !== null && typeof r === 'object' && typeof (r as { then?: unknown }).then === 'function';
+}
+
+/**
+ * Runs `hooks` from index `from` in order, each awaited; the first error stops the run and is thrown (or
+ * the returned promise rejects with it). Undefined when every hook finished synchronously.
+ */
+function runAll(hooks: Hook[], from: number): Promise<void> | undefined {
   // A hook may register more hooks (e.g. a message sent from a beforeCommit hook): index, do not iterate.
-  for (let i = 0; i < hooks.length; i++) await hooks[i]();
+  for (let i = from; i < hooks.length; i++) {
+    const r = hooks[i]();
+    if (isThenable(r)) return Promise.resolve(r).then(() => runAll(hooks, i + 1));
+  }
+  return undefined;
 }
 
 /** The error the driver's connection emitted while a transaction ran on it (pg: a terminated backend, a restart). */

@@ -305,6 +305,35 @@ describe.each(dbLanes())('OutboxStore contract on $name', ({ kind }) => {
       expect((await store.countByStatus()).PENDING).toBe(17);
     });
 
+    it('run() never throws: a refused statement is a rejection; on better-sqlite3 the row is written within the call', async () => {
+      const writer = preparedWriterFor(db.dataSource);
+      const m = message();
+      const cols = 'id, topic, exchange, routing_key, payload, headers, status, attempts, available_at, created_at';
+      const marks = kind === 'postgres' ? '$1, $2, $3, $4, $5, $6, $7, $8, $9, $10' : '?, ?, ?, ?, ?, ?, ?, ?, ?, ?';
+      const params = [m.id, m.topic, m.exchange, m.routingKey, m.payload, '{}', 'PENDING', 0, m.availableAt, m.createdAt];
+      await tm.run(async () => {
+        const qr = tm.current()!.queryRunner;
+        const written = writer.run(qr, `INSERT INTO tmm_outbox (${cols}) VALUES (${marks})`, params);
+        if (expected === 'better-sqlite3') {
+          // Before the promise is awaited: the statement already ran on the transaction's connection.
+          const conn = (qr.connection.driver as unknown as { databaseConnection: { prepare(sql: string): { get(...p: unknown[]): unknown } } }).databaseConnection;
+          expect(conn.prepare('SELECT id FROM tmm_outbox WHERE id = ?').get(m.id)).toEqual({ id: m.id });
+        }
+        await written;
+      });
+      expect((await store.get(m.id))?.id).toBe(m.id);
+      const failure = await tm
+        .run(async () => {
+          let refused: Promise<void> | undefined;
+          // A duplicate primary key.
+          expect(() => (refused = writer.run(tm.current()!.queryRunner, `INSERT INTO tmm_outbox (${cols}) VALUES (${marks})`, params))).not.toThrow();
+          await refused;
+        })
+        .then(() => undefined, (e: unknown) => e);
+      expect(failure).toBeInstanceOf(QueryFailedError);
+      expect((failure as QueryFailedError).query).toContain('INSERT INTO tmm_outbox');
+    });
+
     it("an adapter given another driver's connection falls back to TypeORM's query path", async () => {
       let fallbackRuns = 0;
       const fallback = { name: 'counting', run: async (qr: { query: (s: string, p: unknown[]) => Promise<unknown> }, sql: string, params: unknown[]) => (fallbackRuns++, void (await qr.query(sql, params))) };

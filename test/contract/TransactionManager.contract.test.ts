@@ -248,6 +248,60 @@ describe.each(dbLanes())('TransactionManager contract on $name', ({ kind }) => {
     expect(await ids()).toEqual([]);
   });
 
+  it('runs synchronous and asynchronous hooks in registration order, hooks added by hooks included, each in its context', async () => {
+    const events: string[] = [];
+    const errors: string[] = [];
+    const logged = new TypeOrmTransactionManager(db.dataSource, {
+      logger: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: (msg: string, f?: Record<string, unknown>) => void errors.push(`${msg}: ${(f?.error as Error).message}`) },
+    });
+    await logged.run(async () => {
+      const scope = logged.current()!;
+      scope.beforeCommit(() => void events.push(`b1:${logged.current() === scope}`));
+      scope.beforeCommit(async () => {
+        await new Promise((r) => setImmediate(r));
+        events.push(`b2:${logged.current() === scope}`);
+        // A hook that registers another one: it runs in this commit, after the hooks already there.
+        scope.beforeCommit(() => void events.push(`b4:${logged.current() === scope}`));
+      });
+      scope.beforeCommit(() => void events.push(`b3:${logged.current() === scope}`));
+      scope.afterCommit(() => {
+        events.push(`a1:${logged.current() === undefined}`);
+        throw new Error('sync after');
+      });
+      scope.afterCommit(async () => {
+        await Promise.resolve();
+        events.push(`a2:${logged.current() === undefined}`);
+        scope.afterCommit(() => void events.push(`a4:${logged.current() === undefined}`));
+        throw new Error('async after');
+      });
+      scope.afterCommit(() => void events.push(`a3:${logged.current() === undefined}`));
+    });
+    // The commit's caller returns after every afterCommit hook ran (the asynchronous ones awaited).
+    expect(events).toEqual(['b1:true', 'b2:true', 'b3:true', 'b4:true', 'a1:true', 'a2:true', 'a3:true', 'a4:true']);
+    expect(errors).toEqual(['afterCommit hook failed: sync after', 'afterCommit hook failed: async after']);
+  });
+
+  it('an asynchronous beforeCommit hook that rejects stops the hooks after it and rolls back', async () => {
+    const events: string[] = [];
+    const hookError = new Error('async hook failed');
+    await expect(
+      tm.run(async () => {
+        await insert('y');
+        const scope = tm.current()!;
+        scope.beforeCommit(() => void events.push('first'));
+        scope.beforeCommit(async () => {
+          await Promise.resolve();
+          throw hookError;
+        });
+        scope.beforeCommit(() => void events.push('not run'));
+        scope.afterCommit(() => void events.push('not committed'));
+        scope.afterRollback(() => void events.push('rolled back'));
+      }),
+    ).rejects.toBe(hookError);
+    expect(events).toEqual(['first', 'rolled back']);
+    expect(await ids()).toEqual([]);
+  });
+
   it('drops a rolled-back savepoint’s hooks and keeps a released one’s', async () => {
     const events: string[] = [];
     await tm.run(async () => {

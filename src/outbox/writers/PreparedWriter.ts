@@ -8,11 +8,13 @@ import type { QueryRunner } from 'typeorm';
  *
  * Contract (checked by the 'driver writer' tests of test/contract/OutboxStore.contract.test.ts on every lane):
  * - `run(queryRunner, sql, params, prepare)` executes `sql` with positional `params` on the connection
- *   `queryRunner.connect()` returns (TypeORM's public API; nothing of TypeORM is patched), so the write is
- *   part of the query runner's open transaction;
- * - it resolves once the database has executed the statement, and rejects with TypeORM's
- *   `QueryFailedError` (carrying the SQL, the parameters and the driver's error) when the database refuses
- *   it — the same error type the TypeORM path rejects with;
+ *   `queryRunner.connect()` returns (TypeORM's public API; nothing of TypeORM is patched; on TypeORM's
+ *   SQLite drivers the same connection may be read from the driver's public `databaseConnection`, ADR
+ *   0077), so the write is part of the query runner's open transaction;
+ * - it resolves once the database has executed the statement (a synchronous driver may return an already
+ *   settled promise), and rejects with TypeORM's `QueryFailedError` (carrying the SQL, the parameters and
+ *   the driver's error) when the database refuses it — the same error type the TypeORM path rejects with;
+ *   it never throws;
  * - the statement is logged through the DataSource's logger like any TypeORM query; TypeORM subscribers'
  *   BeforeQuery/AfterQuery events are not broadcast for it;
  * - `prepare: false` asks not to keep a statement for this text (a rare shape: keeping one per shape would
