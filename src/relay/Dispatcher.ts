@@ -112,8 +112,12 @@ export class Dispatcher {
   private soon: { messages: DispatchItem[]; settled?: SettledCallback }[] = [];
   private stopped = false;
   readonly stats: DispatcherStats = { published: 0, failed: 0, marked: 0, deferred: 0, transientFailures: 0, leaseExpired: 0, overflowed: 0 };
-  /** When the current run of transient publish failures (an outage) began; reset by a confirmed publish. */
-  private outageSince: number | undefined;
+  /**
+   * Per route, when its current run of transient publish failures (an outage) began; reset by a confirmed
+   * publish on that route. The route is the message's SET (its `tmm-set` header, stamped by SET routing) or
+   * '' without one: a set whose broker is down backs off while the other sets confirm.
+   */
+  private readonly outageSince = new Map<string, number>();
   private readonly observers = new RelayObservers();
   private readonly journey: JourneyRecorder;
 
@@ -332,7 +336,7 @@ export class Dispatcher {
   private confirmed(entry: Entry, attempt: number): void {
     this.stats.published++;
     if (this.observers.active) this.observers.confirmed(entry.m);
-    this.outageSince = undefined;
+    if (this.outageSince.size > 0) this.outageSince.delete(outageRoute(entry.m));
     if (this.journey.enabled) {
       const m = entry.m;
       this.journey.record({ messageId: m.id, step: JourneyStep.Published, at: Date.now(), source: this.options.owner, attempt, detail: `confirmed by the broker: ${m.exchange || '(default exchange)'} / ${m.routingKey}` });
@@ -343,8 +347,8 @@ export class Dispatcher {
   /**
    * Records a failed publish on its row and settles it. Never rejects. What is recorded depends on
    * classifyFailure: a transient failure (broker unreachable, connection lost, confirm timeout, transport
-   * closing) spends none of the row's attempts and backs off by how long this process's outage has lasted
-   * (since the first transient failure after the last confirmed publish), between backoff.initialDelayMs
+   * closing) spends none of the row's attempts and backs off by how long this process's outage of the message's route has lasted
+   * (its SET under SET routing; since the first transient failure after the route's last confirmed publish), between backoff.initialDelayMs
    * and backoff.maxDelayMs, jittered — so retries thin out as an outage goes on, whatever the number of rows; a failure about the
    * message (unroutable, nacked) spends an attempt and makes the row DEAD when maxAttempts are spent; a
    * permanent one (the client cannot encode it) makes it DEAD at once.
@@ -359,9 +363,11 @@ export class Dispatcher {
     if (kind === 'transient') {
       this.stats.transientFailures++;
       const now = Date.now();
-      this.outageSince ??= now;
+      const route = outageRoute(m);
+      const since = this.outageSince.get(route) ?? now;
+      this.outageSince.set(route, since);
       dead = false;
-      retryAt = now + outageDelay(now - this.outageSince, this.options.backoff);
+      retryAt = now + outageDelay(now - since, this.options.backoff);
     } else {
       dead = kind === 'permanent' || attempt >= this.options.maxAttempts;
       retryAt = Date.now() + backoffDelay(attempt, this.options.backoff);
@@ -461,6 +467,14 @@ export class Dispatcher {
 }
 
 /** Retry delay during an outage that has lasted `elapsedMs`: about as long again, within [initialDelayMs, maxDelayMs], jittered. */
+/** The outage a message's publish failures count towards: its SET (SET routing's `tmm-set` header), or '' without one. */
+function outageRoute(m: OutboxMessage): string {
+  const set = m.headers[SET_HEADER];
+  return typeof set === 'string' ? set : '';
+}
+/** SetHeaders.set (src/transport/sets), not imported: the relay does not depend on the SET router. */
+const SET_HEADER = 'tmm-set';
+
 export function outageDelay(elapsedMs: number, o: BackoffOptions, random: () => number = Math.random): number {
   const base = Math.min(o.maxDelayMs, Math.max(o.initialDelayMs, elapsedMs));
   const jitter = Math.min(1, Math.max(0, o.jitter));

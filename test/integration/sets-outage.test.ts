@@ -127,18 +127,28 @@ describe('a SET whose broker is down (full path: producer, outbox, relay, two Ra
       expect(Math.max(...during)).toBeLessThan(5_000);
 
       // B's rows: PENDING, retried with backoff (rescheduled, failures recorded, no attempt spent), never DEAD.
+      // A keeps sending (and confirming) meanwhile: B's outage backs off all the same — its own, not reset by A's
+      // confirms (backoff 200 ms → 2 s: about 3 reschedules per row in these 5 s; reset by every A confirm it
+      // would stay at ~200 ms, one every poll).
       const watchUntil = Date.now() + 5_000;
       let firstAvailable: number | undefined;
       let lastAvailable = 0;
+      const scheduled = new Map<string, Set<number>>();
+      const duringWatchA: string[] = [];
       while (Date.now() < watchUntil) {
-        const rows = await bRows();
+        duringWatchA.push(await send('A'));
+        const rows = (await db.dataSource.query(`SELECT id, status, available_at FROM tmm_outbox WHERE headers LIKE $1`, [`%"${SetHeaders.set}":"B"%`])) as { id: string; status: string; available_at: string }[];
         expect(rows).toHaveLength(outageB.length);
         expect(rows.filter((r) => r.status !== 'PENDING')).toEqual([]);
+        for (const r of rows) (scheduled.get(r.id) ?? scheduled.set(r.id, new Set()).get(r.id)!).add(Number(r.available_at));
         const latest = Math.max(...rows.map((r) => Number(r.available_at)));
         firstAvailable ??= latest;
         lastAvailable = latest;
-        await new Promise((r) => setTimeout(r, 250));
+        await new Promise((r) => setTimeout(r, 100));
       }
+      await waitUntil(() => duringWatchA.every((id) => readerA.arrivals.has(id)), 'the A messages sent while watching B', 30_000);
+      const reschedules = [...scheduled.values()].map((times) => times.size - 1);
+      expect(median(reschedules)).toBeLessThanOrEqual(6);
       const rows = await bRows();
       expect(rows.every((r) => r.status === 'PENDING' && Number(r.attempts) === 0)).toBe(true);
       expect(rows.filter((r) => r.last_error !== null).length).toBeGreaterThan(0);
