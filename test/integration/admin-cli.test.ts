@@ -281,6 +281,24 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('tmm purge on %s (thro
     expect(await count(`SELECT COUNT(*) AS n FROM tmm_dead_letter WHERE status = 'NEW'`)).toBe(1);
   });
 
+  it('--journey deletes recorded journey steps older than the age (only when given), --dry-run counts them', async () => {
+    const now = Date.now();
+    const p = (i: number) => (kind === 'postgres' ? `$${i}` : '?');
+    for (const [id, age] of [['j-old-1', 10], ['j-old-2', 9], ['j-recent', 1]] as const) {
+      await database.dataSource.query(`INSERT INTO tmm_journey (message_id, step, at, source) VALUES (${p(1)}, 'stored', ${p(2)}, 'test')`, [id, now - age * DAY]);
+    }
+    const steps = () => count(`SELECT COUNT(*) AS n FROM tmm_journey WHERE message_id LIKE 'j-%'`);
+    expect(json(await tmm([...db, 'purge', '--json']))).not.toHaveProperty('journey'); // not asked: untouched
+    expect(await steps()).toBe(3);
+    expect(json(await tmm([...db, 'purge', '--journey', '7d', '--dry-run', '--json']))).toMatchObject({ journey: 2, dryRun: true });
+    expect(await steps()).toBe(3);
+    const done = await tmm([...db, 'purge', '--journey', '7d']);
+    expect(done.code).toBe(0);
+    expect(done.stdout).toContain('deleted 2 journey steps');
+    expect((await database.dataSource.query(`SELECT message_id AS id FROM tmm_journey WHERE message_id LIKE 'j-%'`)).map((r: { id: string }) => r.id)).toEqual(['j-recent']);
+    expect((await tmm([...db, 'purge', '--journey', 'soon'])).code).toBe(2);
+  });
+
   it('a malformed age is a usage error (exit 2) that deletes nothing', async () => {
     const bad = await tmm([...db, 'purge', '--dead-letters', 'soon', '--json']);
     expect(bad.code).toBe(2);

@@ -324,15 +324,29 @@ export function buildProgram(run: (fn: (s: Session, g: Globals) => Promise<numbe
     )
     .option('--dead-letters <age>', 'keep RESENT/DISCARDED dead letters this long after their status changed (30d, 12h, 90m, or "forever")')
     .option('--audit <age>', 'keep audit entries this long (or "forever")')
+    .option('--journey <age>', 'also delete recorded journey steps (tmm_journey) older than this (only when given; the recording processes purge by journey.retentionMs themselves)')
     .option('--dry-run', 'count what would be deleted; delete nothing')
-    .action((opts: { deadLetters?: string; audit?: string; dryRun?: boolean }) => {
+    .action((opts: { deadLetters?: string; audit?: string; journey?: string; dryRun?: boolean }) => {
       const policy = { deadLettersMs: keep('dead-letters', defaultAdminOptions.retention.deadLettersMs)(opts.deadLetters), auditMs: keep('audit', defaultAdminOptions.retention.auditMs)(opts.audit) };
+      const journeyMs = opts.journey === undefined ? undefined : keep('journey', null)(opts.journey);
       return run(async (s, o) => {
         const r = await purgeExpired({ transactions: s.transactions, deadLetters: s.deadLetters, audit: s.audit }, policy, { dryRun: opts.dryRun });
-        if (o.json) return json(r);
+        let journey: { journey: number; journeyBefore: number | null } | undefined;
+        if (journeyMs !== undefined) {
+          const before = journeyMs === null ? null : Date.now() - journeyMs;
+          const n =
+            before === null
+              ? 0
+              : r.dryRun
+                ? Number((await s.dataSource.query(`SELECT COUNT(*) AS n FROM tmm_journey WHERE at < ${sqlDialectFor(dialectOf(s.dataSource)).placeholder(1)}`, [before]))[0].n)
+                : await s.journeyStore.purge(before);
+          journey = { journey: n, journeyBefore: before };
+        }
+        if (o.json) return json({ ...r, ...journey });
         const verb = r.dryRun ? 'would delete' : 'deleted';
         out(`${verb} ${r.deadLetters} dead letters${r.deadLettersBefore === null ? ' (kept forever)' : ` (RESENT/DISCARDED before ${iso(r.deadLettersBefore)})`}`);
         out(`${verb} ${r.audit} audit entries${r.auditBefore === null ? ' (kept forever)' : ` (before ${iso(r.auditBefore)})`}`);
+        if (journey) out(`${verb} ${journey.journey} journey steps${journey.journeyBefore === null ? ' (kept forever)' : ` (before ${iso(journey.journeyBefore)})`}`);
       }, g);
     });
 
