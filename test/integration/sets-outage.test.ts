@@ -128,7 +128,7 @@ describe('a SET whose broker is down (full path: producer, outbox, relay, two Ra
 
       // B's rows: PENDING, retried with backoff (rescheduled, failures recorded, no attempt spent), never DEAD.
       // A keeps sending (and confirming) meanwhile: B's outage backs off all the same — its own, not reset by A's
-      // confirms (backoff 200 ms → 2 s: about 3 reschedules per row in these 5 s; reset by every A confirm it
+      // confirms (backoff 200 ms → 2 s: a few reschedules per row in these 5 s; reset by every A confirm it
       // would stay at ~200 ms, one every poll).
       const watchUntil = Date.now() + 5_000;
       let firstAvailable: number | undefined;
@@ -148,7 +148,9 @@ describe('a SET whose broker is down (full path: producer, outbox, relay, two Ra
       }
       await waitUntil(() => duringWatchA.every((id) => readerA.arrivals.has(id)), 'the A messages sent while watching B', 30_000);
       const reschedules = [...scheduled.values()].map((times) => times.size - 1);
-      expect(median(reschedules)).toBeLessThanOrEqual(6);
+      process.stdout.write(`[sets-outage] B rows rescheduled per row in 5 s while A confirmed: median ${median(reschedules)}, max ${Math.max(...reschedules)}\n`);
+      // Jittered (×0.5–1) delays of up to 2 s: 3–6 per row; reset by A's confirms it was 27.
+      expect(median(reschedules)).toBeLessThanOrEqual(10);
       const rows = await bRows();
       expect(rows.every((r) => r.status === 'PENDING' && Number(r.attempts) === 0)).toBe(true);
       expect(rows.filter((r) => r.last_error !== null).length).toBeGreaterThan(0);
