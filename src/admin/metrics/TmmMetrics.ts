@@ -188,18 +188,8 @@ export class TmmMetrics {
           this.set({ state: 'exception' }, h.problems);
         },
       });
-      const txlogCounter = (name: string, help: string, read: (h: ReturnType<NonNullable<typeof deps.txlog>>) => number | undefined, labels?: Record<string, string>) =>
-        new Counter({
-          name,
-          help,
-          registers: r,
-          labelNames: labels ? Object.keys(labels) : [],
-          collect() {
-            const v = read(txlog());
-            this.reset();
-            if (v !== undefined) (labels ? this.inc(labels, v) : this.inc(v));
-          },
-        });
+      const txlogCounter = (name: string, help: string, read: (h: ReturnType<NonNullable<typeof deps.txlog>>) => number | undefined) =>
+        readCounter(r, name, help, () => read(txlog()));
       txlogCounter('tmm_txlog_repairs_total', 'Failed transaction-log directories rebuilt live from the other copy since start', (h) => h.repairs);
       txlogCounter('tmm_txlog_write_batches_total', 'Transaction-log write batches since start (one fdatasync per live directory each; group commit)', (h) => h.writeBatches);
       txlogCounter('tmm_txlog_sent_total', 'Log-mode transactions whose messages the broker confirmed', (h) => h.counters?.sent);
@@ -291,17 +281,7 @@ export class TmmMetrics {
       },
     });
     if (deps.sets) this.setMetrics(deps.sets, snapshot);
-    const counter = (name: string, help: string, read: (c: ProcessCounters) => number | undefined) =>
-      new Counter({
-        name,
-        help,
-        registers: r,
-        collect() {
-          const v = read(deps.counters());
-          this.reset();
-          if (v !== undefined) this.inc(v);
-        },
-      });
+    const counter = (name: string, help: string, read: (c: ProcessCounters) => number | undefined) => readCounter(r, name, help, () => read(deps.counters()));
     counter('tmm_outbox_published_total', 'Outbox messages published and confirmed by this process', (c) => c.dispatcher?.published);
     counter('tmm_outbox_publish_failed_total', 'Failed publish attempts of outbox messages (retried, or DEAD after the last)', (c) => c.dispatcher?.failed);
     counter('tmm_outbox_marked_total', 'Outbox rows marked delivered by this process', (c) => c.dispatcher?.marked);
@@ -411,4 +391,18 @@ export class TmmMetrics {
     for (const extra of this.deps.extra ?? []) parts.push(await extra.metrics());
     return parts.join('\n');
   }
+}
+
+/** A counter whose value is read at scrape time (a running total kept elsewhere); absent while `value` is undefined. */
+function readCounter(registers: Registry[], name: string, help: string, value: () => number | undefined): Counter {
+  return new Counter({
+    name,
+    help,
+    registers,
+    collect() {
+      const v = value();
+      this.reset();
+      if (v !== undefined) this.inc(v);
+    },
+  });
 }
