@@ -1,4 +1,5 @@
-// Compatibility lane: the transaction, outbox, inbox and journey contract suites on TypeORM 0.3 with the `sqlite3` package.
+// Compatibility lane: the transaction, outbox, inbox and journey contract suites on TypeORM 0.3 with the `sqlite3` package,
+// and the commit pipeline on PostgreSQL.
 // `typeorm` resolves to the `typeorm03` alias (npm:typeorm@0.3.x) for the code under test too.
 const base = require('./jest.config.js');
 
@@ -11,6 +12,8 @@ module.exports = {
     '<rootDir>/test/contract/InboxStore.contract.test.ts',
     '<rootDir>/test/contract/JourneyStore.contract.test.ts',
     '<rootDir>/test/integration/producer.test.ts',
+    // PostgreSQL on this lane too: the COMMIT pipelined behind the outbox INSERT is TypeORM 0.3's commitTransaction.
+    '<rootDir>/test/integration/commit-pipeline.test.ts',
   ],
   moduleNameMapper: {
     ...base.moduleNameMapper,

@@ -88,6 +88,7 @@ export {
   NoActiveTransactionError,
   IllegalTransactionStateError,
   UnexpectedRollbackError,
+  CommitInDoubtError,
   ConfigurationError,
   NotConfiguredError,
   UnsupportedDatabaseError,

@@ -220,6 +220,8 @@ async function tmmWorld(label: string, dataSource: DataSource): Promise<{ world:
     logger: 'silent',
     relay: side.relay,
     dispatcher: { deleteDelivered: process.env.BENCH_KEEP !== '1', ...(side.markLingerMs ? { markLingerMs: side.markLingerMs } : {}) },
+    // BENCH_PIPELINE=0: the outbox INSERT awaited before COMMIT (the behaviour before ADR 0078).
+    ...(process.env.BENCH_PIPELINE === '0' ? { postgres: { pipelineCommit: false } } : {}),
   });
   await tmm.start();
   await tmm.transport.declare({ queues: [{ name: 'sink', bindings: [{ exchange: 'tmm.events', routingKey: '#' }] }] });

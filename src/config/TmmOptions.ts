@@ -101,6 +101,8 @@ const schema = z.strictObject({
   /** The local transaction-log sender (src/txlog/TxLogSender.ts, TxLogOptions); checked there. */
   txlog: z.custom<TxLogOptions>((v) => isObject(v), { message: 'must be an object with { directories }' }).optional(),
   sqlite: z.strictObject({ busyTimeoutMs: ms.optional() }).optional(),
+  /** PostgreSQL (node-postgres): COMMIT in the same round trip as the outbox INSERT (ADR 0078; default true). */
+  postgres: z.strictObject({ pipelineCommit: z.boolean().optional() }).optional(),
   /** Thresholds of the alerts in health() (src/runtime/HealthAlerts.ts); null switches one off. */
   alerts: z
     .strictObject({
@@ -221,6 +223,7 @@ export interface ResolvedTmmOptions {
   readonly dispatcher: Readonly<Omit<DispatcherOptions, 'owner' | 'logger' | 'backoff'> & { backoff: Readonly<BackoffOptions> }>;
   readonly relay: Readonly<Omit<RelayOptions, 'owner' | 'logger' | 'maxPendingRows'> & { enabled: boolean; maxPendingRows: number }>;
   readonly sqlite: Readonly<{ busyTimeoutMs: number | undefined }>;
+  readonly postgres: Readonly<{ pipelineCommit: boolean }>;
   readonly consumers: Readonly<ConsumerRunnerOptions>;
   readonly alerts: Readonly<AlertOptions>;
 }
@@ -268,6 +271,7 @@ export function resolveTmmOptions(input: TmmOptions): ResolvedTmmOptions {
     },
     relay: { ...relayRest, maxPendingRows: Math.max(relay.maxPendingRows ?? 3 * relay.batchSize, relay.batchSize) },
     sqlite: { busyTimeoutMs: o.sqlite?.busyTimeoutMs },
+    postgres: { pipelineCommit: o.postgres?.pipelineCommit ?? true },
     consumers: resolveConsumerRunnerOptions(o.consumers as Parameters<typeof resolveConsumerRunnerOptions>[0]),
     alerts: { ...defaultAlertOptions, ...defined(o.alerts) },
   };

@@ -4,7 +4,7 @@
  */
 export const TMM_ERROR_CODES = [
   'TMM_MESSAGE_INVALID', 'TMM_CONTRACT_MISSING', 'TMM_PAYLOAD_TOO_LARGE', 'TMM_NO_TRANSACTION', 'TMM_ILLEGAL_TRANSACTION_STATE',
-  'TMM_UNEXPECTED_ROLLBACK', 'TMM_CONFIG_INVALID', 'TMM_NOT_CONFIGURED', 'TMM_UNSUPPORTED_DATABASE', 'TMM_MISSING_PEER',
+  'TMM_UNEXPECTED_ROLLBACK', 'TMM_COMMIT_IN_DOUBT', 'TMM_CONFIG_INVALID', 'TMM_NOT_CONFIGURED', 'TMM_UNSUPPORTED_DATABASE', 'TMM_MISSING_PEER',
   'TMM_PUBLISH_UNROUTABLE', 'TMM_PUBLISH_NACKED', 'TMM_PUBLISH_TIMEOUT', 'TMM_PUBLISH_CONNECTION_LOST', 'TMM_PUBLISH_CLOSED',
   'TMM_PUBLISH_FAILED', 'TMM_TRANSPORT_CLOSED', 'TMM_TRANSPORT_CONNECT_TIMEOUT', 'TMM_SUBSCRIBE_FAILED', 'TMM_TOPOLOGY',
   'TMM_NON_RETRYABLE', 'TMM_MESSAGE_UNPARSEABLE', 'TMM_MESSAGE_ID_MISSING', 'TMM_INBOX_KEY_INVALID', 'TMM_CONSUMER_INVALID',
@@ -146,6 +146,21 @@ export class IllegalTransactionStateError extends TmmError {
 export class UnexpectedRollbackError extends TmmError {
   constructor(cause: unknown) {
     super('TMM_UNEXPECTED_ROLLBACK', 'transaction rolled back because a participating call failed and was marked rollback-only', { cause });
+  }
+}
+
+/**
+ * COMMIT was answered, but a write pipelined ahead of it (ADR 0078) failed on the client side, so whether
+ * the transaction committed is not known: its rows (an outbox row included) may be there. The relay's
+ * sweeper publishes an outbox row that did commit; nothing was published yet.
+ */
+export class CommitInDoubtError extends TmmError {
+  constructor(transaction: string, cause: unknown) {
+    super(
+      'TMM_COMMIT_IN_DOUBT',
+      `transaction ${transaction}: a write sent ahead of COMMIT failed on the client side (${cause instanceof Error ? cause.message : String(cause)}), so whether it committed is not known; check its rows`,
+      { cause },
+    );
   }
 }
 

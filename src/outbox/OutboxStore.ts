@@ -24,6 +24,8 @@ export interface Lease {
  * - append() writes all messages with the given EntityManager, so they commit or roll back with the
  *   caller's transaction; it issues one multi-row INSERT per chunk of rows (never one per message), and
  *   takes `lease` on them when given (so other relays leave freshly committed rows to this process).
+ *   When the transaction pipelines its COMMIT (PostgreSQL, ADR 0078) append() may resolve once the INSERT
+ *   is on the wire, before its result: a failed INSERT then fails the commit (the transaction rolls back).
  * - markDelivered() sets DELIVERED (or deletes, with `deleteRows`) only rows that are PENDING and either
  *   leased by `owner` or not leased by anyone live (fencing: a process never marks another's row); it
  *   returns how many rows it changed. One statement per call.

@@ -1,5 +1,6 @@
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { OutboxMessage, OutboxStatus } from '../message/OutboxMessage';
+import { writesAheadOfCommit } from '../transaction/CommitPipeline';
 import { Propagation } from '../transaction/Propagation';
 import type { SqlDialect } from '../sql/SqlDialect';
 import type { TransactionManager } from '../transaction/TransactionManager';
@@ -16,6 +17,8 @@ const CHUNK = 500;
 
 /** Error texts are stored truncated; the full error goes to the log. */
 const MAX_ERROR = 2000;
+
+const RESOLVED = Promise.resolve();
 
 /** OutboxStore on raw SQL through TypeORM (no entity registration needed in the user's DataSource). */
 export class TypeOrmOutboxStore implements OutboxStore {
@@ -88,7 +91,17 @@ export class TypeOrmOutboxStore implements OutboxStore {
     const sql = this.insertText(chunk.length);
     // On the transaction's own connection (its QueryRunner), through the driver adapter.
     const qr = manager.queryRunner;
-    if (qr && !qr.isReleased) return this.writer.run(qr, sql, params, TypeOrmOutboxStore.prepared(chunk.length));
+    if (qr && !qr.isReleased) {
+      const prepare = TypeOrmOutboxStore.prepared(chunk.length);
+      // On PostgreSQL the transaction's COMMIT follows this INSERT in the same round trip (ADR 0078).
+      const ahead = this.writer.send ? writesAheadOfCommit(qr) : undefined;
+      const pending = ahead && this.writer.send!(qr, sql, params, prepare);
+      if (pending) {
+        ahead!.push(pending);
+        return RESOLVED;
+      }
+      return this.writer.run(qr, sql, params, prepare);
+    }
     return manager.query(sql, params).then(noResult);
   }
 

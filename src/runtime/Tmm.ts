@@ -153,7 +153,11 @@ export class Tmm {
     this.contextStore =
       components.contextStore ??
       (o.context === 'async-local-storage' ? new AsyncLocalContextStore() : o.context === 'cls-hooked' ? new ClsHookedContextStore() : o.context);
-    const transactions = new TypeOrmTransactionManager(this.dataSource, { contextStore: this.contextStore, logger: this.logger });
+    const transactions = new TypeOrmTransactionManager(this.dataSource, {
+      contextStore: this.contextStore,
+      logger: this.logger,
+      ...(o.postgres.pipelineCommit ? {} : { commitPipeline: false as const }),
+    });
     this.transactions = transactions;
     const dialect = sqlDialectFor(transactions.dialect);
     this.outbox = components.outbox ?? new TypeOrmOutboxStore(transactions, dialect);

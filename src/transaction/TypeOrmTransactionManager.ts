@@ -1,7 +1,8 @@
 import type { DataSource, EntityManager, EntityTarget, ObjectLiteral, QueryRunner, Repository } from 'typeorm';
 import { AsyncLocalContextStore, ContextStore, TmmContext, newContext } from '../context';
-import { IllegalTransactionStateError, TmmError, UnexpectedRollbackError } from '../errors';
+import { CommitInDoubtError, IllegalTransactionStateError, TmmError, UnexpectedRollbackError } from '../errors';
 import { Logger, silentLogger } from '../logging/Logger';
+import { CommitPipeline, PendingWrite, closeAheadOfCommit, commitPipelineFor, openAheadOfCommit } from './CommitPipeline';
 import { Dialect, dialectOf } from './dialect';
 import { IsolationLevel, Propagation, TransactionOptions } from './Propagation';
 import { Hook, TransactionScope } from './TransactionScope';
@@ -17,6 +18,11 @@ type Slot = TransactionScope | Suspended | undefined;
 export interface TypeOrmTransactionManagerOptions {
   contextStore?: ContextStore;
   logger?: Logger;
+  /**
+   * Sends COMMIT behind the writes tmm's hooks sent before it, in the same round trip (ADR 0078). Default:
+   * the driver's adapter (node-postgres); `false` waits for each write before COMMIT.
+   */
+  commitPipeline?: CommitPipeline | false;
 }
 
 let nextScopeId = 1;
@@ -41,6 +47,7 @@ export class TypeOrmTransactionManager implements TransactionManager {
   /** Each manager owns a slot in the context, so several DataSources can be used side by side. */
   private readonly slot = Symbol('tmm:transaction');
   private readonly writerLock: WriterLock | undefined;
+  private readonly pipeline: CommitPipeline | undefined;
 
   constructor(
     readonly dataSource: DataSource,
@@ -50,6 +57,12 @@ export class TypeOrmTransactionManager implements TransactionManager {
     this.store = options.contextStore ?? new AsyncLocalContextStore();
     this.logger = options.logger ?? silentLogger;
     this.writerLock = this.dialect === 'sqlite' ? lockFor(dataSource) : undefined;
+    this.pipeline = options.commitPipeline === false ? undefined : (options.commitPipeline ?? commitPipelineFor(dataSource));
+  }
+
+  /** The commit pipeline in use (undefined: every write is awaited before COMMIT). */
+  get commitPipeline(): CommitPipeline | undefined {
+    return this.pipeline;
   }
 
   get contextStore(): ContextStore {
@@ -133,6 +146,7 @@ export class TypeOrmTransactionManager implements TransactionManager {
       await queryRunner.startTransaction(options.isolation as IsolationLevel | undefined);
       scope = new TransactionScope(`tx${nextScopeId++}`, queryRunner, undefined, options.name);
       const active = scope;
+      const ahead: PendingWrite[] | undefined = this.pipeline?.accepts(queryRunner) ? openAheadOfCommit(queryRunner) : undefined;
       let result: T;
       try {
         result = await this.withSlot(active, fn);
@@ -140,17 +154,43 @@ export class TypeOrmTransactionManager implements TransactionManager {
         // Hooks that finish synchronously cost no promise (a hook's promise is awaited, in order).
         const before = this.withSlot(active, () => runAll(active.beforeCommitHooks, 0));
         if (before) await before;
+        if (ahead) {
+          closeAheadOfCommit(queryRunner);
+          // A write still queued behind another query is not ahead of the COMMIT yet: wait for it, as without pipelining.
+          for (let i = 0; i < ahead.length; i++) if (!ahead[i].sent) await ahead[i].wait();
+        }
       } catch (e) {
+        if (ahead) {
+          closeAheadOfCommit(queryRunner);
+          await settleAll(ahead);
+        }
         const lost = connectionLost(queryRunner, watch, e, options.name ?? active.id);
         // A connection that is gone has no transaction to roll back: the server rolled it back itself.
         if (lost) await this.withSlot(undefined, () => this.runLogged(active.afterRollbackHooks, 'afterRollback', active, 0));
         else await this.rollback(queryRunner, active);
         throw lost ?? e;
       }
+      const pipelined = ahead !== undefined && ahead.length > 0;
       try {
-        await queryRunner.commitTransaction();
+        if (pipelined) await this.pipeline!.commit(queryRunner, () => queryRunner!.commitTransaction());
+        else await queryRunner.commitTransaction();
       } catch (e) {
-        throw connectionLost(queryRunner, watch, e, options.name ?? active.id) ?? e;
+        if (pipelined) await settleAll(ahead);
+        const refused = pipelined ? ahead.find((w) => w.error !== undefined) : undefined;
+        throw connectionLost(queryRunner, watch, e, options.name ?? active.id) ?? refused?.error ?? e;
+      }
+      if (pipelined) {
+        // Their answers came before COMMIT's. One that failed on the server aborted the transaction, and
+        // PostgreSQL answered the COMMIT with ROLLBACK; a client-side failure leaves the outcome unknown.
+        if (ahead.some((w) => !w.settled)) await settleAll(ahead);
+        const failed = ahead.find((w) => w.error !== undefined);
+        if (failed) {
+          if (failed.serverRefused) {
+            await this.withSlot(undefined, () => this.runLogged(active.afterRollbackHooks, 'afterRollback', active, 0));
+            throw failed.error;
+          }
+          throw new CommitInDoubtError(options.name ?? active.id, failed.error);
+        }
       }
       await this.releaseRunner(queryRunner);
       queryRunner = undefined;
@@ -234,6 +274,11 @@ export class TypeOrmTransactionManager implements TransactionManager {
   private hookFailed(phase: string, scope: TransactionScope, e: unknown): void {
     this.logger.error(`${phase} hook failed`, { transaction: scope.name ?? scope.id, error: e });
   }
+}
+
+/** Waits until every write has its answer (none rejects). */
+async function settleAll(writes: PendingWrite[]): Promise<void> {
+  for (const w of writes) if (!w.settled) await w.wait().catch(() => undefined);
 }
 
 function isThenable(r: unknown): r is PromiseLike<void> {

@@ -4,3 +4,4 @@ export * from './TransactionManager';
 export * from './TypeOrmTransactionManager';
 export * from './WriterLock';
 export * from './dialect';
+export { CommitPipeline, PendingWrite, PgCommitPipeline, commitPipelineFor, writesAheadOfCommit } from './CommitPipeline';

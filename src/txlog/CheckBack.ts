@@ -1,6 +1,7 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import { ConfigurationError } from '../errors';
 import { PreparedWriter, preparedWriterFor } from '../outbox/writers';
+import { writesAheadOfCommit } from '../transaction/CommitPipeline';
 import { Dialect, dialectOf } from '../transaction/dialect';
 import { BeginRecord } from './records';
 
@@ -51,8 +52,14 @@ export class TypeOrmCheckBarrier {
   /** In the business transaction: marks uid committed (fails on the key when a check already said rollback). */
   async insertCommit(manager: EntityManager, uid: string): Promise<void> {
     const params = [uid, Date.now()];
-    if (manager.queryRunner && !manager.queryRunner.isReleased) await this.writer.run(manager.queryRunner, this.insertSql, params);
-    else await manager.query(this.insertSql, params);
+    const qr = manager.queryRunner;
+    if (qr && !qr.isReleased) {
+      // On PostgreSQL the COMMIT follows the barrier row in the same round trip (ADR 0078).
+      const ahead = this.writer.send ? writesAheadOfCommit(qr) : undefined;
+      const pending = ahead && this.writer.send!(qr, this.insertSql, params);
+      if (pending) ahead!.push(pending);
+      else await this.writer.run(qr, this.insertSql, params);
+    } else await manager.query(this.insertSql, params);
   }
 
   /** The check: insert-ignore `(uid, 'rollback')`, read back what is there. Blocks while the business transaction holds the key. */

@@ -42,7 +42,7 @@ const MY = { host: process.env.TMM_MYSQL_HOST ?? '127.0.0.1', port: Number(proce
  * search_path), or a new MariaDB database. `entities` are synchronized (they are the app's tables,
  * not tmm's, which go through migrate()).
  */
-export async function createTestDatabase(kind: DbKind, entities: DataSourceOptions['entities'] = [], extra: { poolSize?: number } = {}): Promise<TestDatabase> {
+export async function createTestDatabase(kind: DbKind, entities: DataSourceOptions['entities'] = [], extra: { poolSize?: number; port?: number; subscribers?: DataSourceOptions['subscribers'] } = {}): Promise<TestDatabase> {
   const suffix = randomBytes(4).toString('hex');
   if (kind === 'sqlite') {
     const dir = mkdtempSync(join(tmpdir(), 'tmm-test-'));
@@ -70,8 +70,10 @@ export async function createTestDatabase(kind: DbKind, entities: DataSourceOptio
     const dataSource = new DataSource({
       type: 'postgres',
       ...PG,
+      ...(extra.port ? { port: extra.port } : {}),
       schema,
       entities,
+      ...(extra.subscribers ? { subscribers: extra.subscribers } : {}),
       synchronize: true,
       poolSize: extra.poolSize ?? 10,
       extra: { options: `-c search_path=${schema}` },

@@ -1,4 +1,5 @@
 import type { QueryRunner } from 'typeorm';
+import type { PendingWrite } from '../../transaction/CommitPipeline';
 
 /**
  * Port: runs one write statement (an INSERT, no result rows needed) on the driver connection of a
@@ -26,4 +27,10 @@ export interface PreparedWriter {
   /** Adapter name, for diagnostics and tests. */
   readonly name: string;
   run(queryRunner: QueryRunner, sql: string, params: unknown[], prepare?: boolean): Promise<void>;
+  /**
+   * Optional (drivers whose COMMIT tmm can pipeline, ADR 0078): the same statement, sent at once without
+   * waiting for its result — a PendingWrite whose `sent` says whether it went on the wire ahead of what
+   * follows — or undefined when it cannot be sent that way now (the caller uses `run()`). Never throws.
+   */
+  send?(queryRunner: QueryRunner, sql: string, params: unknown[], prepare?: boolean): PendingWrite | undefined;
 }
