@@ -42,7 +42,7 @@ export interface CommitPipeline {
   commit(queryRunner: QueryRunner, commit: () => Promise<void>): Promise<void>;
 }
 
-/** What tmm uses of a node-postgres Client for pipelining (pg ≥ 8.21 has `pipeline`). */
+/** What tmm uses of a node-postgres Client for pipelining (its `pipeline` mode; pg 8.23 tested). */
 interface PgPipelineClient {
   pipeline: boolean;
   readyForQuery: boolean;

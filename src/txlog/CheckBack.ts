@@ -50,6 +50,12 @@ export class TypeOrmCheckBarrier {
   }
 
   /** In the business transaction: marks uid committed (fails on the key when a check already said rollback). */
+  /** True when insertCommit() on this transaction only sends the row, for the COMMIT pipelined behind it (ADR 0078). */
+  sendsAheadOfCommit(manager: EntityManager): boolean {
+    const qr = manager.queryRunner;
+    return !!qr && !qr.isReleased && this.writer.send !== undefined && writesAheadOfCommit(qr) !== undefined;
+  }
+
   async insertCommit(manager: EntityManager, uid: string): Promise<void> {
     const params = [uid, Date.now()];
     const qr = manager.queryRunner;

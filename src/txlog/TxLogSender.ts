@@ -292,7 +292,13 @@ export class TxLogSender implements SenderStore {
           return [Buffer.from(JSON.stringify(begin))];
         }, 'record-written');
         this.counters.begins++;
-        await Promise.all([append, this.barrier && check.key ? this.barrier.insertCommit(manager, check.key) : undefined]);
+        const barrier = this.barrier && check.key ? this.barrier : undefined;
+        if (barrier && barrier.sendsAheadOfCommit(manager)) {
+          // PostgreSQL: the barrier row goes out with the COMMIT, in one round trip, once the begin record is
+          // durable (ADR 0078) — rather than a round trip of its own during the fsync.
+          await append;
+          await barrier.insertCommit(manager, check.key!);
+        } else await Promise.all([append, barrier ? barrier.insertCommit(manager, check.key!) : undefined]);
         this.fault('begin-synced');
       },
       afterCommit: () => {
