@@ -1,4 +1,4 @@
-import { constants, promises as fs } from 'node:fs';
+import { constants, write as writeFd, promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { decodeFrames } from './frame';
 
@@ -323,12 +323,22 @@ export class LogDirectory {
 /**
  * write() may write less than asked (a filling disk): loop until done, so a short write becomes ENOSPC, never a
  * lost tail. At `position` when given (a segment's own offsets), else at the file's end (O_APPEND handles).
+ * Through fs.write on the handle's descriptor with a callback: one promise per call, and about half the
+ * main-thread time of FileHandle.write per system call (bench:log-producer, 4 KiB O_DSYNC writes).
  */
-async function writeAll(h: fs.FileHandle, data: Buffer, position?: number): Promise<void> {
-  let at = 0;
-  while (at < data.length) {
-    const { bytesWritten } = await h.write(data, at, data.length - at, position === undefined ? null : position + at);
-    if (bytesWritten === 0) throw new Error('write wrote nothing');
-    at += bytesWritten;
-  }
+function writeAll(h: fs.FileHandle, data: Buffer, position?: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const fd = h.fd;
+    let at = 0;
+    const next = (): void => {
+      writeFd(fd, data, at, data.length - at, position === undefined ? null : position + at, (e, bytesWritten) => {
+        if (e) return reject(e);
+        if (bytesWritten === 0) return reject(new Error('write wrote nothing'));
+        at += bytesWritten;
+        if (at < data.length) next();
+        else resolve();
+      });
+    };
+    next();
+  });
 }
