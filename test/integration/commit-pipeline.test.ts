@@ -136,6 +136,10 @@ describe('commit pipelining on postgres (ADR 0078)', () => {
     proxy.recording.on = false;
     expect(commitBeforeInsertAnswer(proxy.events, 'pipe-a1')).toBe(true);
     expect(commitBeforeInsertAnswer(proxy.events, 'pipe-a2')).toBe(true);
+    // In one write: the INSERT's Bind/Execute/Sync and the COMMIT arrive in the same chunk.
+    for (const marker of ['pipe-a1', 'pipe-a2']) {
+      expect(proxy.events.some((e) => e.dir === 'c2s' && e.text.includes(marker) && e.text.includes('"entryId"') && e.text.includes('COMMIT'))).toBe(true);
+    }
     await tmm.dispatcher.idle();
     expect(await count(db, `SELECT count(*) AS n FROM test_ledger WHERE id IN ('pipe-a1', 'pipe-a2')`)).toBe(2);
     expect(await count(db, `SELECT count(*) AS n FROM tmm_outbox WHERE payload LIKE '%pipe-a%'`)).toBe(2);

@@ -6,7 +6,7 @@ import { PreparedWriter } from './PreparedWriter';
 /** What tmm uses of a `pg` client: the query-config form, which accepts a statement name. */
 interface PgClient {
   query(config: { name?: string; text: string; values: unknown[] }, callback?: (err: Error | null) => void): Promise<unknown> | undefined;
-  connection: { parsedStatements: Record<string, string | undefined> };
+  connection: { parsedStatements: Record<string, string | undefined>; stream?: { cork?: () => void; uncork?: () => void } };
   readyForQuery?: boolean;
   pipeline?: boolean;
 }
@@ -108,6 +108,14 @@ export class PgPreparedWriter implements PreparedWriter {
     }
     queryRunner.connection.logger.logQuery(sql, params, queryRunner);
     const w = new PgPendingWrite(queryRunner, sql, params);
+    // Held in the socket's buffer until the promise jobs now under way have run — the manager's commit among
+    // them, whose COMMIT pg then writes behind it — so both leave in one write (one system call, one wake-up
+    // of the server). A tick runs only once the microtask queue is empty, so whatever waits, it flushes then.
+    const stream = conn.connection.stream;
+    if (stream && typeof stream.cork === 'function' && typeof stream.uncork === 'function') {
+      stream.cork();
+      process.nextTick(() => stream.uncork!());
+    }
     conn.query({ name, text: sql, values: params }, w.settle);
     // A value pg cannot bind fails within query(), before anything is executed.
     w.sent = !w.settled;
