@@ -169,6 +169,8 @@ export class TxLogSender implements SenderStore {
   private nextPurgeAt = 0;
   private checkpoint = 0;
   private snapshotSeq = 0;
+  /** The content (without seq) of the snapshot last written: an unchanged snapshot is not written again. */
+  private lastSnapshot: string | undefined;
   private dirty = false;
   private timer: NodeJS.Timeout | undefined;
   private nextRepairAt = 0;
@@ -681,13 +683,22 @@ export class TxLogSender implements SenderStore {
     this.dirty = false;
     const txs: Snapshot['txs'] = {};
     for (const tx of this.txs.values()) if (tx.checks.length > 0 || tx.sendAttempts > 0) txs[tx.uid] = { checks: tx.checks, sendAttempts: tx.sendAttempts, lastError: tx.lastError };
-    const snap: Snapshot = { seq: ++this.snapshotSeq, txs, problems: [...this.problems.values()], purge: this.purgeQueue };
+    // Transactions that only moved between begun, committed and sent leave the snapshot as it was (it holds
+    // what replay cannot rebuild: check-back history, send attempts, problems, the purge queue): under a
+    // steady flow it stays empty, and writing it again every pass (temp file, fsync, rename, directory
+    // fsync, on both disks) would change nothing on disk but the seq.
+    const content = JSON.stringify({ txs, problems: [...this.problems.values()], purge: this.purgeQueue });
+    if (content === this.lastSnapshot) return;
+    const snap = `{"seq":${this.snapshotSeq + 1},${content.slice(1)}`;
     try {
-      await this.log.writeAtomic(SNAPSHOT, JSON.stringify(snap), 'snapshot-temp');
+      await this.log.writeAtomic(SNAPSHOT, snap, 'snapshot-temp');
     } catch (e) {
       this.dirty = true;
+      this.lastSnapshot = undefined;
       throw e;
     }
+    this.snapshotSeq++;
+    this.lastSnapshot = content;
   }
 
   private countPhase(phase: TxState['phase']): number {
