@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { DataSource, EntityManager } from 'typeorm';
-import { uuidv7 } from 'uuidv7';
+import { newMessageId } from '../message/messageId';
 import { ConfigurationError } from '../errors';
 import { Logger } from '../logging/Logger';
 import { OutboxMessage } from '../message/OutboxMessage';
@@ -283,7 +283,8 @@ export class TxLogSender implements SenderStore {
             throw new ConfigurationError('send', `the log sender does not support delay, deliverAt or orderingKey (message for topic "${m.topic}"); use the outbox sender`);
           }
         }
-        const uid = uuidv7();
+        // The process-wide UUIDv7 generator (strictly increasing, pooled random bytes): uids sort in log order.
+        const uid = newMessageId();
         const topics = [...new Set(messages.map((m) => m.topic))];
         const check = this.checkReference(topics, uid);
         const logged = messages.map(toLogged);
@@ -445,18 +446,33 @@ export class TxLogSender implements SenderStore {
     tx.sending = true;
     try {
       const attempt = tx.sendAttempts + 1;
-      const results = await Promise.allSettled(
-        tx.begin.messages.filter((m) => !tx.confirmed.has(m.id)).map(async (m) => {
-          try {
-            await this.deps.transport.publish(toTransportMessage(fromLogged(m), attempt));
-          } catch (e) {
+      const publishOne = (m: LoggedMessage): Promise<void> => {
+        let published: Promise<void>;
+        try {
+          published = this.deps.transport.publish(toTransportMessage(fromLogged(m), attempt));
+        } catch (e) {
+          published = Promise.reject(e); // a transport that throws instead of rejecting: the same failed attempt
+        }
+        return published.then(
+          () => {
+            tx.confirmed.add(m.id);
+            this.journeyStep(m, JourneyStep.Published, attempt);
+          },
+          (e: unknown) => {
             this.journeyStep(m, JourneyStep.PublishFailed, attempt, e instanceof Error ? e.message : String(e));
             throw e;
-          }
-          tx.confirmed.add(m.id);
-          this.journeyStep(m, JourneyStep.Published, attempt);
-        }),
-      );
+          },
+        );
+      };
+      const unsent = tx.begin.messages.filter((m) => !tx.confirmed.has(m.id));
+      // One message (most transactions): its publish alone, without an allSettled over a list of async calls.
+      const results: PromiseSettledResult<void>[] =
+        unsent.length === 1
+          ? [await publishOne(unsent[0]).then(
+              () => ({ status: 'fulfilled' as const, value: undefined }),
+              (reason: unknown) => ({ status: 'rejected' as const, reason }),
+            )]
+          : await Promise.allSettled(unsent.map(publishOne));
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) {
         tx.sendAttempts = attempt;
@@ -636,7 +652,7 @@ export class TxLogSender implements SenderStore {
    * uids are uuidv7s taken in log order (one synchronous step with the lsn), so they sort as the log does.
    */
   private purgeWatermark(): string {
-    let low = uuidv7();
+    let low = newMessageId();
     for (const uid of this.txs.keys()) if (uid < low) low = uid;
     for (const p of this.problems.values()) if (p.state === 'EXCEPTION' && UUID.test(p.uid) && p.uid < low) low = p.uid;
     return low;
