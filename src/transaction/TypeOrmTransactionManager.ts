@@ -159,10 +159,15 @@ export class TypeOrmTransactionManager implements TransactionManager {
           // A write still queued behind another query is not ahead of the COMMIT yet: wait for it, as without pipelining.
           for (let i = 0; i < ahead.length; i++) if (!ahead[i].sent) await ahead[i].wait();
         }
-      } catch (e) {
+      } catch (thrown) {
+        let e = thrown;
         if (ahead) {
           closeAheadOfCommit(queryRunner);
           await settleAll(ahead);
+          // A write sent ahead ran first: when the server refused it, what failed after it ("current transaction
+          // is aborted") is its consequence, and the refusal is what the caller needs to see.
+          const refused = ahead.find((w) => w.serverRefused);
+          if (refused) e = refused.error;
         }
         const lost = connectionLost(queryRunner, watch, e, options.name ?? active.id);
         // A connection that is gone has no transaction to roll back: the server rolled it back itself.

@@ -77,6 +77,16 @@ function commitBeforeInsertAnswer(events: WireEvent[], marker: string): boolean 
 class Ledger {
   constructor(private readonly tmm: Tmm) {}
 
+  /** As post(), with a beforeCommit hook of the application's that queries after tmm's INSERT was sent. */
+  @TransactionalMessage()
+  async postWithHook(id: string): Promise<void> {
+    await this.post(id);
+    const scope = this.tmm.transactions.current()!;
+    scope.beforeCommit(async () => {
+      await scope.manager.query('SELECT 1');
+    });
+  }
+
   @TransactionalMessage()
   async post(id: string, amount = 1): Promise<void> {
     await this.tmm.transactions.getRepository(LedgerEntry).insert({ id, account: 'acc', amount });
@@ -187,6 +197,15 @@ describe('commit pipelining on postgres (ADR 0078)', () => {
     const after = proxy.events.slice(i).filter((e) => e.conn === conn);
     expect(after.findIndex((e) => e.dir === 'c2s' && e.text.includes('COMMIT'))).toBeLessThan(after.findIndex((e) => e.dir === 's2c' && e.text.includes('refused by the test trigger')));
     expect(await count(db, `SELECT count(*) AS n FROM test_ledger WHERE id = 'pipe-poison'`)).toBe(0);
+    // An application hook that queries after the refused INSERT fails with "current transaction is aborted";
+    // the caller sees the cause, the refusal, and nothing is stored either.
+    const err2 = await ledger.postWithHook('pipe-poison-2').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err2).toBeInstanceOf(QueryFailedError);
+    expect(String((err2 as Error).message)).toContain('outbox row refused by the test trigger');
+    expect(await count(db, `SELECT count(*) AS n FROM test_ledger WHERE id = 'pipe-poison-2'`)).toBe(0);
     expect(await count(db, `SELECT count(*) AS n FROM tmm_outbox`)).toBe(0);
     // Both pooled connections (poolSize 2) are reused at once afterwards: one left inside the aborted
     // transaction would fail its next statement ("current transaction is aborted").
