@@ -1,3 +1,4 @@
+import { SETTLED } from './writers/settled';
 import { ConfigurationError, NoActiveTransactionError, PayloadTooLargeError } from '../errors';
 import { checkContract, contractOf, serializeContract } from '../message/MessageContracts';
 import { newMessageId } from '../message/messageId';
@@ -185,7 +186,12 @@ export class MessageProducer {
       scope.resources.set(COLLECTOR, c);
       const kind = chosenSender(scope) ?? this.senders.default ?? 'outbox';
       const batch = this.senderOf(kind).open();
-      scope.beforeCommit(() => (c.messages.length === 0 ? undefined : batch.beforeCommit(scope.manager, c.messages)));
+      scope.beforeCommit(() => {
+        if (c.messages.length === 0) return undefined;
+        const stored = batch.beforeCommit(scope.manager, c.messages);
+        // Written already (better-sqlite3; an INSERT riding with a pipelined COMMIT): no promise to await.
+        return stored === SETTLED ? undefined : stored;
+      });
       scope.afterCommit(() => {
         if (c.messages.length === 0) return undefined;
         // Before the hand-over to the fast path, so `stored` is recorded before any `published`.

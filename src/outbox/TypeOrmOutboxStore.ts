@@ -6,6 +6,7 @@ import type { SqlDialect } from '../sql/SqlDialect';
 import type { TransactionManager } from '../transaction/TransactionManager';
 import { Lease, OutboxRecord, OutboxStore } from './OutboxStore';
 import { PreparedWriter, preparedWriterFor } from './writers';
+import { SETTLED } from './writers/settled';
 
 const COLUMNS = [
   'id', 'topic', 'exchange', 'routing_key', 'payload', 'headers', 'status', 'attempts',
@@ -17,8 +18,6 @@ const CHUNK = 500;
 
 /** Error texts are stored truncated; the full error goes to the log. */
 const MAX_ERROR = 2000;
-
-const RESOLVED = Promise.resolve();
 
 /** OutboxStore on raw SQL through TypeORM (no entity registration needed in the user's DataSource). */
 export class TypeOrmOutboxStore implements OutboxStore {
@@ -98,7 +97,7 @@ export class TypeOrmOutboxStore implements OutboxStore {
       const pending = ahead && this.writer.send!(qr, sql, params, prepare);
       if (pending) {
         ahead!.push(pending);
-        return RESOLVED;
+        return SETTLED;
       }
       return this.writer.run(qr, sql, params, prepare);
     }

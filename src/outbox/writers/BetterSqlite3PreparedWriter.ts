@@ -1,5 +1,6 @@
 import { QueryFailedError, QueryRunner } from 'typeorm';
 import { PreparedWriter } from './PreparedWriter';
+import { SETTLED } from './settled';
 
 interface Statement {
   run(...params: unknown[]): unknown;
@@ -15,7 +16,7 @@ export function isBetterSqlite3(conn: unknown): conn is BetterSqlite3Database {
 }
 
 /** Settled once for every synchronous run: a statement that ran costs no promise of its own. */
-const DONE: Promise<void> = Promise.resolve();
+const DONE: Promise<void> = SETTLED;
 
 /**
  * better-sqlite3: one cached `Statement` per database connection and text (SQLite re-prepares a cached

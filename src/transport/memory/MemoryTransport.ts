@@ -39,6 +39,9 @@ class MemoryQueue {
  * dead-lettering, TTL), for users' own tests and the zero-setup demo. Not durable: everything is lost
  * with the process. Publishes are "confirmed" once routed to every matching queue.
  */
+/** What ack()/nack() return: settling is synchronous here; one shared, already resolved promise. */
+const DONE: Promise<void> = Promise.resolve();
+
 export class MemoryTransport implements Transport {
   readonly features: TransportFeatures = { durable: false, confirms: false };
 
@@ -162,12 +165,12 @@ export class MemoryTransport implements Transport {
     consumer.unsettled++;
     let settled = false;
     const settle = (fn: () => void): Promise<void> => {
-      if (settled) return Promise.resolve();
+      if (settled) return DONE;
       settled = true;
       consumer.unsettled--;
       fn();
       this.pump(queue);
-      return Promise.resolve();
+      return DONE;
     };
     const delivery: Delivery = {
       message: cloneMessage(item.message),
@@ -183,12 +186,21 @@ export class MemoryTransport implements Transport {
           }
         }),
     };
-    Promise.resolve()
-      .then(() => consumer.handler(delivery))
-      .catch((e) => {
-        this.logger.error('delivery handler threw; message requeued (handlers must settle their deliveries)', { queue: queue.spec.name, id: item.message.id, error: e });
-        return delivery.nack({ requeue: true });
-      });
+    const failed = (e: unknown): Promise<void> => {
+      this.logger.error('delivery handler threw; message requeued (handlers must settle their deliveries)', { queue: queue.spec.name, id: item.message.id, error: e });
+      return delivery.nack({ requeue: true });
+    };
+    // On a later microtask, as a broker's delivery would come; a promise only when the handler returns one.
+    queueMicrotask(() => {
+      let r: unknown;
+      try {
+        r = consumer.handler(delivery);
+      } catch (e) {
+        void failed(e);
+        return;
+      }
+      if (r !== null && typeof r === 'object' && typeof (r as { then?: unknown }).then === 'function') (r as Promise<unknown>).then(undefined, failed);
+    });
   }
 
   async subscribe(options: SubscribeOptions, handler: DeliveryHandler): Promise<Subscription> {
