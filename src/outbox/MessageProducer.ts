@@ -1,4 +1,3 @@
-import { SETTLED } from './writers/settled';
 import { ConfigurationError, NoActiveTransactionError, PayloadTooLargeError } from '../errors';
 import { checkContract, contractOf, serializeContract } from '../message/MessageContracts';
 import { newMessageId } from '../message/messageId';
@@ -17,6 +16,7 @@ import { JourneyStep, noopJourneyRecorder, type JourneyRecorder } from '../journ
 import { businessKeyOf } from '../journey/businessKey';
 import { OutboxStore } from './OutboxStore';
 import { OutboxSenderStore, SenderKind, SenderStore, chosenSender } from './SenderStore';
+import { SETTLED } from './writers/settled';
 
 export interface ProducerOptions {
   /** Exchange for contracts that name none. */

@@ -1,12 +1,10 @@
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { OutboxMessage, OutboxStatus } from '../message/OutboxMessage';
-import { writesAheadOfCommit } from '../transaction/CommitPipeline';
 import { Propagation } from '../transaction/Propagation';
 import type { SqlDialect } from '../sql/SqlDialect';
 import type { TransactionManager } from '../transaction/TransactionManager';
 import { Lease, OutboxRecord, OutboxStore } from './OutboxStore';
-import { PreparedWriter, preparedWriterFor } from './writers';
-import { SETTLED } from './writers/settled';
+import { PreparedWriter, preparedWriterFor, writeInTransaction } from './writers';
 
 const COLUMNS = [
   'id', 'topic', 'exchange', 'routing_key', 'payload', 'headers', 'status', 'attempts',
@@ -90,17 +88,8 @@ export class TypeOrmOutboxStore implements OutboxStore {
     const sql = this.insertText(chunk.length);
     // On the transaction's own connection (its QueryRunner), through the driver adapter.
     const qr = manager.queryRunner;
-    if (qr && !qr.isReleased) {
-      const prepare = TypeOrmOutboxStore.prepared(chunk.length);
-      // On PostgreSQL the transaction's COMMIT follows this INSERT in the same round trip (ADR 0078).
-      const ahead = this.writer.send ? writesAheadOfCommit(qr) : undefined;
-      const pending = ahead && this.writer.send!(qr, sql, params, prepare);
-      if (pending) {
-        ahead!.push(pending);
-        return SETTLED;
-      }
-      return this.writer.run(qr, sql, params, prepare);
-    }
+    // On PostgreSQL the transaction's COMMIT follows this INSERT in the same write (ADR 0078).
+    if (qr && !qr.isReleased) return writeInTransaction(this.writer, qr, sql, params, TypeOrmOutboxStore.prepared(chunk.length));
     return manager.query(sql, params).then(noResult);
   }
 

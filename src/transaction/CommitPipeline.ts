@@ -1,4 +1,5 @@
 import type { DataSource, QueryRunner } from 'typeorm';
+import { isPgClient } from '../outbox/writers/PgPreparedWriter';
 
 /**
  * A write a beforeCommit hook has sent on the transaction's connection without waiting for its result, so
@@ -42,18 +43,10 @@ export interface CommitPipeline {
   commit(queryRunner: QueryRunner, commit: () => Promise<void>): Promise<void>;
 }
 
-/** What tmm uses of a node-postgres Client for pipelining (its `pipeline` mode; pg 8.23 tested). */
-interface PgPipelineClient {
-  pipeline: boolean;
-  readyForQuery: boolean;
-}
-
-function pgClientOf(qr: QueryRunner): PgPipelineClient | undefined {
-  const c = (qr as unknown as { databaseConnection?: unknown }).databaseConnection as
-    | { pipeline?: unknown; readyForQuery?: unknown; query?: unknown; connection?: { parsedStatements?: unknown } }
-    | undefined;
-  if (!c || typeof c.query !== 'function' || typeof c.pipeline !== 'boolean' || typeof c.connection?.parsedStatements !== 'object') return undefined;
-  return c as unknown as PgPipelineClient;
+/** The runner's node-postgres client, when it has pg's `pipeline` mode (pg 8.23 tested). */
+function pgClientOf(qr: QueryRunner): { pipeline: boolean } | undefined {
+  const c: unknown = (qr as unknown as { databaseConnection?: unknown }).databaseConnection;
+  return isPgClient(c) && typeof c.pipeline === 'boolean' ? (c as { pipeline: boolean }) : undefined;
 }
 
 /**

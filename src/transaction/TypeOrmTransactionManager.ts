@@ -60,10 +60,6 @@ export class TypeOrmTransactionManager implements TransactionManager {
     this.pipeline = options.commitPipeline === false ? undefined : (options.commitPipeline ?? commitPipelineFor(dataSource));
   }
 
-  /** The commit pipeline in use (undefined: every write is awaited before COMMIT). */
-  get commitPipeline(): CommitPipeline | undefined {
-    return this.pipeline;
-  }
 
   get contextStore(): ContextStore {
     return this.store;

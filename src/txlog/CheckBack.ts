@@ -1,6 +1,6 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import { ConfigurationError } from '../errors';
-import { PreparedWriter, preparedWriterFor } from '../outbox/writers';
+import { PreparedWriter, preparedWriterFor, writeInTransaction } from '../outbox/writers';
 import { writesAheadOfCommit } from '../transaction/CommitPipeline';
 import { Dialect, dialectOf } from '../transaction/dialect';
 import { BeginRecord } from './records';
@@ -49,23 +49,19 @@ export class TypeOrmCheckBarrier {
     }
   }
 
-  /** In the business transaction: marks uid committed (fails on the key when a check already said rollback). */
   /** True when insertCommit() on this transaction only sends the row, for the COMMIT pipelined behind it (ADR 0078). */
   sendsAheadOfCommit(manager: EntityManager): boolean {
     const qr = manager.queryRunner;
     return !!qr && !qr.isReleased && this.writer.send !== undefined && writesAheadOfCommit(qr) !== undefined;
   }
 
+  /** In the business transaction: marks uid committed (fails on the key when a check already said rollback). */
   async insertCommit(manager: EntityManager, uid: string): Promise<void> {
     const params = [uid, Date.now()];
     const qr = manager.queryRunner;
-    if (qr && !qr.isReleased) {
-      // On PostgreSQL the COMMIT follows the barrier row in the same round trip (ADR 0078).
-      const ahead = this.writer.send ? writesAheadOfCommit(qr) : undefined;
-      const pending = ahead && this.writer.send!(qr, this.insertSql, params);
-      if (pending) ahead!.push(pending);
-      else await this.writer.run(qr, this.insertSql, params);
-    } else await manager.query(this.insertSql, params);
+    // On PostgreSQL the COMMIT follows the barrier row in the same write (ADR 0078).
+    if (qr && !qr.isReleased) await writeInTransaction(this.writer, qr, this.insertSql, params);
+    else await manager.query(this.insertSql, params);
   }
 
   /** The check: insert-ignore `(uid, 'rollback')`, read back what is there. Blocks while the business transaction holds the key. */

@@ -464,15 +464,7 @@ export class TxLogSender implements SenderStore {
           },
         );
       };
-      const unsent = tx.begin.messages.filter((m) => !tx.confirmed.has(m.id));
-      // One message (most transactions): its publish alone, without an allSettled over a list of async calls.
-      const results: PromiseSettledResult<void>[] =
-        unsent.length === 1
-          ? [await publishOne(unsent[0]).then(
-              () => ({ status: 'fulfilled' as const, value: undefined }),
-              (reason: unknown) => ({ status: 'rejected' as const, reason }),
-            )]
-          : await Promise.allSettled(unsent.map(publishOne));
+      const results = await Promise.allSettled(tx.begin.messages.filter((m) => !tx.confirmed.has(m.id)).map(publishOne));
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) {
         tx.sendAttempts = attempt;

@@ -15,8 +15,6 @@ export function isBetterSqlite3(conn: unknown): conn is BetterSqlite3Database {
   return !!c && typeof c.prepare === 'function' && typeof c.pragma === 'function' && typeof c.inTransaction === 'boolean';
 }
 
-/** Settled once for every synchronous run: a statement that ran costs no promise of its own. */
-const DONE: Promise<void> = SETTLED;
 
 /**
  * better-sqlite3: one cached `Statement` per database connection and text (SQLite re-prepares a cached
@@ -42,7 +40,7 @@ export class BetterSqlite3PreparedWriter implements PreparedWriter {
     } catch (e) {
       return Promise.reject(e);
     }
-    return DONE;
+    return SETTLED; // a statement that ran costs no promise of its own
   }
 
   /** The driver holds no better-sqlite3 connection: whatever the query runner connects to (else the fallback). */

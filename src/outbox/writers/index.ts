@@ -1,4 +1,5 @@
-import type { DataSource } from 'typeorm';
+import type { DataSource, QueryRunner } from 'typeorm';
+import { writesAheadOfCommit } from '../../transaction/CommitPipeline';
 import { BetterSqlite3PreparedWriter } from './BetterSqlite3PreparedWriter';
 import { Mysql2PreparedWriter } from './Mysql2PreparedWriter';
 import { PgPreparedWriter } from './PgPreparedWriter';
@@ -6,7 +7,23 @@ import { PreparedWriter } from './PreparedWriter';
 import { Sqlite3Writer } from './Sqlite3Writer';
 import { TypeOrmQueryWriter } from './TypeOrmQueryWriter';
 
+import { SETTLED } from './settled';
+
 export { PreparedWriter } from './PreparedWriter';
+export { SETTLED } from './settled';
+
+/**
+ * Runs `sql` on the transaction's connection through `writer`. When that transaction pipelines its COMMIT
+ * (ADR 0078) and the writer can send the statement at once, it is sent and handed to the COMMIT, and the
+ * shared SETTLED promise comes back (its result arrives with COMMIT's); otherwise the writer's run().
+ */
+export function writeInTransaction(writer: PreparedWriter, queryRunner: QueryRunner, sql: string, params: unknown[], prepare?: boolean): Promise<void> {
+  const ahead = writer.send ? writesAheadOfCommit(queryRunner) : undefined;
+  const pending = ahead && writer.send!(queryRunner, sql, params, prepare);
+  if (!pending) return writer.run(queryRunner, sql, params, prepare);
+  ahead!.push(pending);
+  return SETTLED;
+}
 export { BetterSqlite3PreparedWriter, Mysql2PreparedWriter, PgPreparedWriter, Sqlite3Writer, TypeOrmQueryWriter };
 
 /**

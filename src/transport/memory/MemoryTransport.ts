@@ -27,6 +27,9 @@ interface Consumer {
   active: boolean;
 }
 
+/** What ack()/nack() return: settling is synchronous here; one shared, already resolved promise. */
+const DONE: Promise<void> = Promise.resolve();
+
 class MemoryQueue {
   readonly ready: QueuedMessage[] = [];
   readonly consumers: Consumer[] = [];
@@ -39,9 +42,6 @@ class MemoryQueue {
  * dead-lettering, TTL), for users' own tests and the zero-setup demo. Not durable: everything is lost
  * with the process. Publishes are "confirmed" once routed to every matching queue.
  */
-/** What ack()/nack() return: settling is synchronous here; one shared, already resolved promise. */
-const DONE: Promise<void> = Promise.resolve();
-
 export class MemoryTransport implements Transport {
   readonly features: TransportFeatures = { durable: false, confirms: false };
 
