@@ -159,6 +159,8 @@ describe('admin console in headless Chromium', () => {
   it('shows the SET of each message and filters by it (outside SET routing: no set, so nothing is in set B)', async () => {
     await page.click('a[data-tab=dead]');
     await page.getByRole('button', { name: 'Clear' }).click();
+    // Clear draws a new form; setting the old one's status would submit its consumer filter along with it.
+    await waitUntil(async () => (await page.inputValue('input[name=consumer]')) === '', 'the cleared filter form');
     await page.selectOption('select[name=status]', 'ALL');
     await page.click('[data-testid=apply-filter]');
     await waitUntil(async () => (await rows().count()) === 4, 'all four dead letters');
@@ -170,6 +172,34 @@ describe('admin console in headless Chromium', () => {
     await page.fill('[data-testid=outbox-filter-set]', 'B');
     await page.click('[data-testid=outbox-apply-filter]');
     await page.locator('[data-testid=outbox-table-empty]').waitFor(); // the API took the filter (a 400 would leave no table)
+  });
+
+  it('shows the newer answer when an older one on the same tab comes back later', async () => {
+    await page.click('a[data-tab=dead]');
+    await page.getByRole('button', { name: 'Clear' }).click();
+    await waitUntil(async () => (await page.inputValue('input[name=consumer]')) === '', 'the cleared filter form');
+    // The answer for the Invoices filter is held back for 1.5 s; the Ledger filter applied after it answers at once.
+    let held = 0;
+    await page.route(/\/api\/dead-letters\?.*consumer=Invoices/, async (r) => {
+      held += 1;
+      await new Promise((res) => setTimeout(res, 1500));
+      await r.continue();
+    });
+    try {
+      await page.selectOption('select[name=status]', 'ALL');
+      await page.fill('input[name=consumer]', 'Invoices.invoice');
+      await page.click('[data-testid=apply-filter]');
+      await waitUntil(async () => held === 1, 'the Invoices request to be held');
+      await page.fill('input[name=consumer]', 'Ledger.post');
+      await page.click('[data-testid=apply-filter]');
+      await waitUntil(async () => (await rows().count()) === 3, 'the three ledger rows');
+      await page.waitForTimeout(2000); // the held answer has come back by now
+      expect(await rows().count()).toBe(3);
+      expect(await page.inputValue('input[name=consumer]')).toBe('Ledger.post');
+      await expectText(page, '[data-testid=dead-total]', '3 matching');
+    } finally {
+      await page.unroute(/\/api\/dead-letters\?.*consumer=Invoices/);
+    }
   });
 });
 

@@ -131,10 +131,18 @@
   window.addEventListener('hashchange', route);
 
   const currentTab = () => location.hash.replace('#', '').split(/[?/]/)[0] || 'overview';
-  /** Shows a tab's content, unless the operator has moved to another tab while it loaded (a slow answer never wins). */
-  function setView(tab, ...children) {
-    if (currentTab() !== tab) return;
-    $('#view').replaceChildren(...children);
+  let viewsBegun = 0;
+  /**
+   * Starts drawing a tab: call it before the view's first request, and show the content through what it returns.
+   * The content is shown only if no later view was begun meanwhile and the operator is still on that tab, so a slow
+   * answer never wins over a newer one (Clear, then Apply, on the same tab; a page turn; another tab).
+   */
+  function beginView(tab) {
+    const ticket = ++viewsBegun;
+    return (...children) => {
+      if (ticket !== viewsBegun || currentTab() !== tab) return;
+      $('#view').replaceChildren(...children);
+    };
   }
 
   // ---------- direct links to one dead letter: #dead/<id> ----------
@@ -157,11 +165,11 @@
 
   // ---------- overview ----------
   async function renderOverview() {
+    const setView = beginView('overview');
     const o = await api('GET', '/api/overview');
     const card = (label, value, alert, id) => h('div', { class: `card${alert ? ' alert' : ''}`, 'data-testid': id }, h('div', { class: 'label' }, label), h('div', { class: 'value' }, value));
     const dl = o.deadLetters;
     setView(
-      'overview',
       h('h1', {}, 'Overview'),
       h('div', { class: 'cards' },
         card('Outbox pending', fmtNum(o.outbox.pending), false, 'card-pending'),
@@ -234,6 +242,7 @@
   }
 
   async function renderDead() {
+    const setView = beginView('dead');
     const f = state.dead.filter;
     const page = await api('GET', `/api/dead-letters?${query(f, { limit: state.dead.limit, offset: state.dead.offset })}`);
     const input = (name, label, attrs) => h('label', {}, label, h('input', { name, value: f[name] || '', ...attrs }));
@@ -264,7 +273,6 @@
       !filtered && h('span', { class: 'muted' }, '(filter by topic, consumer, error group or time to act on many at once)'),
     );
     setView(
-      'dead',
       h('h1', {}, 'Dead letters'),
       form,
       h('div', { class: 'panel' },
@@ -378,10 +386,10 @@
 
   // ---------- groups ----------
   async function renderGroups() {
+    const setView = beginView('groups');
     const { groups } = await api('GET', '/api/dead-letters/groups?status=NEW&limit=100');
     const canAct = state.session.canAct;
     setView(
-      'groups',
       h('h1', {}, 'Error groups'),
       h('p', { class: 'muted' }, 'New dead letters grouped by error fingerprint (consumer + error code + the error text with ids and numbers blanked out).'),
       h('div', { class: 'panel' },
@@ -419,9 +427,9 @@
 
   // ---------- outbox ----------
   async function renderOutbox() {
+    const setView = beginView('outbox');
     const page = await api('GET', `/api/outbox?${query({ status: 'DEAD,EXCEPTION', set: state.outbox.set }, { limit: state.outbox.limit, offset: state.outbox.offset })}`);
     setView(
-      'outbox',
       h('h1', {}, 'Outbox: messages that could not be published'),
       h('p', { class: 'muted' }, 'DEAD rows failed every publish attempt (dispatcher.maxAttempts); EXCEPTION rows are in doubt. Retry makes them due again for the relay.'),
       outboxSetFilter(),
@@ -452,10 +460,10 @@
 
   // ---------- transaction log (the log-mode sender: EXCEPTION / DEAD transactions) ----------
   async function renderTxLog() {
+    const setView = beginView('txlog');
     const { health, problems } = await api('GET', '/api/txlog');
     const card = (label, value, alert, id) => h('div', { class: `card${alert ? ' alert' : ''}`, 'data-testid': id }, h('div', { class: 'label' }, label), h('div', { class: 'value' }, value));
     setView(
-      'txlog',
       h('h1', {}, 'Transaction log'),
       h('p', { class: 'muted' }, 'Transactions the log-mode sender could not finish alone. EXCEPTION: check-back never gave a verdict (or the record was unreadable); DEAD: publishing kept failing. Force-send publishes the messages now (you decided the business transaction committed); Discard drops them for good.'),
       h('div', { class: 'cards' },
@@ -506,9 +514,9 @@
 
   // ---------- audit ----------
   async function renderAudit() {
+    const setView = beginView('audit');
     const page = await api('GET', `/api/audit?limit=${state.audit.limit}&offset=${state.audit.offset}`);
     setView(
-      'audit',
       h('h1', {}, 'Audit trail'),
       h('div', { class: 'panel' },
         table(['When', 'Who', 'Action', 'Target', 'Change', 'Comment'], page.items,
@@ -573,6 +581,7 @@
   }
 
   async function renderJourney() {
+    const setView = beginView('journey');
     const j = state.journey;
     const form = h('form', { class: 'filters', 'data-testid': 'journey-search', onsubmit: (ev) => {
       ev.preventDefault();
@@ -593,7 +602,6 @@
       hits = pages.flatMap((p) => p.items).filter((x) => !seen.has(x.messageId) && seen.add(x.messageId));
     }
     setView(
-      'journey',
       h('h1', {}, 'Message journey'),
       h('p', { class: 'muted' }, 'What tmm recorded about each message (journey.enabled): sent, stored, published, delivered to each consumer, retried, dead-lettered, resent, discarded — each step with the time and the source that saw it.'),
       form,
@@ -655,12 +663,12 @@
   const fmtPct = (r) => (r === null || r === undefined ? '—' : `${(r * 100).toFixed(r < 0.1 ? 1 : 0)} %`);
 
   async function renderLag() {
+    const setView = beginView('lag');
     const [lag, health] = await Promise.all([api('GET', '/api/lag'), api('GET', '/api/health').catch((e) => (e.status === 503 ? null : Promise.reject(e)))]);
     const latency = (title, rows, id) => h('div', { class: 'panel' }, h('h2', {}, title),
       table(['Topic', 'Count', 'p50', 'p95', 'p99'], rows, (p) => [p.topic, fmtNum(p.count), fmtSec(p.p50), fmtSec(p.p95), fmtSec(p.p99)], null, ['', 'num', 'num', 'num', 'num'], id));
     const now = Date.now();
     setView(
-      'lag',
       h('h1', {}, 'Lag and the broker'),
       alertsPanel(health),
       h('div', { class: 'panel' }, h('h2', {}, 'Outbox backlog by topic (due, not yet published)'),
