@@ -6,13 +6,14 @@ cd "$(dirname "$0")/.."
 mkdir -p .tmp
 rm -f .tmp/jest-*.json
 status=0
-npx tsc -p tsconfig.json --noEmit || { echo "type check failed" >&2; status=1; }
+typecheck=ok
+npx tsc -p tsconfig.json --noEmit || { echo "type check failed" >&2; status=1; typecheck=failed; }
 npx jest -c jest.config.js --json --outputFile=.tmp/jest-primary.json "$@" || status=1
 npx jest -c jest.typeorm03.config.js --json --outputFile=.tmp/jest-typeorm03.json || status=1
 # The package as users get it: npm pack, installed into three fresh apps, compiled and run (test/package/run.js).
 rm -f .tmp/package-result.json
 node test/package/run.js || status=1
-node -e '
+TMM_TYPECHECK=$typecheck node -e '
   const fs = require("fs");
   let passed = 0, failed = 0, pending = 0, suitesFailed = 0;
   for (const lane of ["primary", "typeorm03"]) {
@@ -30,6 +31,8 @@ node -e '
     console.log(`lane package: ${p.passed} passed, ${p.failed} failed`);
   } else { console.error("lane package: no result file"); failed++; }
   if (suitesFailed > 0) console.log(`${suitesFailed} suite(s) failed to run; each counts as one failure`);
-  console.log(`tests: ${passed} passed, ${failed + suitesFailed} failed` + (pending ? `, ${pending} skipped` : ""));
+  if (process.env.TMM_TYPECHECK !== "ok") console.log("type check: failed (tsc --noEmit, see above); counts as one failure");
+  const typeFailed = process.env.TMM_TYPECHECK === "ok" ? 0 : 1;
+  console.log(`tests: ${passed} passed, ${failed + suitesFailed + typeFailed} failed` + (pending ? `, ${pending} skipped` : ""));
 '
 exit $status
