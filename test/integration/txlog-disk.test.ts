@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { AmqpTransport, Logger, Tmm, silentLogger } from '../../src/internal';
 import { DualLog } from '../../src/txlog/DualLog';
+import { readBack } from '../support/txlogFiles';
 import { TransactionalMessage } from 'tmm/decorators';
 import { AMQP_URL, EntryTally, waitUntil } from '../support/broker';
 import { TestDatabase, createTestDatabase } from '../support/databases';
@@ -291,7 +292,7 @@ it('a disk with room for the records but not for the preallocated zeros ahead: r
   for (let i = 0; i < 20; i++) await log.append(() => record(i));
   expect(log.health()).toMatchObject({ degraded: false, directories: [{ ok: true }, { ok: true }] });
   await log.close();
-  const again = await new DualLog(dirs, 64 * 1024 * 1024, silentLogger).open();
+  const again = await readBack(dirs, 64 * 1024 * 1024);
   expect(again.records.map((p) => (JSON.parse(p.toString()) as { uid: string }).uid)).toEqual(Array.from({ length: 20 }, (_, i) => `small-${i}`));
   expect(again.directories.map((d) => d.repair)).toEqual(['none', 'none']);
   expect(readCopy(dirs[1]).records).toHaveLength(20);

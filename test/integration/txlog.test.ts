@@ -19,6 +19,7 @@ import { TmmAdmin } from '../../src/admin';
 import { TransactionalMessage } from 'tmm/decorators';
 import { TxLogSender, TypeOrmCheckBarrier } from '../../src/txlog';
 import { DualLog } from '../../src/txlog/DualLog';
+import { readBack } from '../support/txlogFiles';
 import { encodeFrame } from '../../src/txlog/frame';
 import { AMQP_URL, EntryTally, sleep, waitUntil } from '../support/broker';
 import { TestDatabase, createTestDatabase } from '../support/databases';
@@ -81,7 +82,7 @@ describe('the two copies on disk', () => {
     expect(r.directories.map((d) => d.repair)).toEqual(['truncated', 'truncated']);
     await log.append(() => payloads(1, 9));
     await log.close();
-    const again = await new DualLog(dirs, 1 << 20, silentLogger).open();
+    const again = await readBack(dirs, 1 << 20);
     expect(again.records).toHaveLength(10);
     expect(again.directories.map((d) => d.repair)).toEqual(['none', 'none']);
   });
@@ -120,7 +121,7 @@ describe('the two copies on disk', () => {
       await h.write(torn, 0, torn.length, end);
       await h.close();
     }
-    const afterTear = await new DualLog(dirs, 1 << 20, silentLogger).open();
+    const afterTear = await readBack(dirs, 1 << 20);
     expect(afterTear.records).toHaveLength(12);
     expect(afterTear.directories.map((d) => d.repair)).toEqual(['truncated', 'truncated']);
     await again.close().catch(() => undefined);
@@ -163,7 +164,7 @@ describe('lazy appends', () => {
     const pending = log.append(() => payloads(1, 3), undefined, { lingerMs: 60_000 });
     await log.close(); // close writes what is still lingering
     await pending;
-    const again = await new DualLog(dirs, 1 << 20, silentLogger).open();
+    const again = await readBack(dirs, 1 << 20);
     expect(again.records.map((p) => JSON.parse(p.toString()).lsn)).toEqual([0, 1, 2, 3]);
   });
 });
@@ -198,7 +199,7 @@ describe('live repair', () => {
     expect(files[1].map((f) => f.slice(dirs[1].length))).toEqual(files[0].map((f) => f.slice(dirs[0].length)));
     expect(files[0].length).toBeGreaterThan(10); // rolled many times, during the repair too
     for (let i = 0; i < files[0].length; i++) expect((await fs.readFile(files[1][i])).equals(await fs.readFile(files[0][i]))).toBe(true);
-    const again = await new DualLog(dirs, 1024, silentLogger).open();
+    const again = await readBack(dirs, 1024);
     expect(again.records.map((p) => JSON.parse(p.toString()).lsn)).toEqual(Array.from({ length: n }, (_, i) => i));
     expect(again.directories.map((d) => d.repair)).toEqual(['none', 'none']);
   });
