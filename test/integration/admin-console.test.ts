@@ -178,11 +178,13 @@ describe('admin console in headless Chromium', () => {
     await page.click('a[data-tab=dead]');
     await page.getByRole('button', { name: 'Clear' }).click();
     await waitUntil(async () => (await page.inputValue('input[name=consumer]')) === '', 'the cleared filter form');
-    // The answer for the Invoices filter is held back for 1.5 s; the Ledger filter applied after it answers at once.
+    // The answer for the Invoices filter is held back until the Ledger filter, applied after it, is shown.
     let held = 0;
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
     await page.route(/\/api\/dead-letters\?.*consumer=Invoices/, async (r) => {
       held += 1;
-      await new Promise((res) => setTimeout(res, 1500));
+      await released;
       await r.continue();
     });
     try {
@@ -193,11 +195,15 @@ describe('admin console in headless Chromium', () => {
       await page.fill('input[name=consumer]', 'Ledger.post');
       await page.click('[data-testid=apply-filter]');
       await waitUntil(async () => (await rows().count()) === 3, 'the three ledger rows');
-      await page.waitForTimeout(2000); // the held answer has come back by now
+      const late = page.waitForResponse(/\/api\/dead-letters\?.*consumer=Invoices/);
+      release();
+      await late;
+      await page.waitForTimeout(500); // time to draw it, were it drawn
       expect(await rows().count()).toBe(3);
       expect(await page.inputValue('input[name=consumer]')).toBe('Ledger.post');
       await expectText(page, '[data-testid=dead-total]', '3 matching');
     } finally {
+      release(); // also when an assertion failed while it was held
       await page.unroute(/\/api\/dead-letters\?.*consumer=Invoices/);
     }
   });
