@@ -407,7 +407,7 @@ describe('AmqpTransport failure injection', () => {
     const t = transport({ url: `amqp://guest:s3cret-pw@127.0.0.1:${closedPort}`, confirmTimeoutMs: 400, logger });
     const started = Date.now();
     await expect(t.publish(message('', 'anything'))).rejects.toMatchObject({ name: 'PublishError', code: 'TMM_PUBLISH_CONNECTION_LOST' });
-    expect(Date.now() - started).toBeLessThan(1_400);
+    expect(Date.now() - started).toBeLessThan(3_000); // confirmTimeoutMs (400) bounds it, not a connect that never ends
     expect(logger.lines.filter((l) => l.message === 'amqp reconnecting').length).toBeGreaterThan(0);
     await t.close();
     expect(logger.lines.at(-1)?.message).toBe('amqp closed');

@@ -529,8 +529,10 @@ describe.each(dbLanes())('delayed messages through RabbitMQ ($name)', ({ kind })
     });
     expect(tally.missing(ids)).toEqual([]);
     expect(early).toEqual([]);
-    // Due times spread over 1.2 s: the sweeper (50 ms polls) and the timers deliver close to them.
-    expect(Math.max(...late)).toBeLessThan(1_000);
+    // Due times spread over 1.2 s: the sweeper (50 ms polls) and the timers deliver close to them. The bound guards
+    // against the regression above (a lease held to due + leaseMs: 30 s late) and a wait for the next horizon, not
+    // a latency: a loaded 2-core CI machine was seen 1.16 s late (timing is for benchmarks; bench:e2e measures it).
+    expect(Math.max(...late)).toBeLessThan(5_000);
   });
 
   it('are published on time by another instance when the one that sent them stops before they are due', async () => {
@@ -559,7 +561,7 @@ describe.each(dbLanes())('delayed messages through RabbitMQ ($name)', ({ kind })
     });
     expect(tally.missing(ids)).toEqual([]);
     expect(early).toEqual([]);
-    expect(Math.max(...late)).toBeLessThan(1_000);
+    expect(Math.max(...late)).toBeLessThan(5_000); // against the 30 s regression, not a latency (see above)
   });
 });
 
