@@ -31,8 +31,8 @@ TMM_TYPECHECK=$typecheck node -e '
     console.log(`lane package: ${p.passed} passed, ${p.failed} failed`);
   } else { console.error("lane package: no result file"); failed++; }
   if (suitesFailed > 0) console.log(`${suitesFailed} suite(s) failed to run; each counts as one failure`);
-  if (process.env.TMM_TYPECHECK !== "ok") console.log("type check: failed (tsc --noEmit, see above); counts as one failure");
   const typeFailed = process.env.TMM_TYPECHECK === "ok" ? 0 : 1;
+  if (typeFailed) console.log("type check: failed (tsc --noEmit, see above); counts as one failure");
   console.log(`tests: ${passed} passed, ${failed + suitesFailed + typeFailed} failed` + (pending ? `, ${pending} skipped` : ""));
 '
 exit $status
