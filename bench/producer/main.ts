@@ -58,6 +58,8 @@ const ONLY = process.env.BENCH_ONLY;
 const CONCURRENCY = [1, 32] as const;
 const POOL = 10; // TypeORM's default pool size on PostgreSQL; the floor's pg.Pool gets the same
 const profiler = new SectionProfiler(process.env.BENCH_PROFILE);
+/** BENCH_PROFILE_CALLERS=32: the profiled section runs at 32 concurrent callers instead of 1. */
+const PROFILE_CALLERS = process.env.BENCH_PROFILE_CALLERS === '32' ? 32 : 1;
 /** BENCH_SIDE=<tmm|floor>.<base|msg>: that side alone (see runSide). */
 const SIDE = process.env.BENCH_SIDE;
 
@@ -240,7 +242,7 @@ async function tmmWorld(label: string, dataSource: DataSource): Promise<{ world:
     async profile(ops) {
       for (const s of ['base', 'msg'] as const) {
         await profiler.start();
-        await timeConcurrent(ops, 1, world[s].op, world[s].after);
+        await timeConcurrent(ops, PROFILE_CALLERS, world[s].op, world[s].after);
         await profiler.stop(`${label}-${s}`, ops);
       }
     },
@@ -396,7 +398,7 @@ async function benchSqlite(): Promise<Record<number, LevelResult>> {
       return {} as Record<number, LevelResult>;
     }
     const result = await compare('sqlite', t.world, sqliteFloor(raw), ops);
-    if (profiler.enabled) await t.profile(ops[1] * 3);
+    if (profiler.enabled) await t.profile(ops[PROFILE_CALLERS] * 3);
     await t.finish();
     return result;
   } finally {
@@ -448,7 +450,7 @@ async function benchPostgres(): Promise<Record<number, LevelResult>> {
       const floor = postgresFloor(pool);
       const result = await compare('postgres', t.world, floor, ops, backendCpu(admin, schema));
       await floor.cleanup!();
-      if (profiler.enabled) await t.profile(ops[1] * 3);
+      if (profiler.enabled) await t.profile(ops[PROFILE_CALLERS] * 3);
       await t.finish();
       return result;
     } finally {
