@@ -361,6 +361,32 @@ describe.each([memoryAdapter(), amqpAdapter(), natsAdapter()])('Transport contra
     expect((await second.waitFor(1))[0].message.id).toBe(later.id);
   });
 
+  it('settles deliveries after cancel(): a nacked one comes back at once, the acked ones never (a consumer’s graceful stop)', async () => {
+    // What ConsumerRunner.stop() does: cancel, give back what was not handled, ack what was, then a new
+    // subscription takes over. On NATS 2.9 a give-back while the cancelled subscription's pull requests
+    // still wait on the server made the server drop the nacked message until ackWait and deliver the
+    // last acked one again (nats-server#5305, #5338); the subscription's cancel() must prevent that.
+    const t = open();
+    const q = queueName('stop');
+    const held = collect();
+    const sub = await t.subscribe({ queue: { name: q }, prefetch: 8 }, held.handler);
+    const sent = Array.from({ length: 4 }, (_, i) => message('', q, { headers: { seq: i } }));
+    for (const m of sent) await t.publish(m);
+    await held.waitFor(4);
+    await quiet(); // the subscription asks for more while four are in hand
+    await sub.cancel();
+    await held.received[0].nack({ requeue: true });
+    for (const d of held.received.slice(1)) await d.ack();
+
+    const next = collect({ autoAck: true });
+    await t.subscribe({ queue: { name: q }, prefetch: 8 }, next.handler);
+    const [back] = await next.waitFor(1, 3_000);
+    expect([back.message.id, back.redelivered]).toEqual([sent[0].id, true]);
+    await quiet(500);
+    expect(next.received.map((d) => d.message.headers.seq)).toEqual([0]);
+    expect(held.received).toHaveLength(4);
+  });
+
   it('keeps messages and unsettled deliveries beyond the transport’s life only when durable', async () => {
     const q = queueName('durable');
     const t1 = open();

@@ -10,6 +10,11 @@ export interface NatsSubscriptionHost {
   readonly ackWaitMs: number;
   /** The queue's durable pull consumer on the current connection. */
   consumer(queue: string): Promise<Consumer>;
+  /**
+   * Makes the server forget the queue's pull requests nobody listens to any more (a consumer-info request
+   * prunes them); resolves when done, or after a bounded wait when the server does not answer.
+   */
+  pruneWaitingPulls(queue: string): Promise<void>;
   /** Re-routes a message to the queue's dead-letter exchange; rejects when that publish failed. */
   deadLetter(spec: QueueSpec, m: JsMsg, message: TransportMessage, reason: 'rejected' | 'expired'): Promise<void>;
   forget(sub: NatsSubscription): void;
@@ -30,6 +35,11 @@ export function storedAt(m: JsMsg): number {
  * redelivered elsewhere while it runs; a process that dies leaves them to be redelivered after ackWait.
  * A message of a queue with a TTL that is older than the TTL when it arrives is dead-lettered instead of
  * handed out. Single-active-consumer queues pull only while holding the queue's lease.
+ *
+ * cancel() stops the pulls and then has the server prune them before anything is given back: on NATS
+ * servers before 2.10.14 / 2.11 a nak that finds only pull requests without interest makes the server drop
+ * the nacked message until ackWait and deliver the last new message a second time (nats-server#5305,
+ * #5338). Messages that reach a cancelled subscription are held and given back after that prune.
  */
 export class NatsSubscription implements Subscription {
   private active = true;
@@ -42,6 +52,10 @@ export class NatsSubscription implements Subscription {
   private keepAlive: NodeJS.Timeout | undefined;
   private leaseTimer: NodeJS.Timeout | undefined;
   private loopDone: Promise<void> = Promise.resolve();
+  /** Set once cancel() has had the server prune this subscription's pull requests: give-backs are safe. */
+  private pruned = false;
+  /** Messages that reached the subscription after cancel() began, given back once pruned. */
+  private readonly late: JsMsg[] = [];
 
   constructor(
     private readonly host: NatsSubscriptionHost,
@@ -83,6 +97,9 @@ export class NatsSubscription implements Subscription {
     this.wake();
     clearInterval(this.leaseTimer);
     await this.loopDone;
+    await this.host.pruneWaitingPulls(this.spec.name).catch(() => undefined);
+    this.pruned = true;
+    for (const m of this.late.splice(0)) tryDo(() => m.nak());
     await this.lease?.release();
     this.host.forget(this);
     if (this.unsettled.size === 0) clearInterval(this.keepAlive);
@@ -127,6 +144,8 @@ export class NatsSubscription implements Subscription {
         this.requested += free;
         this.fetches.add(batch);
         void this.drain(batch, free);
+        // cancel() began while this pull was being sent: stop it as well, so that what it brings is held.
+        if (!this.active) tryDo(() => batch.stop());
       } catch (e) {
         failures++;
         this.host.logger.warn('nats subscription could not pull; retrying', { queue: this.spec.name, error: (e as Error).message });
@@ -154,7 +173,8 @@ export class NatsSubscription implements Subscription {
 
   private onMessage(m: JsMsg): void {
     if (!this.active) {
-      tryDo(() => m.nak());
+      if (this.pruned) tryDo(() => m.nak());
+      else this.late.push(m);
       return;
     }
     const message = decodeMessage(m.data, m.headers, storedAt(m));

@@ -95,6 +95,7 @@ export class NatsTransport implements Transport {
       logger: this.logger,
       ackWaitMs: this.options.ackWaitMs,
       consumer: (queue) => this.consumerOf(queue),
+      pruneWaitingPulls: (queue) => this.pruneWaitingPulls(queue),
       deadLetter: (spec, m, message, reason) => this.deadLetter(spec, m, message, reason),
       forget: (sub) => this.subscriptions.delete(sub),
     };
@@ -498,6 +499,17 @@ export class NatsTransport implements Transport {
     const c = await conn.js.consumers.get(this.names.queueStream(queue), this.names.durable);
     this.consumers.set(queue, c);
     return c;
+  }
+
+  /**
+   * A consumer-info request, which makes the server drop the queue's pull requests that lost their
+   * interest (NatsSubscription.cancel() needs that before giving anything back). At most 2 s: a server
+   * that does not answer leaves them to expire (PULL_EXPIRES_MS).
+   */
+  private async pruneWaitingPulls(queue: string): Promise<void> {
+    const consumer = this.consumers.get(queue);
+    if (!consumer) return;
+    await Promise.race([consumer.info(false).then(() => undefined), sleep(2_000)]);
   }
 
   /** Re-routes a message through its queue's dead-letter exchange, as RabbitMQ dead-lettering does. */
