@@ -566,6 +566,8 @@ class NatsExpirer {
   private wake: (() => void) | undefined;
   private done: Promise<void> = Promise.resolve();
   private batch: { stop(): void } | undefined;
+  /** What arrived after stop() began: given back once the server pruned the stopped pull (see NatsSubscription). */
+  private readonly late: JsMsg[] = [];
 
   constructor(
     private readonly host: NatsSubscriptionHost,
@@ -585,6 +587,8 @@ class NatsExpirer {
     }
     this.wake?.();
     await this.done;
+    await this.host.pruneWaitingPulls(this.spec.name).catch(() => undefined);
+    for (const m of this.late.splice(0)) safe(() => m.nak());
   }
 
   private async loop(): Promise<void> {
@@ -600,11 +604,12 @@ class NatsExpirer {
         if (!this.active) return;
         const batch = await consumer.fetch({ max_messages: holdOnServer ? 256 : 16, expires: holdOnServer ? 5_000 : 1_000 });
         this.batch = batch;
+        if (!this.active) safe(() => batch.stop());
         failures = 0;
         let dueIn = Infinity;
         for await (const m of batch) {
           if (!this.active) {
-            safe(() => m.nak());
+            this.late.push(m);
             continue;
           }
           const left = ttl - (Date.now() - storedAt(m));
