@@ -343,6 +343,41 @@ describe.each(lanes)('consumers on $name', ({ transport: transportKind, db: dbKi
     expect(first.consumers.stats.retried + second.consumers.stats.retried).toBe(0);
   });
 
+  it('ordered: the active instance stopping mid-message hands over in order; the next one never starts ahead of it', async () => {
+    const log: { who: string; id: string; start: number; end: number }[] = [];
+    let slowStarted = false;
+    class Sequence {
+      constructor(readonly who: string) {}
+      @Consumer({ queue: `${prefix}.handover`, exchange: prefix, routingKey: 'work', ordered: true })
+      async handle(m: LedgerPosted): Promise<void> {
+        const entry = { who: this.who, id: m.entryId, start: performance.now(), end: Infinity };
+        log.push(entry);
+        if (m.entryId === 'h-1') {
+          slowStarted = true;
+          await sleep(400); // the active instance is stopped while it runs this one
+        }
+        entry.end = performance.now();
+      }
+    }
+    const t = env.transport();
+    const first = await env.start([new Sequence('first')], {}, t);
+    // Two connections to a broker; the in-memory transport is one process's broker, so both share it.
+    const second = await env.start([new Sequence('second')], {}, transportKind === 'memory' ? t : env.transport());
+    const ids = ['h-0', 'h-1', 'h-2', 'h-3', 'h-4', 'h-5'];
+    for (const id of ids) await t.publish(wireMessage({ exchange: prefix, routingKey: 'work', body: valid(id) }));
+    await waitUntil(() => slowStarted, 'the slow message started');
+    const active = log.find((e) => e.id === 'h-1')!.who === 'first' ? first : second;
+    await active.consumers.stop();
+    await waitUntil(() => log.filter((e) => e.end !== Infinity).length >= ids.length, 'all six handled', 30_000);
+    await sleep(300);
+    const done = log.filter((e) => e.end !== Infinity);
+    expect(done.map((e) => e.id)).toEqual(ids);
+    // Each message starts after the one before it ended: nothing ran ahead of the message in progress at the stop.
+    const overlaps = done.slice(1).filter((e, i) => e.start < done[i].end).map((e) => `${e.id}@${e.who}`);
+    expect(overlaps).toEqual([]);
+    expect(new Set(done.slice(2).map((e) => e.who)).size).toBe(1);
+  });
+
   it('messagesPerTransaction: a group commits together; a failing member rolls it back and runs alone, the others once', async () => {
     class Grouped {
       readonly runs = new Map<string, number>();

@@ -30,6 +30,8 @@ describe.each(['amqp', 'nats'] as const)('on %s', (kind) => {
 
   afterEach(async () => {
     await killFixtures();
+    // Each test counts its effects in the whole table.
+    await db.dataSource.getRepository(LedgerEntry).clear();
     const topology: Topology = {
       queues: [{ name: `${prefix}.crash` }, { name: `${prefix}.crash.dlq` }, ...[1000, 2000, 4000, 8000].map((ms) => ({ name: `${prefix}.crash.retry.${ms}ms` }))],
       exchanges: [{ name: prefix }],
@@ -42,9 +44,45 @@ describe.each(['amqp', 'nats'] as const)('on %s', (kind) => {
     await db?.dispose();
   });
 
-  function consumerProcess(crashAt: 'handler' | 'after-commit' | 'none', crashOn = ''): FixtureProcess {
-    return FixtureProcess.spawn('consumer-crash.ts', { TMM_FIXTURE_SCHEMA: schema, TMM_FIXTURE_PREFIX: prefix, TMM_FIXTURE_CRASH_AT: crashAt, TMM_FIXTURE_CRASH_ON: crashOn, TMM_FIXTURE_TRANSPORT: kind });
+  function consumerProcess(crashAt: 'handler' | 'after-commit' | 'none', crashOn = '', ordered = false): FixtureProcess {
+    return FixtureProcess.spawn('consumer-crash.ts', {
+      TMM_FIXTURE_SCHEMA: schema,
+      TMM_FIXTURE_PREFIX: prefix,
+      TMM_FIXTURE_CRASH_AT: crashAt,
+      TMM_FIXTURE_CRASH_ON: crashOn,
+      TMM_FIXTURE_TRANSPORT: kind,
+      TMM_FIXTURE_ORDERED: ordered ? '1' : '0',
+    });
   }
+
+  it('ordered: SIGKILL of the active instance mid-message; the standby takes over from that message, in order', async () => {
+    prefix = uniquePrefix('crash');
+    const total = 10;
+    const messages = Array.from({ length: total }, (_, i) => wireMessage({ exchange: prefix, routingKey: 'work', body: { entryId: `o-${i}`, amount: i + 1, currency: 'EUR' } }));
+    const active = consumerProcess('handler', 'o-3', true);
+    await active.waitFor((e) => e.event === 'ready', 'the active consumer to start', 30_000);
+    for (const m of messages.slice(0, 1)) await admin.publish(m);
+    await active.waitFor((e) => e.event === 'handled' && e.entryId === 'o-0', 'the first instance to be the active one');
+    const standby = consumerProcess('none', '', true);
+    await standby.waitFor((e) => e.event === 'ready', 'the standby consumer to start', 30_000);
+    for (const m of messages.slice(1)) await admin.publish(m);
+    await active.waitFor((e) => e.event === 'hanging', 'the handler of o-3 to hang');
+    await active.kill('SIGKILL');
+    await waitUntil(
+      async () => (await db.dataSource.getRepository(LedgerEntry).count()) >= total && (await admin.inspectQueue(`${prefix}.crash`)).messageCount === 0,
+      'every message to have its effect and the queue to be empty',
+      30_000,
+    );
+    const order = (p: FixtureProcess) => p.events.filter((e) => e.event === 'handled').map((e) => e.entryId as string);
+    const rows: { account: string; n: string }[] = await db.dataSource.query('SELECT account, COUNT(*)::text AS n FROM test_ledger GROUP BY account');
+    const counts = new Map(rows.map((r) => [r.account, Number(r.n)]));
+    console.log(`[consumer-crash ${kind}] ordered, SIGKILL of the active instance in o-3: active handled ${order(active).join(',')}; standby handled ${order(standby).join(',')}`);
+    expect(order(active)).toEqual(['o-0', 'o-1', 'o-2', 'o-3']);
+    // The standby starts with the message the dead instance held (its effect was rolled back), then the rest in order.
+    expect(order(standby)).toEqual(messages.slice(3).map((_, i) => `o-${i + 3}`));
+    expect(messages.filter((m) => counts.get(m.id) !== 1)).toEqual([]);
+    await standby.kill('SIGTERM');
+  });
 
   it('SIGKILL inside a handler and between commit and ack: every message is redelivered until handled, each effect happens once', async () => {
     prefix = uniquePrefix('crash');

@@ -5,12 +5,17 @@ import { randomUUID } from 'node:crypto';
  * Single active consumer on JetStream 2.9 (which has no pinned consumers): a lease per queue, the latest
  * message on `<prefix>.leases.<queue>` in the `<P>_LEASES` stream, taken and renewed by compare-and-set on
  * the subject's last sequence (`Nats-Expected-Last-Subject-Sequence`). The holder renews every leaseMs/3;
- * a holder that died is replaced once its lease ran out; cancel() releases it at once.
+ * a holder that died is replaced once its lease ran out; a subscription releases it once what it holds is
+ * settled. A holder that takes over a lease that ran out (rather than one released) learns when it ran out
+ * (`takeover`): what the dead holder had in hand comes back only after the queue's ackWait, and the new
+ * holder must not start on later messages before that (NatsSubscription waits).
  */
 export class NatsLease {
   readonly holder = randomUUID();
   private seq = 0;
   private heldUntil = 0;
+  /** Set when the lease was taken over from a holder whose lease ran out: when it ran out (its clock). */
+  takeover: { previousUntil: number } | undefined;
 
   constructor(
     private readonly js: JetStreamClient,
@@ -27,17 +32,20 @@ export class NatsLease {
   /** Takes the lease if it is free or expired, or renews it if held; false when another holder has it. */
   async acquireOrRenew(): Promise<boolean> {
     let expected = this.seq;
+    let previousUntil: number | undefined;
     if (this.seq === 0) {
       const last = await this.jsm.streams.getMessage(this.stream, { last_by_subj: this.subject }).catch(() => null);
       if (last) {
         const lease = parse(last.data);
         if (lease.holder && lease.holder !== this.holder && lease.until > Date.now()) return false;
+        if (lease.holder) previousUntil = lease.until; // ran out, not released: its holder may have died mid-message
         expected = last.seq;
       }
     }
     const until = Date.now() + this.leaseMs;
     try {
       const pa = await this.js.publish(this.subject, encode({ holder: this.holder, until }), { expect: { lastSubjectSequence: expected } });
+      if (this.seq === 0) this.takeover = previousUntil === undefined ? undefined : { previousUntil };
       this.seq = pa.seq;
       this.heldUntil = until;
       return true;

@@ -15,6 +15,8 @@ export interface NatsSubscriptionHost {
    * prunes them); resolves when done, or after a bounded wait when the server does not answer.
    */
   pruneWaitingPulls(queue: string): Promise<void>;
+  /** How many deliveries of the queue's consumer wait for an ack (the server's `num_ack_pending`). */
+  ackPending(queue: string): Promise<number>;
   /** Re-routes a message to the queue's dead-letter exchange; rejects when that publish failed. */
   deadLetter(spec: QueueSpec, m: JsMsg, message: TransportMessage, reason: 'rejected' | 'expired'): Promise<void>;
   forget(sub: NatsSubscription): void;
@@ -34,7 +36,9 @@ export function storedAt(m: JsMsg): number {
  * Deliveries in hand are kept alive on the server (`working()` every ackWait/3), so a slow handler is not
  * redelivered elsewhere while it runs; a process that dies leaves them to be redelivered after ackWait.
  * A message of a queue with a TTL that is older than the TTL when it arrives is dead-lettered instead of
- * handed out. Single-active-consumer queues pull only while holding the queue's lease.
+ * handed out. Single-active-consumer queues pull only while holding the queue's lease, and a cancelled
+ * subscription gives the lease up only once every delivery it handed out is settled (so the next holder
+ * cannot start on a later message while one is still being handled here).
  *
  * cancel() stops the pulls and then has the server prune them before anything is given back: on NATS
  * servers before 2.10.14 / 2.11 a nak that finds only pull requests without interest makes the server drop
@@ -52,6 +56,7 @@ export class NatsSubscription implements Subscription {
   private keepAlive: NodeJS.Timeout | undefined;
   private leaseTimer: NodeJS.Timeout | undefined;
   private loopDone: Promise<void> = Promise.resolve();
+  private leaseReleased: Promise<void> | undefined;
   /** Set once cancel() has had the server prune this subscription's pull requests: give-backs are safe. */
   private pruned = false;
   /** Messages that reached the subscription after cancel() began, given back once pruned. */
@@ -86,6 +91,18 @@ export class NatsSubscription implements Subscription {
     this.loopDone = this.loop();
   }
 
+  /**
+   * After taking over a lease that ran out: true once nothing of the previous holder can still come back
+   * after a later message — the consumer has no delivery waiting for an ack, or the previous lease ran out
+   * more than ackWait ago (by then what it held is due for redelivery, which JetStream hands out before new
+   * messages). Until then a new holder would overtake the message the dead one was handling.
+   */
+  private async takeoverSafe(previousUntil: number): Promise<boolean> {
+    const ackWait = this.host.ackWaitMs;
+    if (Date.now() >= previousUntil + ackWait + Math.max(250, ackWait / 10)) return true;
+    return (await this.host.ackPending(this.spec.name).catch(() => -1)) === 0;
+  }
+
   private leaseMsThird(): number {
     return (this.lease?.leaseMs ?? 900) / 3;
   }
@@ -95,14 +112,24 @@ export class NatsSubscription implements Subscription {
     this.active = false;
     this.stopFetches();
     this.wake();
-    clearInterval(this.leaseTimer);
     await this.loopDone;
     await this.host.pruneWaitingPulls(this.spec.name).catch(() => undefined);
     this.pruned = true;
     for (const m of this.late.splice(0)) tryDo(() => m.nak());
-    await this.lease?.release();
     this.host.forget(this);
-    if (this.unsettled.size === 0) clearInterval(this.keepAlive);
+    // A single-active-consumer queue stays ours until what we hold is settled: the next holder must not
+    // start on later messages while one of ours is still being handled (it would overtake it).
+    if (this.unsettled.size === 0) {
+      clearInterval(this.keepAlive);
+      await this.releaseLease();
+    }
+  }
+
+  /** Gives up the queue's lease (once); renewing it stops. */
+  private releaseLease(): Promise<void> {
+    clearInterval(this.leaseTimer);
+    this.leaseReleased ??= this.lease?.release().catch(() => undefined) ?? Promise.resolve();
+    return this.leaseReleased;
   }
 
   /** Transport close: stop, and give every unsettled delivery back at once (as a closed AMQP channel does). */
@@ -118,6 +145,7 @@ export class NatsSubscription implements Subscription {
       }
     }
     this.unsettled.clear();
+    await this.releaseLease();
   }
 
   private async loop(): Promise<void> {
@@ -129,6 +157,13 @@ export class NatsSubscription implements Subscription {
           await this.waitWake(Math.min(500, this.leaseMsThird()));
           continue;
         }
+      }
+      if (this.lease?.takeover) {
+        if (!(await this.takeoverSafe(this.lease.takeover.previousUntil))) {
+          await this.waitWake(250);
+          continue;
+        }
+        this.lease.takeover = undefined;
       }
       const free = this.prefetch - this.unsettled.size - this.requested;
       const threshold = this.requested === 0 ? 1 : Math.max(1, Math.ceil(this.prefetch / 4));
@@ -196,7 +231,10 @@ export class NatsSubscription implements Subscription {
       try {
         await fn();
       } finally {
-        if (!this.active && this.unsettled.size === 0) clearInterval(this.keepAlive);
+        if (!this.active && this.unsettled.size === 0) {
+          clearInterval(this.keepAlive);
+          void this.releaseLease();
+        }
         this.wake();
       }
     };

@@ -96,6 +96,7 @@ export class NatsTransport implements Transport {
       ackWaitMs: this.options.ackWaitMs,
       consumer: (queue) => this.consumerOf(queue),
       pruneWaitingPulls: (queue) => this.pruneWaitingPulls(queue),
+      ackPending: async (queue) => (await (await this.consumerOf(queue)).info(false)).num_ack_pending,
       deadLetter: (spec, m, message, reason) => this.deadLetter(spec, m, message, reason),
       forget: (sub) => this.subscriptions.delete(sub),
     };
