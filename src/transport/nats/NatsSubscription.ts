@@ -233,7 +233,8 @@ export class NatsSubscription implements Subscription {
       } finally {
         if (!this.active && this.unsettled.size === 0) {
           clearInterval(this.keepAlive);
-          void this.releaseLease();
+          // Before the prune, cancel() still holds late arrivals back: it releases the lease itself after them.
+          if (this.pruned) void this.releaseLease();
         }
         this.wake();
       }
