@@ -61,7 +61,7 @@ describe.each(['amqp', 'nats'] as const)('on %s', (kind) => {
     const messages = Array.from({ length: total }, (_, i) => wireMessage({ exchange: prefix, routingKey: 'work', body: { entryId: `o-${i}`, amount: i + 1, currency: 'EUR' } }));
     const active = consumerProcess('handler', 'o-3', true);
     await active.waitFor((e) => e.event === 'ready', 'the active consumer to start', 30_000);
-    for (const m of messages.slice(0, 1)) await admin.publish(m);
+    await admin.publish(messages[0]);
     await active.waitFor((e) => e.event === 'handled' && e.entryId === 'o-0', 'the first instance to be the active one');
     const standby = consumerProcess('none', '', true);
     await standby.waitFor((e) => e.event === 'ready', 'the standby consumer to start', 30_000);
@@ -79,7 +79,7 @@ describe.each(['amqp', 'nats'] as const)('on %s', (kind) => {
     console.log(`[consumer-crash ${kind}] ordered, SIGKILL of the active instance in o-3: active handled ${order(active).join(',')}; standby handled ${order(standby).join(',')}`);
     expect(order(active)).toEqual(['o-0', 'o-1', 'o-2', 'o-3']);
     // The standby starts with the message the dead instance held (its effect was rolled back), then the rest in order.
-    expect(order(standby)).toEqual(messages.slice(3).map((_, i) => `o-${i + 3}`));
+    expect(order(standby)).toEqual(['o-3', 'o-4', 'o-5', 'o-6', 'o-7', 'o-8', 'o-9']);
     expect(messages.filter((m) => counts.get(m.id) !== 1)).toEqual([]);
     await standby.kill('SIGTERM');
   });
