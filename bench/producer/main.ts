@@ -26,6 +26,7 @@ import { AsyncLocalContextStore, ClsHookedContextStore, ContextStore, MIGRATIONS
 import { MessageContract, Transactional, TransactionalMessage } from 'tmm/decorators';
 import { median, round, timeOps } from '../support/stats';
 import { SectionProfiler } from '../support/profile';
+import { DelayedPort, delayedPort } from '../support/netDelay';
 
 @Entity({ name: 'bench_order' })
 class BenchOrder {
@@ -437,12 +438,36 @@ async function benchPostgres(): Promise<Record<number, LevelResult>> {
   const admin = new DataSource({ type: 'postgres', ...pgConn });
   await admin.initialize();
   await admin.query(`CREATE SCHEMA ${schema}`);
+  // BENCH_NET_DELAY_MS=<one-way ms>: both worlds reach PostgreSQL over an emulated network (netem on a
+  // forwarded loopback port) instead of plain loopback; the schema and CPU-clock queries go direct.
+  const oneWay = process.env.BENCH_NET_DELAY_MS ? Number(process.env.BENCH_NET_DELAY_MS) : undefined;
+  let net: DelayedPort | undefined;
   try {
+    if (oneWay !== undefined) {
+      net = await delayedPort(pgConn.port, oneWay, pgConn.host);
+      // The round trip it adds: SELECT 1 through the forwarder against SELECT 1 direct (medians of 50).
+      const rtt = async (p: number) => {
+        const c = new Pool({ host: p === net!.port ? '127.0.0.1' : pgConn.host, port: p, user: pgConn.username, database: pgConn.database, max: 1 });
+        const ts: number[] = [];
+        for (let i = 0; i < 60; i++) {
+          const t0 = process.hrtime.bigint();
+          await c.query('SELECT 1');
+          if (i >= 10) ts.push(Number(process.hrtime.bigint() - t0) / 1e6);
+        }
+        await c.end();
+        return median(ts);
+      };
+      const added = (await rtt(net.port)) - (await rtt(pgConn.port));
+      netInfo = { net_delay_one_way_ms: oneWay, net_added_rtt_ms: round(added, 2) };
+      console.log(`postgres over an emulated network: ${oneWay} ms each way asked, ${added.toFixed(2)} ms added per round trip (SELECT 1 medians)`);
+    }
+    const port = net?.port ?? pgConn.port;
+    const host = net ? '127.0.0.1' : pgConn.host;
     // Both pools keep their connections (no idle timeout) and name them after the run's schema, so the
     // CPU clock finds the run's server backends and the set stays the same through a round.
-    const pg = new DataSource({ type: 'postgres', ...pgConn, schema, entities: [BenchOrder], synchronize: true, poolSize: POOL, applicationName: schema, extra: { options: `-c search_path=${schema}`, idleTimeoutMillis: 0 } });
+    const pg = new DataSource({ type: 'postgres', ...pgConn, host, port, schema, entities: [BenchOrder], synchronize: true, poolSize: POOL, applicationName: schema, extra: { options: `-c search_path=${schema}`, idleTimeoutMillis: 0 } });
     await pg.initialize();
-    const pool = new Pool({ host: pgConn.host, port: pgConn.port, user: pgConn.username, database: pgConn.database, max: POOL, options: `-c search_path=${schema}`, application_name: schema, idleTimeoutMillis: 0 });
+    const pool = new Pool({ host, port, user: pgConn.username, database: pgConn.database, max: POOL, options: `-c search_path=${schema}`, application_name: schema, idleTimeoutMillis: 0 });
     try {
       const t = await tmmWorld('postgres', pg);
       // The floor writes the same tables (its rows are leased, so tmm's sweeper leaves them alone).
@@ -458,10 +483,14 @@ async function benchPostgres(): Promise<Record<number, LevelResult>> {
       await pg.destroy();
     }
   } finally {
+    await net?.stop();
     await admin.query(`DROP SCHEMA ${schema} CASCADE`);
     await admin.destroy();
   }
 }
+
+/** What the JSON line says of the emulated network (BENCH_NET_DELAY_MS), when there was one. */
+let netInfo: Record<string, number> = {};
 
 function keys(db: string, r: Record<number, LevelResult>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -504,7 +533,7 @@ async function main(): Promise<void> {
     Object.assign(result, keys('sqlite', r), { sqlite_target: 1.35 });
   }
   if (!ONLY || ONLY === 'postgres') {
-    Object.assign(result, keys('postgres', await benchPostgres()), { postgres_target: 1.25 });
+    Object.assign(result, keys('postgres', await benchPostgres()), { postgres_target: 1.25 }, netInfo);
   }
   // Last: cls-hooked installs process-wide async hooks once loaded, which would slow everything after it.
   if (!ONLY || ONLY === 'context') {
