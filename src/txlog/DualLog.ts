@@ -72,6 +72,11 @@ export interface LogRecovery {
  *   segments and state files copied and synced, the last bytes copied with appends held between two write
  *   batches, then dual writing again (logged at warn). No record is lost or reordered: a held append is
  *   written to both copies after the rejoin.
+ * - revive() brings the log back when every directory is out, from the copy that failed last, if it failed
+ *   in a way that leaves its files trustworthy (full, read-only, permission: the write was refused, nothing
+ *   half-accepted; never after an I/O error, where the page cache may differ from the disk, nor a removed
+ *   directory). That copy holds every acknowledged record; its torn tail is cut, appends refused meanwhile
+ *   stay refused, and it is written again (degraded until repair() copies it to the other).
  * - open() compares the copies: the longer valid prefix wins and repairs the other; torn tails are cut.
  * - writeAtomic() writes a small file in every live directory: temp file, fsync, rename, directory fsync.
  */
@@ -93,6 +98,12 @@ export class DualLog {
   private writing: Promise<void> | undefined;
   /** Directories brought back by repair(). */
   repairs = 0;
+  /** Directories brought back by revive() (every directory had failed). */
+  revivals = 0;
+  /** Write batches acknowledged (written on at least one directory). */
+  private acked = 0;
+  /** Per failed directory: how many acknowledged batches it holds (all of those before the one it failed in). */
+  private readonly failedAfter = new Map<LogDirectory, number>();
 
   constructor(
     paths: string[],
@@ -268,6 +279,7 @@ export class DualLog {
             release();
           }
           this.degradedReported.delete(d);
+          this.failedAfter.delete(d);
           this.repairs++;
           repaired.push(d.path);
           this.logger.warn('tmm txlog: REPAIRED — a failed transaction-log directory was rebuilt from the other copy and is written again', {
@@ -281,6 +293,54 @@ export class DualLog {
         }
       }
       return repaired;
+    });
+  }
+
+  /**
+   * Every directory is out: brings back the one that failed last (it holds every acknowledged record) when its
+   * failure left its files trustworthy (see the contract). Resolves with its path, or undefined when none
+   * qualifies or it still cannot be written (tried again at the next call).
+   */
+  revive(): Promise<string | undefined> {
+    return this.serial(async () => {
+      if (this.live().length > 0) return undefined;
+      const newest = Math.max(...this.dirs.map((d) => this.failedAfter.get(d) ?? -1));
+      for (const d of this.dirs) {
+        if (!d.failed || this.failedAfter.get(d) !== newest || !revivable(d.failed)) continue;
+        let release!: () => void;
+        this.hold = new Promise<void>((r) => (release = r));
+        const was = d.failed.message;
+        try {
+          await this.writing;
+          const own = await d.load();
+          await d.repairTo(own, own, encodeFrame); // a torn tail (the write that failed) is cut
+          const end = own.firstLsn + own.records.length;
+          await d.openForAppend(end);
+          // Appends that came while no directory was live got lsns past what is on disk: they stay refused.
+          const refused = this.queue;
+          this.queue = [];
+          for (const p of refused) p.reject(new TxLogUnavailableError(`no transaction-log directory was writable when the record was appended (${was})`));
+          this.nextLsn = end;
+          d.rejoined();
+          this.failedAfter.delete(d);
+          this.degradedReported.delete(d);
+          this.revivals++;
+          this.logger.warn('tmm txlog: REVIVED — every transaction-log directory had failed; this one is written again (still degraded until the other is repaired from it)', {
+            path: d.path,
+            was,
+            records: own.records.length,
+          });
+          this.reportDegraded();
+          return d.path;
+        } catch (e) {
+          await d.close();
+          this.logger.warn('tmm txlog: revival of a failed directory did not succeed (tried again later)', { path: d.path, error: String(e), was });
+        } finally {
+          this.hold = undefined;
+          release();
+        }
+      }
+      return undefined;
     });
   }
 
@@ -361,8 +421,9 @@ export class DualLog {
         this.writing = written.then(() => undefined);
         const results = await written;
         this.writing = undefined;
-        this.reportDegraded();
+        this.reportDegraded(); // stamps a directory that failed in this batch with the batches before it
         if (results.some((r) => r.status === 'fulfilled')) {
+          this.acked++;
           for (const p of batch) p.resolve();
         } else {
           const error = new TxLogUnavailableError(
@@ -377,6 +438,7 @@ export class DualLog {
   }
 
   private reportDegraded(): void {
+    for (const d of this.dirs) if (d.failed && !this.failedAfter.has(d)) this.failedAfter.set(d, this.acked);
     for (const d of this.dirs) {
       if (d.failed && !this.degradedReported.has(d)) {
         this.degradedReported.add(d);
@@ -388,4 +450,14 @@ export class DualLog {
       }
     }
   }
+}
+
+/**
+ * Failures after which a directory's files still hold exactly what was written before: the kernel refused
+ * the write (no space, read-only file system, no permission). Not an I/O error (EIO: after a failed write-back
+ * the page cache may show what the disk does not have) and not a removed or replaced directory.
+ */
+const REVIVABLE = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM']);
+function revivable(e: Error): boolean {
+  return REVIVABLE.has(String((e as NodeJS.ErrnoException).code));
 }

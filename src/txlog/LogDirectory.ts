@@ -290,13 +290,20 @@ export class LogDirectory {
     this.failed = undefined;
   }
 
+  /** After DualLog.revive() reloaded and reopened this copy from its own files: written again. */
+  rejoined(): void {
+    this.copied.clear();
+    this.failed = undefined;
+  }
+
   get segmentCount(): number {
     return this.segments.length;
   }
 
   fail(e: unknown): void {
     if (this.failed) return;
-    this.failed = e instanceof Error ? e : new Error(String(e));
+    // An error from another realm (a vm context, jest) is not `instanceof Error` but still carries its `code`.
+    this.failed = e instanceof Error ? e : Object.assign(new Error(typeof (e as Error | undefined)?.message === 'string' ? (e as Error).message : String(e)), { code: (e as NodeJS.ErrnoException | undefined)?.code });
     const h = this.handle;
     this.handle = undefined;
     void h?.close().catch(() => undefined);

@@ -122,6 +122,8 @@ export interface TxLogHealth {
   directories: { path: string; ok: boolean; error?: string; segments: number }[];
   /** Failed directories brought back by live repair since start. */
   repairs: number;
+  /** Times the log came back after every directory had failed (DualLog.revive) since start. */
+  revivals: number;
   inDoubt: number;
   pendingSend: number;
   problems: number;
@@ -326,6 +328,7 @@ export class TxLogSender implements SenderStore {
       degraded: h.degraded,
       directories: h.directories,
       repairs: this.log.repairs,
+      revivals: this.log.revivals,
       inDoubt: this.countPhase('begun'),
       pendingSend: this.countPhase('committed'),
       problems: this.problems.size,
@@ -602,16 +605,24 @@ export class TxLogSender implements SenderStore {
     const now = Date.now();
     if (!this.log.degraded) this.nextRepairAt = 0;
     else if (this.nextRepairAt === 0) this.nextRepairAt = now + this.o.repairIntervalMs; // first try one interval after the failure
-    else if (this.log.live().length > 0 && now >= this.nextRepairAt) {
+    else if (now >= this.nextRepairAt) {
       this.nextRepairAt = now + this.o.repairIntervalMs;
       // The copy runs beside the loop; snapshot and checkpoint writes queue behind it (DualLog serializes them).
-      this.track(this.log.repair([CHECKPOINT, SNAPSHOT, LOG_ID]));
+      if (this.log.live().length > 0) this.track(this.log.repair([CHECKPOINT, SNAPSHOT, LOG_ID]));
+      else this.track(this.revive());
     }
     for (const tx of this.txs.values()) {
       if (tx.phase === 'begun' && !tx.checking && !tx.resolving && now - tx.begin.at >= this.o.inDoubtAfterMs && now >= tx.nextCheckAt) this.track(this.checkBack(tx));
       else if (tx.phase === 'committed' && !tx.sending && now >= tx.nextSendAt) this.track(this.send(tx));
     }
     await this.persistAndCheckpoint();
+  }
+
+  /** Every directory had failed: brings one back (DualLog.revive); its state files are rewritten at the next pass. */
+  private async revive(): Promise<void> {
+    if (!(await this.log.revive())) return;
+    this.lastSnapshot = undefined; // its snapshot may be older than this process's state
+    this.dirty = true;
   }
 
   /** Persists the snapshot if it changed, then advances the checkpoint and deletes the segments behind it. */

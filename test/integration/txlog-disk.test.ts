@@ -282,6 +282,68 @@ it('both directories full: sends fail with TMM_TXLOG_UNAVAILABLE and nothing is 
   expect(got(prefix)).toEqual(committed); // and no message for a refused send
 });
 
+it('both directories full, then space freed: the log comes back without a restart (revived from the copy that failed last, the other repaired from it), nothing lost or sent twice', async () => {
+  const disks = [join(tmp, 'heal-1'), join(tmp, 'heal-2')];
+  for (const d of disks) tmpfs(d, '1m');
+  const dirs = disks.map((d) => join(d, 'log'));
+  const logger = new CapturingLogger();
+  const t = await startTmm(dirs, logger);
+  const ledger = new Ledger(t);
+  const prefix = 'heal-';
+  const ok: string[] = [];
+  const refused: string[] = [];
+  let running = true;
+  let n = 0;
+  const workers = Array.from({ length: 4 }, async (_, w) => {
+    while (running) {
+      const id = `${prefix}${w}-${n++}`;
+      try {
+        await ledger.post(id);
+        ok.push(id);
+      } catch (e) {
+        if ((e as { code?: unknown }).code !== 'TMM_TXLOG_UNAVAILABLE') throw e;
+        refused.push(id);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }
+  });
+  await waitUntil(() => ok.length >= 20, '20 sends before the disks fill', 20_000);
+  // The second disk fills a moment after the first: the first fails, the second carries on alone, then fails.
+  const fillers = [await fill(disks[0])];
+  await waitUntil(() => t.txlog!.health().status === 'degraded', 'degraded after the first disk filled', 10_000);
+  const okWhileDegraded = ok.length;
+  await waitUntil(() => ok.length >= okWhileDegraded + 10, '10 sends on the second directory alone', 20_000);
+  fillers.push(await fill(disks[1]));
+  await waitUntil(() => refused.length >= 10, '10 refused sends', 20_000);
+  expect(t.txlog!.health().status).toBe('down');
+  // Space again on both: within a few repair intervals the log is written again, first on the copy that
+  // failed last (it holds the records acknowledged while the other was out), then on both.
+  const okBeforeHeal = ok.length;
+  for (const f of fillers) rmSync(f);
+  await waitUntil(() => t.txlog!.health().status === 'ok', 'both directories written again', 20_000);
+  await waitUntil(() => ok.length >= okBeforeHeal + 20, '20 sends after the heal', 20_000);
+  running = false;
+  await Promise.all(workers);
+  expect(t.txlog!.health().revivals).toBe(1);
+  expect(logger.count('REVIVED')).toBe(1);
+  await t.txlog!.drained();
+  const committed = await rows(prefix);
+  expect(committed).toEqual([...ok].sort()); // every accepted send committed, no refused one did
+  await waitUntil(() => got(prefix).length >= committed.length, 'a message for every committed row', 20_000);
+  expect(got(prefix)).toEqual(committed);
+  // A restart reads the healed copies: every record it needs is there, and it sends nothing again.
+  await t.stop();
+  tmm = undefined;
+  const again = await startTmm(dirs, new CapturingLogger());
+  await again.txlog!.drained();
+  await new Promise((r) => setTimeout(r, 500));
+  expect(got(prefix)).toEqual(committed);
+  expect([...received.entries()].filter(([k, c]) => k.startsWith(prefix) && c > 1)).toEqual([]);
+  await again.stop();
+  tmm = undefined;
+  await expectIdenticalAndComplete(dirs, prefix, committed.length);
+});
+
 it('a disk with room for the records but not for the preallocated zeros ahead: records are written as appends, the directory stays live', async () => {
   const disk = join(tmp, 'small');
   tmpfs(disk, '256k'); // less than one preallocation chunk (1 MiB for 64 MiB segments)

@@ -78,6 +78,8 @@ export class TmmMetrics {
         problems: number;
         /** Failed directories rebuilt live since start. */
         repairs: number;
+        /** Times the log came back after every directory had failed. */
+        revivals?: number;
         /** Write batches since start (each one fdatasync per live directory). */
         writeBatches?: number;
         counters?: { commits: number; rollbacks: number; sent: number; checks: number; barrierPurged: number };
@@ -191,6 +193,7 @@ export class TmmMetrics {
       const txlogCounter = (name: string, help: string, read: (h: ReturnType<NonNullable<typeof deps.txlog>>) => number | undefined) =>
         readCounter(r, name, help, () => read(txlog()));
       txlogCounter('tmm_txlog_repairs_total', 'Failed transaction-log directories rebuilt live from the other copy since start', (h) => h.repairs);
+      txlogCounter('tmm_txlog_revivals_total', 'Times the transaction log came back after every directory had failed, since start', (h) => h.revivals ?? 0);
       txlogCounter('tmm_txlog_write_batches_total', 'Transaction-log write batches since start (one fdatasync per live directory each; group commit)', (h) => h.writeBatches);
       txlogCounter('tmm_txlog_sent_total', 'Log-mode transactions whose messages the broker confirmed', (h) => h.counters?.sent);
       txlogCounter('tmm_txlog_checks_total', 'Check-backs of in-doubt log-mode transactions', (h) => h.counters?.checks);
