@@ -324,8 +324,11 @@ it('both directories full, then space freed: the log comes back without a restar
   await waitUntil(() => ok.length >= okBeforeHeal + 20, '20 sends after the heal', 20_000);
   running = false;
   await Promise.all(workers);
-  expect(t.txlog!.health().revivals).toBe(1);
-  expect(logger.count('REVIVED')).toBe(1);
+  // At least once. A try while the disks were still full can also succeed: cutting the torn write frees a few
+  // bytes. The next write then fails again, so the log may have come back more than once.
+  const revivals = t.txlog!.health().revivals;
+  expect(revivals).toBeGreaterThanOrEqual(1);
+  expect(logger.count('REVIVED')).toBe(revivals);
   await t.txlog!.drained();
   const committed = await rows(prefix);
   expect(committed).toEqual([...ok].sort()); // every accepted send committed, no refused one did
