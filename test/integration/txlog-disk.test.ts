@@ -168,6 +168,34 @@ function keepPosting(ledger: Ledger, prefix: string, callers = 4): { stop: () =>
   };
 }
 
+/** Posts from 4 concurrent callers until stop(); a refused post is recorded with its error code (and its caller pauses 5 ms). */
+function postCountingRefusals(ledger: Ledger, prefix: string): { ok: string[]; refused: { id: string; code: unknown }[]; stop: () => Promise<void> } {
+  const ok: string[] = [];
+  const refused: { id: string; code: unknown }[] = [];
+  let running = true;
+  let n = 0;
+  const workers = Array.from({ length: 4 }, async (_, w) => {
+    while (running) {
+      const id = `${prefix}${w}-${n++}`;
+      try {
+        await ledger.post(id);
+        ok.push(id);
+      } catch (e) {
+        refused.push({ id, code: (e as { code?: unknown }).code });
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }
+  });
+  return {
+    ok,
+    refused,
+    stop: async () => {
+      running = false;
+      await Promise.all(workers);
+    },
+  };
+}
+
 /** After stop: both copies hold the same segments byte for byte, lsns consecutive; rows = messages, none twice. */
 async function expectIdenticalAndComplete(dirs: string[], prefix: string, total: number): Promise<void> {
   const [a, b] = dirs.map(readCopy);
@@ -253,27 +281,16 @@ it('both directories full: sends fail with TMM_TXLOG_UNAVAILABLE and nothing is 
   const t = await startTmm(dirs, new CapturingLogger());
   const ledger = new Ledger(t);
   const prefix = 'both-';
-  const ok: string[] = [];
-  const refused: { id: string; code: unknown }[] = [];
-  let running = true;
-  let n = 0;
-  const workers = Array.from({ length: 4 }, async (_, w) => {
-    while (running) {
-      const id = `${prefix}${w}-${n++}`;
-      try {
-        await ledger.post(id);
-        ok.push(id);
-      } catch (e) {
-        refused.push({ id, code: (e as { code?: unknown }).code });
-      }
-    }
-  });
+  const { ok, refused, stop } = postCountingRefusals(ledger, prefix);
   await waitUntil(() => ok.length >= 20, '20 sends before the disks fill', 20_000);
   await Promise.all(disks.map(fill));
   await waitUntil(() => refused.length >= 10, '10 refused sends', 20_000);
-  running = false;
-  await Promise.all(workers);
-  expect(t.txlog!.health().status).toBe('down');
+  await stop();
+  // Each refusal (TMM_TXLOG_UNAVAILABLE) came while no directory was live. Whether the log is still down now
+  // depends on timing: a revival can cut a torn write, which frees the zeros preallocated after it, and then
+  // write into that space until the disk is full again. Either way it was refused or came back, never quietly.
+  const h = t.txlog!.health();
+  if (h.status !== 'down') expect(h.revivals).toBeGreaterThan(0);
   expect(refused.filter((r) => r.code !== 'TMM_TXLOG_UNAVAILABLE')).toEqual([]);
   await t.txlog!.drained(); // nothing left in flight: whatever is published now has been
   const committed = await rows(prefix);
@@ -290,23 +307,7 @@ it('both directories full, then space freed: the log comes back without a restar
   const t = await startTmm(dirs, logger);
   const ledger = new Ledger(t);
   const prefix = 'heal-';
-  const ok: string[] = [];
-  const refused: string[] = [];
-  let running = true;
-  let n = 0;
-  const workers = Array.from({ length: 4 }, async (_, w) => {
-    while (running) {
-      const id = `${prefix}${w}-${n++}`;
-      try {
-        await ledger.post(id);
-        ok.push(id);
-      } catch (e) {
-        if ((e as { code?: unknown }).code !== 'TMM_TXLOG_UNAVAILABLE') throw e;
-        refused.push(id);
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    }
-  });
+  const { ok, refused, stop } = postCountingRefusals(ledger, prefix);
   await waitUntil(() => ok.length >= 20, '20 sends before the disks fill', 20_000);
   // The second disk fills a moment after the first: the first fails, the second carries on alone, then fails.
   const fillers = [await fill(disks[0])];
@@ -322,8 +323,8 @@ it('both directories full, then space freed: the log comes back without a restar
   for (const f of fillers) rmSync(f);
   await waitUntil(() => t.txlog!.health().status === 'ok', 'both directories written again', 20_000);
   await waitUntil(() => ok.length >= okBeforeHeal + 20, '20 sends after the heal', 20_000);
-  running = false;
-  await Promise.all(workers);
+  await stop();
+  expect(refused.filter((r) => r.code !== 'TMM_TXLOG_UNAVAILABLE')).toEqual([]);
   // At least once. A try while the disks were still full can also succeed: cutting the torn write frees a few
   // bytes. The next write then fails again, so the log may have come back more than once.
   const revivals = t.txlog!.health().revivals;
