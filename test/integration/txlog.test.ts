@@ -205,6 +205,50 @@ describe('live repair', () => {
   });
 });
 
+describe('revival (every directory out)', () => {
+  const failure = (code: string) => Object.assign(new Error(`${code}: injected`), { code });
+  const lsns = async (dirs: string[]) => (await readBack(dirs, 1 << 20)).records.map((p) => JSON.parse(p.toString()).lsn as number);
+
+  it('brings back the copy that failed last after a refused write; appends go on with consecutive lsns, the other is repaired from it', async () => {
+    const dirs = [join(tmp, 'revive-ok', 'a'), join(tmp, 'revive-ok', 'b')];
+    const log = new DualLog(dirs, 1 << 20, silentLogger);
+    await log.open();
+    for (let i = 0; i < 5; i++) await log.append((lsn) => payloads(1, lsn)); // 0..4 on both
+    log.dirs[0].fail(failure('ENOSPC'));
+    await log.probe();
+    for (let i = 0; i < 5; i++) await log.append((lsn) => payloads(1, lsn)); // 5..9 on b only
+    log.dirs[1].fail(failure('ENOSPC'));
+    await log.probe();
+    await expect(log.append((lsn) => payloads(1, lsn))).rejects.toMatchObject({ code: 'TMM_TXLOG_UNAVAILABLE' });
+    expect(await log.revive()).toBe(dirs[1]); // b holds 0..9; a lacks 5..9
+    expect(log.revivals).toBe(1);
+    expect(log.health().directories.map((d) => d.ok)).toEqual([false, true]);
+    await log.append((lsn) => payloads(1, lsn)); // 10: the refused record's lsn, taken again
+    expect(await log.repair([])).toEqual([dirs[0]]);
+    await log.append((lsn) => payloads(1, lsn)); // 11 on both
+    await log.close();
+    for (const d of dirs) expect(await lsns([d])).toEqual(Array.from({ length: 12 }, (_, i) => i));
+  });
+
+  it('does not bring back a copy that failed with an I/O error, nor one that failed earlier (it lacks what the other acknowledged)', async () => {
+    const dirs = [join(tmp, 'revive-no', 'a'), join(tmp, 'revive-no', 'b')];
+    const log = new DualLog(dirs, 1 << 20, silentLogger);
+    await log.open();
+    for (let i = 0; i < 3; i++) await log.append((lsn) => payloads(1, lsn));
+    log.dirs[0].fail(failure('ENOSPC'));
+    await log.probe();
+    await log.append((lsn) => payloads(1, lsn)); // 3 on b only
+    log.dirs[1].fail(failure('EIO')); // after a failed write-back the page cache may differ from the disk
+    await log.probe();
+    expect(await log.revive()).toBeUndefined();
+    expect(log.live()).toEqual([]);
+    await expect(log.append((lsn) => payloads(1, lsn))).rejects.toMatchObject({ code: 'TMM_TXLOG_UNAVAILABLE' });
+    await log.close();
+    // A restart reads b, the longer copy: the acknowledged record 3 is there.
+    expect(await lsns(dirs)).toEqual([0, 1, 2, 3]);
+  });
+});
+
 describe('a bad record', () => {
   it('is quarantined into EXCEPTION and the checkpoint moves past it', async () => {
     const dirs = [join(tmp, 'bad', 'a'), join(tmp, 'bad', 'b')];
