@@ -57,7 +57,7 @@ export type { SetKeySource, SetRules } from './transport/sets/SetRules';
 // The transaction-log sender mode (sender: 'log'; docs/guarantees.md)
 export { TxLogSender, TypeOrmCheckBarrier } from './txlog';
 export type { TxLogOptions, TxLogWindow, TxLogProblem, TxLogHealth, CheckAttempt, CheckVerdict, TransactionChecker } from './txlog';
-export { TxLogUnavailableError, TxLogNotFoundError, TxLogNotStartedError } from './txlog';
+export { TxLogUnavailableError, TxLogNotFoundError, TxLogNotStartedError, TxLogRolledBackByCheckError } from './txlog';
 export type { SenderStore, SenderKind } from './outbox/SenderStore';
 
 // The recorded message journey (`journey` option; tmm_journey)

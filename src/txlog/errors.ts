@@ -20,3 +20,18 @@ export class TxLogNotStartedError extends TmmError {
     super('TMM_TXLOG_NOT_STARTED', `transaction log sender is not started: ${what}`);
   }
 }
+
+/**
+ * The business transaction's barrier row was refused on its key: a check-back had already decided rollback for
+ * it (the transaction stayed in doubt longer than txlog.inDoubtAfterMs before its COMMIT, e.g. behind a slow log
+ * write). The verdict is final: the transaction is rolled back and nothing is published.
+ */
+export class TxLogRolledBackByCheckError extends TmmError {
+  constructor(key: string, options?: { cause?: unknown }) {
+    super(
+      'TMM_TXLOG_ROLLED_BACK_BY_CHECK',
+      `log-mode transaction ${key} was rolled back: a check-back decided rollback before its COMMIT (it was in doubt longer than txlog.inDoubtAfterMs); nothing was published`,
+      options,
+    );
+  }
+}

@@ -3,4 +3,4 @@ export { TxLogSender } from './TxLogSender';
 export type { TxLogOptions, TxLogWindow, TxLogProblem, TxLogHealth, CheckAttempt } from './TxLogSender';
 export { TypeOrmCheckBarrier, BARRIER_TABLE } from './CheckBack';
 export type { CheckVerdict, TransactionChecker } from './CheckBack';
-export { TxLogUnavailableError, TxLogNotFoundError, TxLogNotStartedError } from './errors';
+export { TxLogUnavailableError, TxLogNotFoundError, TxLogNotStartedError, TxLogRolledBackByCheckError } from './errors';

@@ -1,5 +1,5 @@
 import type { DataSource, QueryRunner } from 'typeorm';
-import { writesAheadOfCommit } from '../../transaction/CommitPipeline';
+import { type PendingWrite, writesAheadOfCommit } from '../../transaction/CommitPipeline';
 import { BetterSqlite3PreparedWriter } from './BetterSqlite3PreparedWriter';
 import { Mysql2PreparedWriter } from './Mysql2PreparedWriter';
 import { PgPreparedWriter } from './PgPreparedWriter';
@@ -16,13 +16,41 @@ export { SETTLED } from './settled';
  * Runs `sql` on the transaction's connection through `writer`. When that transaction pipelines its COMMIT
  * (ADR 0078) and the writer can send the statement at once, it is sent and handed to the COMMIT, and the
  * shared SETTLED promise comes back (its result arrives with COMMIT's); otherwise the writer's run().
+ * `explain`, when given, turns the statement's error into the one the caller should see, on either path.
  */
-export function writeInTransaction(writer: PreparedWriter, queryRunner: QueryRunner, sql: string, params: unknown[], prepare?: boolean): Promise<void> {
+export function writeInTransaction(writer: PreparedWriter, queryRunner: QueryRunner, sql: string, params: unknown[], prepare?: boolean, explain?: (error: unknown) => unknown): Promise<void> {
   const ahead = writer.send ? writesAheadOfCommit(queryRunner) : undefined;
   const pending = ahead && writer.send!(queryRunner, sql, params, prepare);
-  if (!pending) return writer.run(queryRunner, sql, params, prepare);
-  ahead!.push(pending);
+  if (!pending) {
+    const run = writer.run(queryRunner, sql, params, prepare);
+    return explain ? run.catch((e: unknown) => Promise.reject(explain(e))) : run;
+  }
+  ahead!.push(explain ? explained(pending, explain) : pending);
   return SETTLED;
+}
+
+/** The same pending write, its error passed through `explain`. */
+function explained(w: PendingWrite, explain: (error: unknown) => unknown): PendingWrite {
+  let mapped: { from: unknown; to: unknown } | undefined;
+  const map = (e: unknown): unknown => {
+    if (mapped === undefined || mapped.from !== e) mapped = { from: e, to: explain(e) };
+    return mapped.to;
+  };
+  return {
+    get sent() {
+      return w.sent;
+    },
+    get settled() {
+      return w.settled;
+    },
+    get error() {
+      return w.error === undefined ? undefined : map(w.error);
+    },
+    get serverRefused() {
+      return w.serverRefused;
+    },
+    wait: () => w.wait().catch((e: unknown) => Promise.reject(map(e))),
+  };
 }
 export { BetterSqlite3PreparedWriter, Mysql2PreparedWriter, PgPreparedWriter, Sqlite3Writer, TypeOrmQueryWriter };
 
