@@ -326,7 +326,7 @@ describe.each(['postgres', 'mariadb'] as const)('with the sender on %s', (kind) 
 
   it('keeps sending on one directory when the other is removed (degraded, loud) and loses nothing', async () => {
     const dirs = [join(tmp, kind, 'rm', 'a'), join(tmp, kind, 'rm', 'b')];
-    const t = await startTmm(dirs);
+    const t = await startTmm(dirs, { inDoubtAfterMs: 30_000 }); // no check-back wanted: every send must commit
     const ledger = new Ledger(t);
     const prefix = `${kind}-rm-`;
     for (let i = 0; i < 10; i++) await ledger.post(`${prefix}${i}`);
@@ -518,7 +518,7 @@ describe.each(['postgres', 'mariadb'] as const)('with the sender on %s', (kind) 
   it('purges the barrier rows of sent transactions once they are older than barrierRetentionMs, not before', async () => {
     const dirs = [join(tmp, kind, 'purge', 'a'), join(tmp, kind, 'purge', 'b')];
     const since = Date.now(); // before any of the three is final: none may go before since + retention
-    const t = await startTmm(dirs, { barrierRetentionMs: 10_000 });
+    const t = await startTmm(dirs, { barrierRetentionMs: 10_000, inDoubtAfterMs: 30_000 }); // all three must commit
     const ledger = new Ledger(t);
     for (let i = 0; i < 3; i++) await ledger.post(`${kind}-purge-${i}`);
     await t.txlog!.drained();
