@@ -102,6 +102,8 @@ export class DualLog {
   revivals = 0;
   /** Write batches acknowledged (written on at least one directory). */
   private acked = 0;
+  /** The lsn after the last acknowledged record: a revived copy must reach it. */
+  private ackedEnd = 0;
   /** Per failed directory: how many acknowledged batches it holds (all of those before the one it failed in). */
   private readonly failedAfter = new Map<LogDirectory, number>();
 
@@ -150,6 +152,7 @@ export class DualLog {
       }
     }
     this.nextLsn = winner.firstLsn + winner.records.length;
+    this.ackedEnd = this.nextLsn; // what earlier runs wrote counts as acknowledged
     this.reportDegraded();
     if (this.live().length === 0) throw new TxLogUnavailableError(recovery.directories.map((d) => `${d.path}: ${d.error}`).join('; '));
     return recovery;
@@ -312,9 +315,12 @@ export class DualLog {
         const was = d.failed.message;
         try {
           await this.writing;
+          // Never re-created (it may be an unmounted disk's empty mount point), and it must hold every acknowledged record.
+          if (!(await fs.stat(d.path).then((st) => st.isDirectory(), () => false))) throw new Error(`${d.path} is missing`);
           const own = await d.load();
-          await d.repairTo(own, own, encodeFrame); // a torn tail (the write that failed) is cut
           const end = own.firstLsn + own.records.length;
+          if (end < this.ackedEnd) throw new Error(`its records end at lsn ${end}, but records up to ${this.ackedEnd - 1} were acknowledged`);
+          await d.repairTo(own, own, encodeFrame); // a torn tail (the write that failed) is cut
           await d.openForAppend(end);
           // Appends that came while no directory was live got lsns past what is on disk: they stay refused.
           const refused = this.queue;
@@ -424,6 +430,7 @@ export class DualLog {
         this.reportDegraded(); // stamps a directory that failed in this batch with the batches before it
         if (results.some((r) => r.status === 'fulfilled')) {
           this.acked++;
+          this.ackedEnd = Math.max(this.ackedEnd, batch[0].firstLsn + count);
           for (const p of batch) p.resolve();
         } else {
           const error = new TxLogUnavailableError(

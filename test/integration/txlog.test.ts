@@ -231,6 +231,26 @@ describe('revival (every directory out)', () => {
     for (const d of dirs) expect(await lsns([d])).toEqual(Array.from({ length: 12 }, (_, i) => i));
   });
 
+  it('does not bring back a copy that was removed (nor re-create it), or one that lacks acknowledged records', async () => {
+    const dirs = [join(tmp, 'revive-gone', 'a'), join(tmp, 'revive-gone', 'b')];
+    await writeLog(dirs, 3); // 0..2 from an earlier run: acknowledged too
+    const log = new DualLog(dirs, 1 << 20, silentLogger);
+    await log.open();
+    await log.append((lsn) => payloads(1, lsn)); // 3
+    log.dirs[0].fail(failure('ENOSPC'));
+    log.dirs[1].fail(failure('ENOSPC'));
+    await log.probe();
+    await fs.rm(dirs[1], { recursive: true, force: true }); // b, a candidate, is gone (an unmounted disk, say)
+    await fs.rm(dirs[0], { recursive: true, force: true });
+    expect(await log.revive()).toBeUndefined();
+    await expect(fs.stat(dirs[1])).rejects.toMatchObject({ code: 'ENOENT' }); // not re-created
+    await fs.mkdir(dirs[0]); // an empty directory where a was: it holds none of 0..3
+    await fs.mkdir(dirs[1]);
+    expect(await log.revive()).toBeUndefined();
+    expect(log.live()).toEqual([]);
+    await log.close();
+  });
+
   it('does not bring back a copy that failed with an I/O error, nor one that failed earlier (it lacks what the other acknowledged)', async () => {
     const dirs = [join(tmp, 'revive-no', 'a'), join(tmp, 'revive-no', 'b')];
     const log = new DualLog(dirs, 1 << 20, silentLogger);
