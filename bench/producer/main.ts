@@ -438,8 +438,8 @@ async function benchPostgres(): Promise<Record<number, LevelResult>> {
   const admin = new DataSource({ type: 'postgres', ...pgConn });
   await admin.initialize();
   await admin.query(`CREATE SCHEMA ${schema}`);
-  // BENCH_NET_DELAY_MS=<one-way ms>: both worlds reach PostgreSQL over an emulated network (netem on a
-  // forwarded loopback port) instead of plain loopback; the schema and CPU-clock queries go direct.
+  // BENCH_NET_DELAY_MS=<one-way ms>: both worlds reach PostgreSQL through a delaying TCP forwarder (an emulated
+  // network) instead of plain loopback; the schema and CPU-clock queries go direct.
   const oneWay = process.env.BENCH_NET_DELAY_MS ? Number(process.env.BENCH_NET_DELAY_MS) : undefined;
   let net: DelayedPort | undefined;
   try {

@@ -72,11 +72,11 @@ export interface LogRecovery {
  *   segments and state files copied and synced, the last bytes copied with appends held between two write
  *   batches, then dual writing again (logged at warn). No record is lost or reordered: a held append is
  *   written to both copies after the rejoin.
- * - revive() brings the log back when every directory is out, from the copy that failed last, if it failed
- *   in a way that leaves its files trustworthy (full, read-only, permission: the write was refused, nothing
- *   half-accepted; never after an I/O error, where the page cache may differ from the disk, nor a removed
- *   directory). That copy holds every acknowledged record; its torn tail is cut, appends refused meanwhile
- *   stay refused, and it is written again (degraded until repair() copies it to the other).
+ * - revive() brings the log back when every directory is out, from a copy that failed in a way that leaves its
+ *   files trustworthy (full, read-only, permission: the write was refused, nothing half-accepted; never after
+ *   an I/O error, where the page cache may differ from the disk, nor a removed directory) and whose records
+ *   reach every acknowledged one (only the copy that failed last can); its torn tail is cut, appends refused
+ *   meanwhile stay refused, and it is written again (degraded until repair() copies it to the other).
  * - open() compares the copies: the longer valid prefix wins and repairs the other; torn tails are cut.
  * - writeAtomic() writes a small file in every live directory: temp file, fsync, rename, directory fsync.
  */
@@ -100,12 +100,8 @@ export class DualLog {
   repairs = 0;
   /** Directories brought back by revive() (every directory had failed). */
   revivals = 0;
-  /** Write batches acknowledged (written on at least one directory). */
-  private acked = 0;
-  /** The lsn after the last acknowledged record: a revived copy must reach it. */
+  /** The lsn after the last acknowledged record (written on at least one directory): a revived copy must reach it. */
   private ackedEnd = 0;
-  /** Per failed directory: how many acknowledged batches it holds (all of those before the one it failed in). */
-  private readonly failedAfter = new Map<LogDirectory, number>();
 
   constructor(
     paths: string[],
@@ -282,7 +278,6 @@ export class DualLog {
             release();
           }
           this.degradedReported.delete(d);
-          this.failedAfter.delete(d);
           this.repairs++;
           repaired.push(d.path);
           this.logger.warn('tmm txlog: REPAIRED — a failed transaction-log directory was rebuilt from the other copy and is written again', {
@@ -300,16 +295,15 @@ export class DualLog {
   }
 
   /**
-   * Every directory is out: brings back the one that failed last (it holds every acknowledged record) when its
-   * failure left its files trustworthy (see the contract). Resolves with its path, or undefined when none
-   * qualifies or it still cannot be written (tried again at the next call).
+   * Every directory is out: brings back one whose failure left its files trustworthy (see the contract) and whose
+   * records reach every acknowledged one, which only the copy that failed last can. Resolves with its path, or
+   * undefined when none qualifies or it still cannot be written (tried again at the next call).
    */
   revive(): Promise<string | undefined> {
     return this.serial(async () => {
       if (this.live().length > 0) return undefined;
-      const newest = Math.max(...this.dirs.map((d) => this.failedAfter.get(d) ?? -1));
       for (const d of this.dirs) {
-        if (!d.failed || this.failedAfter.get(d) !== newest || !revivable(d.failed)) continue;
+        if (!d.failed || !revivable(d.failed)) continue;
         let release!: () => void;
         this.hold = new Promise<void>((r) => (release = r));
         const was = d.failed.message;
@@ -328,7 +322,6 @@ export class DualLog {
           for (const p of refused) p.reject(new TxLogUnavailableError(`no transaction-log directory was writable when the record was appended (${was})`));
           this.nextLsn = end;
           d.rejoined();
-          this.failedAfter.delete(d);
           this.degradedReported.delete(d);
           this.revivals++;
           this.logger.warn('tmm txlog: REVIVED — every transaction-log directory had failed; this one is written again (still degraded until the other is repaired from it)', {
@@ -427,9 +420,8 @@ export class DualLog {
         this.writing = written.then(() => undefined);
         const results = await written;
         this.writing = undefined;
-        this.reportDegraded(); // stamps a directory that failed in this batch with the batches before it
+        this.reportDegraded();
         if (results.some((r) => r.status === 'fulfilled')) {
-          this.acked++;
           this.ackedEnd = Math.max(this.ackedEnd, batch[0].firstLsn + count);
           for (const p of batch) p.resolve();
         } else {
@@ -445,7 +437,6 @@ export class DualLog {
   }
 
   private reportDegraded(): void {
-    for (const d of this.dirs) if (d.failed && !this.failedAfter.has(d)) this.failedAfter.set(d, this.acked);
     for (const d of this.dirs) {
       if (d.failed && !this.degradedReported.has(d)) {
         this.degradedReported.add(d);

@@ -376,7 +376,7 @@ export class TxLogSender implements SenderStore {
     const until = Date.now() + timeoutMs;
     while (this.txs.size > 0) {
       if (Date.now() > until) throw new Error(`txlog not drained after ${timeoutMs}ms: ${this.countPhase('begun')} in doubt, ${this.countPhase('committed')} to send`);
-      await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 1)); // a cheap check: resolve within a millisecond of the last Sent (bench:log-producer times it)
     }
     await this.log.settle();
   }
