@@ -260,7 +260,10 @@ describe('the fast path during an outage', () => {
     await waitUntil(async () => Object.keys(await statusCounts(db)).length === 0, 'every message delivered after the outage', 60_000);
     const counts = await drainQueue(queue, sent.length);
     process.stdout.write(`[broker-stall] fast-path queue: sent=${sent.length} maxPending=${maxQueued} overflowed=${overflowed} delivered=${counts.size}\n`);
-    expect(maxQueued).toBeLessThanOrEqual(maxQueuedRows + 100 + 4); // fast-path queue + what the relay holds + in flight
+    // pending counts the fast-path queue (bounded), what the relay claimed (relay.maxPendingRows), what is in
+    // flight (concurrency) and the message of the send that just committed: dispatchSoon() hands it to the
+    // queue on the next turn, where the bound is checked, and pending counts it until then.
+    expect(maxQueued).toBeLessThanOrEqual(maxQueuedRows + 100 + 4 + 1);
     expect(overflowed).toBeGreaterThan(0);
     expect(sent.filter((id) => !counts.has(id))).toEqual([]);
   });
