@@ -125,7 +125,7 @@ interface LevelResult {
  * Alternating rounds: in each round, per concurrency level, the four sides in a rotated order. Added µs
  * and their ratio are taken per round (the two sides of a world ran back to back), then the median.
  */
-async function compare(label: string, tmmWorld: World, floor: World, ops: Record<number, number>, cpu: CpuClock = nodeCpu): Promise<Record<number, LevelResult>> {
+async function compare(label: string, tmmWorld: World, floor: World, ops: Record<number, number>, cpu: CpuClock = nodeCpu, blockSize: Record<number, number> = { 1: 50, 32: 250 }): Promise<Record<number, LevelResult>> {
   const sides = [
     ['tmm', 'base'],
     ['tmm', 'msg'],
@@ -154,7 +154,7 @@ async function compare(label: string, tmmWorld: World, floor: World, ops: Record
     for (const c of CONCURRENCY) {
       // A round interleaves the four sides in blocks (rotating their order), so load others put on the
       // machine falls on all four alike.
-      const block = c === 1 ? 50 : 250;
+      const block = blockSize[c];
       const blocks = Math.max(1, Math.round(ops[c] / block));
       const t: Record<string, number[]> = { 'tmm.base': [], 'tmm.msg': [], 'floor.base': [], 'floor.msg': [] };
       const u: Record<string, number[]> = { 'tmm.base': [], 'tmm.msg': [], 'floor.base': [], 'floor.msg': [] };
@@ -232,7 +232,10 @@ async function tmmWorld(label: string, dataSource: DataSource): Promise<{ world:
   const svc = new Service(tmm);
   let n = 0;
   let sent = 0;
-  const id = () => `${label}-${n++}-${randomBytes(4).toString('hex')}`;
+  // Unique within the run (a fresh SQLite file and PostgreSQL schema per run); the suffix keeps the ids'
+  // length. Drawn once: randomBytes per transaction cost 4–7 µs of OpenSSL here, and more on the msg side.
+  const suffix = randomBytes(4).toString('hex');
+  const id = () => `${label}-${n++}-${suffix}`;
   const world: World = {
     base: { op: () => svc.insertOnly(id()) },
     // The publish and mark-delivered work after commit belongs to this side's cost: wait for it.
@@ -392,13 +395,19 @@ async function benchSqlite(): Promise<Record<number, LevelResult>> {
       // Every tmm migration, as tmm.start() runs them: the outbox's indexes include the admin's partial one.
       for (const m of MIGRATIONS) for (const sql of m.statements.sqlite) raw.exec(sql);
     }
-    const ops = { 1: Number(process.env.BENCH_SQLITE_OPS ?? 1000), 32: Number(process.env.BENCH_SQLITE_OPS_32 ?? 1500) };
+    // Blocks of 1,000 transactions: each holds one or more WAL checkpoints (SQLite's default: every 1,000
+    // pages), which a row costs as surely as its INSERT. With 50-transaction blocks most blocks had none and
+    // the median of the paired differences left them out — mostly on the floor's side, whose added cost is
+    // nearly all SQLite's own (bench/README.md, ninth round). BENCH_SQLITE_BLOCK=50 BENCH_SQLITE_OPS=1000
+    // BENCH_SQLITE_BLOCK_32=250 BENCH_SQLITE_OPS_32=1500 gives the earlier estimator.
+    const ops = { 1: Number(process.env.BENCH_SQLITE_OPS ?? 10_000), 32: Number(process.env.BENCH_SQLITE_OPS_32 ?? 10_000) };
     if (SIDE) {
       await runSide(SIDE, t.world, sqliteFloor(raw));
       await t.finish();
       return {} as Record<number, LevelResult>;
     }
-    const result = await compare('sqlite', t.world, sqliteFloor(raw), ops);
+    const blocks = { 1: Number(process.env.BENCH_SQLITE_BLOCK ?? 1000), 32: Number(process.env.BENCH_SQLITE_BLOCK_32 ?? 1000) };
+    const result = await compare('sqlite', t.world, sqliteFloor(raw), ops, nodeCpu, blocks);
     if (profiler.enabled) await t.profile(ops[PROFILE_CALLERS] * 3);
     await t.finish();
     return result;

@@ -34,6 +34,8 @@ class MemoryQueue {
   readonly ready: QueuedMessage[] = [];
   readonly consumers: Consumer[] = [];
   next = 0;
+  /** A pump is queued (one microtask serves every message enqueued or slot freed before it runs). */
+  pumpQueued = false;
   constructor(readonly spec: QueueSpec) {}
 }
 
@@ -93,16 +95,22 @@ export class MemoryTransport implements Transport {
     return queue;
   }
 
-  async publish(message: TransportMessage): Promise<void> {
-    this.assertOpen(`publish ${message.id}`);
-    const targets = this.route(message.exchange, message.routingKey);
-    if (targets.length === 0) {
-      throw new PublishError(
-        'TMM_PUBLISH_UNROUTABLE',
-        `message ${message.id} to exchange "${message.exchange}" with routing key "${message.routingKey}" was not routed to any queue`,
-      );
+  /** Not an async function: a routed message costs no promise of its own (the shared settled one is returned). */
+  publish(message: TransportMessage): Promise<void> {
+    try {
+      this.assertOpen(`publish ${message.id}`);
+      const targets = this.route(message.exchange, message.routingKey);
+      if (targets.length === 0) {
+        throw new PublishError(
+          'TMM_PUBLISH_UNROUTABLE',
+          `message ${message.id} to exchange "${message.exchange}" with routing key "${message.routingKey}" was not routed to any queue`,
+        );
+      }
+      for (const q of targets) this.enqueue(q, { message: cloneMessage(message), redelivered: false, enqueuedAt: Date.now() });
+      return DONE;
+    } catch (e) {
+      return Promise.reject(e);
     }
-    for (const q of targets) this.enqueue(q, { message: cloneMessage(message), redelivered: false, enqueuedAt: Date.now() });
   }
 
   private route(exchange: string, routingKey: string): MemoryQueue[] {
@@ -141,7 +149,10 @@ export class MemoryTransport implements Transport {
 
   /** Hands ready messages to consumers with free prefetch slots, round robin (single active: the first). */
   private pump(queue: MemoryQueue): void {
+    if (queue.pumpQueued) return;
+    queue.pumpQueued = true;
     queueMicrotask(() => {
+      queue.pumpQueued = false;
       while (queue.ready.length > 0) {
         const live = queue.consumers.filter((c) => c.active);
         const candidates = queue.spec.singleActiveConsumer ? live.slice(0, 1) : live;
@@ -169,7 +180,8 @@ export class MemoryTransport implements Transport {
       settled = true;
       consumer.unsettled--;
       fn();
-      this.pump(queue);
+      // A freed slot matters only to a message that is waiting; one enqueued later pumps by itself.
+      if (queue.ready.length > 0) this.pump(queue);
       return DONE;
     };
     const delivery: Delivery = {
@@ -199,7 +211,8 @@ export class MemoryTransport implements Transport {
         void failed(e);
         return;
       }
-      if (r !== null && typeof r === 'object' && typeof (r as { then?: unknown }).then === 'function') (r as Promise<unknown>).then(undefined, failed);
+      // ack()/nack()'s own settled promise (a handler that returns `d.ack()`) cannot reject: nothing to watch.
+      if (r !== DONE && r !== null && typeof r === 'object' && typeof (r as { then?: unknown }).then === 'function') (r as Promise<unknown>).then(undefined, failed);
     });
   }
 
