@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { pushRecent } from './recent';
 import type { DataSource, EntityManager } from 'typeorm';
 import { newMessageId } from '../message/messageId';
 import { ConfigurationError } from '../errors';
@@ -179,7 +180,7 @@ export class TxLogSender implements SenderStore {
   private loopRunning: Promise<void> | undefined;
   private started = false;
   private readonly inFlight = new Set<Promise<unknown>>();
-  /** begin→publish-confirmed latencies in ms, last 100k (for the benchmark and metrics). */
+  /** begin→publish-confirmed latencies in ms, the last 100k to 200k (for the benchmark and metrics; see pushRecent). */
   readonly latencies: number[] = [];
   readonly counters = { begins: 0, commits: 0, rollbacks: 0, sent: 0, checks: 0, exceptions: 0, dead: 0, quarantined: 0, checkpoints: 0, segmentsDeleted: 0, barrierPurged: 0 };
 
@@ -481,8 +482,7 @@ export class TxLogSender implements SenderStore {
         return;
       }
       this.fault('published');
-      this.latencies.push(Date.now() - tx.startedAt);
-      if (this.latencies.length > 100_000) this.latencies.splice(0, this.latencies.length - 100_000);
+      pushRecent(this.latencies, Date.now() - tx.startedAt, 100_000);
       // Lazy and not awaited: the Sent record rides in the next write batch (a begin or end record's) instead of
       // costing a sync of its own. Lost in a crash, it costs a duplicate after the restart, never a message.
       this.log
