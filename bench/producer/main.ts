@@ -211,7 +211,7 @@ async function compare(label: string, tmmWorld: World, floor: World, ops: Record
 }
 
 /** The tmm world on `dataSource`; returns it with a check and a stop to run after the rounds. */
-async function tmmWorld(label: string, dataSource: DataSource): Promise<{ world: World; profile: (ops: number) => Promise<void>; finish: () => Promise<void> }> {
+async function tmmWorld(label: string, dataSource: DataSource): Promise<{ world: World; owner: string; profile: (ops: number) => Promise<void>; finish: () => Promise<void> }> {
   // BENCH_SIDE (under callgrind, 50–100× slower): no sweeper (its 1 s polls would count per transaction
   // as often as the slowdown makes a transaction long) and a mark linger that never ends a 50-transaction
   // block, as the 100 ms linger never does at full speed; so the side runs the statements it runs natively.
@@ -243,6 +243,7 @@ async function tmmWorld(label: string, dataSource: DataSource): Promise<{ world:
   };
   return {
     world,
+    owner: tmm.instanceId,
     async profile(ops) {
       for (const s of ['base', 'msg'] as const) {
         await profiler.start();
@@ -263,9 +264,29 @@ async function tmmWorld(label: string, dataSource: DataSource): Promise<{ world:
   };
 }
 
-function outboxParams(id: string): unknown[] {
-  const now = Date.now();
-  return [id, 'bench.order-placed', 'tmm.events', 'bench.order-placed', '{"id":"x","amount":1}', '{"tmm-contract-version":1}', 'PENDING', 0, now, 'bench', now + 30_000, null, now];
+/**
+ * The floor's rows, the same as tmm's side writes them: business ids of the same form and length, and the
+ * outbox row tmm stores for `OrderPlaced { id, amount: 1 }` — that payload, its headers (the contract version
+ * and the correlation id, which is the message's own id), leased to an owner as long as tmm's (another one:
+ * tmm's sweeper must leave the floor's rows alone where both share the table).
+ */
+interface FloorRows {
+  businessId(): string;
+  outboxParams(id: string, businessId: string): unknown[];
+}
+function floorRows(label: string, tmmOwner: string): FloorRows {
+  const suffix = randomBytes(4).toString('hex');
+  const owner = tmmOwner.replace(/.$/, (c) => (c === 'f' ? 'e' : 'f'));
+  let n = 0;
+  return {
+    businessId: () => `${label}-${n++}-${suffix}`,
+    outboxParams(id, businessId) {
+      const now = Date.now();
+      const payload = JSON.stringify({ id: businessId, amount: 1 });
+      const headers = JSON.stringify({ 'tmm-contract-version': 1, 'tmm-correlation-id': id });
+      return [id, 'bench.order-placed', 'tmm.events', 'bench.order-placed', payload, headers, 'PENDING', 0, now, owner, now + 30_000, null, now];
+    },
+  };
 }
 
 /**
@@ -275,7 +296,7 @@ function outboxParams(id: string): unknown[] {
  * ends its block), so both sides delete the same rows per statement. Message ids come from tmm's own
  * generator (`newMessageId`), so making an id costs both sides the same.
  */
-function sqliteFloor(db: Database.Database): World {
+function sqliteFloor(db: Database.Database, rows: FloorRows): World {
   const begin = db.prepare('BEGIN');
   const commit = db.prepare('COMMIT');
   const business = db.prepare('INSERT INTO bench_order (id, amount) VALUES (?, ?)');
@@ -287,21 +308,21 @@ function sqliteFloor(db: Database.Database): World {
     stmt.run(...ids);
   };
   const delivered: string[] = [];
-  let n = 0;
   return {
     base: {
       op: async () => {
         begin.run();
-        business.run(`f-${n++}`, 1);
+        business.run(rows.businessId(), 1);
         commit.run();
       },
     },
     msg: {
       op: async () => {
         const id = newMessageId();
+        const businessId = rows.businessId();
         begin.run();
-        business.run(`f-${n++}`, 1);
-        outbox.run(...outboxParams(id));
+        business.run(businessId, 1);
+        outbox.run(...rows.outboxParams(id, businessId));
         commit.run();
         delivered.push(id);
         if (delivered.length >= 200) del(delivered.splice(0, 200));
@@ -319,19 +340,19 @@ function sqliteFloor(db: Database.Database): World {
  * ids deleted by one named DELETE per 200 and, at the end of each block (`after`), the ids still pending
  * (as tmm's side does: see sqliteFloor).
  */
-function postgresFloor(pool: Pool): World {
+function postgresFloor(pool: Pool, rows: FloorRows): World {
   const business = { name: 'floor_business', text: 'INSERT INTO bench_order (id, amount) VALUES ($1, $2)' };
   const outbox = { name: 'floor_outbox', text: `INSERT INTO tmm_outbox (${OUTBOX_COLS.join(', ')}) VALUES (${OUTBOX_COLS.map((_c, i) => `$${i + 1}`).join(', ')})` };
   const del = { name: 'floor_delete', text: 'DELETE FROM tmm_outbox WHERE id = ANY($1::uuid[])' };
   const delivered: string[] = [];
-  let n = 0;
   const tx = async (withRow: boolean) => {
     const client = await pool.connect();
     try {
+      const businessId = rows.businessId();
       await client.query('BEGIN');
-      await client.query({ ...business, values: [`f-${n++}`, 1] });
+      await client.query({ ...business, values: [businessId, 1] });
       let id: string | undefined;
-      if (withRow) await client.query({ ...outbox, values: outboxParams((id = newMessageId())) });
+      if (withRow) await client.query({ ...outbox, values: rows.outboxParams((id = newMessageId()), businessId) });
       await client.query('COMMIT');
       if (id) {
         delivered.push(id);
@@ -402,12 +423,12 @@ async function benchSqlite(): Promise<Record<number, LevelResult>> {
     // BENCH_SQLITE_BLOCK_32=250 BENCH_SQLITE_OPS_32=1500 gives the earlier estimator.
     const ops = { 1: Number(process.env.BENCH_SQLITE_OPS ?? 10_000), 32: Number(process.env.BENCH_SQLITE_OPS_32 ?? 10_000) };
     if (SIDE) {
-      await runSide(SIDE, t.world, sqliteFloor(raw));
+      await runSide(SIDE, t.world, sqliteFloor(raw, floorRows('sqlite', t.owner)));
       await t.finish();
       return {} as Record<number, LevelResult>;
     }
     const blocks = { 1: Number(process.env.BENCH_SQLITE_BLOCK ?? 1000), 32: Number(process.env.BENCH_SQLITE_BLOCK_32 ?? 1000) };
-    const result = await compare('sqlite', t.world, sqliteFloor(raw), ops, nodeCpu, blocks);
+    const result = await compare('sqlite', t.world, sqliteFloor(raw, floorRows('sqlite', t.owner)), ops, nodeCpu, blocks);
     if (profiler.enabled) await t.profile(ops[PROFILE_CALLERS] * 3);
     await t.finish();
     return result;
@@ -481,7 +502,7 @@ async function benchPostgres(): Promise<Record<number, LevelResult>> {
       const t = await tmmWorld('postgres', pg);
       // The floor writes the same tables (its rows are leased, so tmm's sweeper leaves them alone).
       const ops = { 1: Number(process.env.BENCH_PG_OPS ?? 600), 32: Number(process.env.BENCH_PG_OPS_32 ?? 2000) };
-      const floor = postgresFloor(pool);
+      const floor = postgresFloor(pool, floorRows('postgres', t.owner));
       const result = await compare('postgres', t.world, floor, ops, backendCpu(admin, schema));
       await floor.cleanup!();
       if (profiler.enabled) await t.profile(ops[PROFILE_CALLERS] * 3);
