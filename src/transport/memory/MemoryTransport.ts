@@ -51,6 +51,8 @@ export class MemoryTransport implements Transport {
   constructor(private readonly logger: Logger = silentLogger) {}
   private readonly exchanges = new Map<string, ExchangeSpec>();
   private readonly queues = new Map<string, MemoryQueue>();
+  /** route()'s answers by exchange and routing key; emptied whenever the topology changes (and past 10,000 keys). */
+  private readonly routes = new Map<string, MemoryQueue[]>();
   private closed = false;
 
   /** In process: connected until closed. */
@@ -61,6 +63,7 @@ export class MemoryTransport implements Transport {
 
   async declare(topology: Topology): Promise<void> {
     this.assertOpen('declare');
+    this.routes.clear();
     for (const ex of topology.exchanges ?? []) {
       const existing = this.exchanges.get(ex.name);
       if (existing && (existing.type ?? 'topic') !== (ex.type ?? 'topic')) {
@@ -72,6 +75,7 @@ export class MemoryTransport implements Transport {
   }
 
   private declareQueue(spec: QueueSpec): MemoryQueue {
+    this.routes.clear(); // a new queue or binding may change where messages go
     const existing = this.queues.get(spec.name);
     if (existing) {
       const a = existing.spec;
@@ -114,6 +118,17 @@ export class MemoryTransport implements Transport {
   }
 
   private route(exchange: string, routingKey: string): MemoryQueue[] {
+    const key = `${exchange}\u0000${routingKey}`;
+    let targets = this.routes.get(key);
+    if (targets === undefined) {
+      if (this.routes.size >= 10_000) this.routes.clear();
+      targets = this.computeRoute(exchange, routingKey);
+      this.routes.set(key, targets);
+    }
+    return targets;
+  }
+
+  private computeRoute(exchange: string, routingKey: string): MemoryQueue[] {
     if (exchange === '') {
       const q = this.queues.get(routingKey);
       return q ? [q] : [];
