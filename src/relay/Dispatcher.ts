@@ -1,4 +1,5 @@
 import { classifyFailure, failureText } from '../errors/failureKind';
+import { Fifo } from '../collections/Fifo';
 import { OutboxMessage, TmmHeaders } from '../message/OutboxMessage';
 import { Logger, silentLogger } from '../logging/Logger';
 import type { OutboxStore } from '../outbox/OutboxStore';
@@ -94,7 +95,7 @@ export { toTransportMessage } from '../message/toTransportMessage';
  */
 export class Dispatcher {
   private readonly options: DispatcherOptions;
-  private readonly queue: Entry[] = [];
+  private readonly queue = new Fifo<Entry>();
   private inFlight = 0;
   /** Ordering keys with a row publishing now (one at a time per key). */
   private readonly activeKeys = new Set<string>();
@@ -387,7 +388,7 @@ export class Dispatcher {
 
   /** Removes and returns what is queued but not yet started (on shutdown, so its leases can be released). */
   takeQueued(): DispatchItem[] {
-    const entries = this.queue.splice(0, this.queue.length);
+    const entries = this.queue.drain();
     for (const b of this.soon.splice(0, this.soon.length)) for (const m of b.messages) entries.push({ m, settled: b.settled });
     for (const waiting of this.keyWaiting.values()) entries.push(...waiting);
     this.keyWaiting.clear();

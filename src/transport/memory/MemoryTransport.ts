@@ -1,4 +1,5 @@
 import { PublishError, TopologyError, TransportClosedError } from '../../errors';
+import { Fifo } from '../../collections/Fifo';
 import { Logger, silentLogger } from '../../logging/Logger';
 import {
   Delivery,
@@ -31,7 +32,7 @@ interface Consumer {
 const DONE: Promise<void> = Promise.resolve();
 
 class MemoryQueue {
-  readonly ready: QueuedMessage[] = [];
+  readonly ready = new Fifo<QueuedMessage>();
   readonly consumers: Consumer[] = [];
   next = 0;
   /** A pump is queued (one microtask serves every message enqueued or slot freed before it runs). */
@@ -269,7 +270,7 @@ export class MemoryTransport implements Transport {
         const ttl = q.spec.messageTtl;
         if (ttl === undefined) continue;
         // Like RabbitMQ, only messages at the head of the queue expire.
-        while (q.ready.length > 0 && now - q.ready[0].enqueuedAt >= ttl) this.deadLetter(q, q.ready.shift()!, 'expired');
+        while (q.ready.length > 0 && now - q.ready.peek()!.enqueuedAt >= ttl) this.deadLetter(q, q.ready.shift()!, 'expired');
       }
     }, 10);
     this.ttlTimer.unref();
