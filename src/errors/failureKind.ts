@@ -88,6 +88,16 @@ export function classifyFailure(error: unknown): FailureKind {
   return 'message';
 }
 
+/** A unique-key violation, as each driver reports it (through TypeORM's QueryFailedError and `cause` chains). */
+export function isUniqueViolation(error: unknown): boolean {
+  for (const e of walk(error)) {
+    const o = e as { code?: unknown; errno?: unknown; message?: unknown };
+    if (o.code === '23505' || o.code === 'ER_DUP_ENTRY' || o.errno === 1062 || o.code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return true;
+    if (o.code === 'SQLITE_CONSTRAINT' && typeof o.message === 'string' && /UNIQUE|PRIMARY KEY/i.test(o.message)) return true;
+  }
+  return false;
+}
+
 /** The code a failure is known by in logs and stored rows (`code: message`). */
 export function failureText(error: unknown): string {
   if (error instanceof TmmError) return `${error.code}: ${error.message}`;

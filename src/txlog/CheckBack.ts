@@ -5,6 +5,7 @@ import { writesAheadOfCommit } from '../transaction/CommitPipeline';
 import { Dialect, dialectOf } from '../transaction/dialect';
 import { BeginRecord } from './records';
 import { TxLogRolledBackByCheckError } from './errors';
+import { isUniqueViolation } from '../errors/failureKind';
 
 /** A check-back verdict: did the business transaction `uid` commit? */
 export type CheckVerdict = 'commit' | 'rollback' | 'unknown';
@@ -61,7 +62,7 @@ export class TypeOrmCheckBarrier {
     const params = [uid, Date.now()];
     const qr = manager.queryRunner;
     // The key taken already can only be a check-back's rollback verdict: say so, not "duplicate key".
-    const explain = (e: unknown) => (isKeyConflict(e) ? new TxLogRolledBackByCheckError(uid, { cause: e }) : e);
+    const explain = (e: unknown) => (isUniqueViolation(e) ? new TxLogRolledBackByCheckError(uid, { cause: e }) : e);
     // On PostgreSQL the COMMIT follows the barrier row in the same write (ADR 0078).
     if (qr && !qr.isReleased) await writeInTransaction(this.writer, qr, this.insertSql, params, undefined, explain);
     else await manager.query(this.insertSql, params).catch((e: unknown) => Promise.reject(explain(e)));
@@ -124,15 +125,4 @@ export async function httpCheck(url: string, begin: BeginRecord, timeoutMs: numb
   const body = (await res.json()) as { status?: unknown };
   if (body.status === 'commit' || body.status === 'rollback' || body.status === 'unknown') return body.status;
   throw new Error(`check URL answered ${JSON.stringify(body).slice(0, 200)}, expected {"status":"commit"|"rollback"|"unknown"}`);
-}
-
-/** A unique-key violation, as each driver reports it (TypeORM's QueryFailedError keeps the driver's error). */
-function isKeyConflict(e: unknown): boolean {
-  for (let x: unknown = e, depth = 0; x && typeof x === 'object' && depth < 4; depth++) {
-    const o = x as { code?: unknown; errno?: unknown; message?: unknown; driverError?: unknown; cause?: unknown };
-    if (o.code === '23505' || o.code === 'ER_DUP_ENTRY' || o.errno === 1062 || o.code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return true;
-    if (o.code === 'SQLITE_CONSTRAINT' && typeof o.message === 'string' && /UNIQUE|PRIMARY KEY/i.test(o.message)) return true;
-    x = o.driverError ?? o.cause;
-  }
-  return false;
 }

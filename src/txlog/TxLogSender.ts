@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { pushRecent } from './recent';
 import type { DataSource, EntityManager } from 'typeorm';
+import { pushRecent } from '../collections/recent';
 import { newMessageId } from '../message/messageId';
 import { ConfigurationError } from '../errors';
 import { Logger } from '../logging/Logger';

@@ -1,4 +1,4 @@
-import { pushRecent } from '../../src/txlog/recent';
+import { pushRecent } from '../../src/collections/recent';
 
 describe('pushRecent (the txlog latency window)', () => {
   it('keeps the last keep … 2·keep − 1 values, in order', () => {
