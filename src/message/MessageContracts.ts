@@ -57,6 +57,10 @@ export function checkContract(message: object, contractName: string, options: { 
     if (errors.length > 0) throw new MessageValidationError(contractName, flatten(errors));
   };
   if (!validatorInternals) return validate(message, validatorOptions).then(throwIfAny);
+  // A message every constraint of which passes synchronously, with no property outside the contract, is valid:
+  // checked without the executor (no error objects built). Anything else goes to the executor below, which
+  // gives the errors (and strips unknown properties on the consumer side).
+  if (passesPlan(message)) return undefined;
   // What class-validator's Validator.validate() does (a ValidationExecutor, then strip the empty errors),
   // with the class's metadata cached and no promise unless a constraint returned one.
   const executor = new validatorInternals.ValidationExecutor(getFromContainer(Validator), validatorOptions);
@@ -144,6 +148,85 @@ const validatorInternals: { ValidationExecutor: new (validator: Validator, optio
     return undefined;
   }
 })();
+
+/** One property's checks in a ValidationPlan, in the executor's order. */
+interface PlannedProperty {
+  name: string;
+  /** CONDITIONAL_VALIDATION constraints (@IsOptional, @ValidateIf): every one must hold for the checks to run. */
+  conditions: ((object: object, value: unknown) => boolean)[];
+  /** IS_DEFINED, then CUSTOM_VALIDATION metadatas, each with its constraint classes' metadatas. */
+  checks: { meta: PlannedMeta; constraints: { instance: { validate(value: unknown, args: object): unknown } }[] }[];
+}
+interface PlannedMeta {
+  propertyName: string;
+  constraints: unknown[];
+  validateIf?: (object: object, value: unknown) => boolean;
+}
+interface ValidationPlan {
+  /** Properties with any metadata (whitelisted). */
+  known: Set<string>;
+  properties: PlannedProperty[];
+}
+
+/** Plans per metadata list (the caching storage keeps one list per class while it is fresh); null: not plannable. */
+const plans = new WeakMap<unknown[], ValidationPlan | null>();
+
+/**
+ * What class-validator's executor checks for a class, as a plan that runs the same constraint instances on the
+ * same values in the same order, for classes whose metadata is only IS_DEFINED, CUSTOM_VALIDATION (not `each`,
+ * not async), CONDITIONAL_VALIDATION and WHITELIST — the decorators of flat contracts. Nested, promise and
+ * `each` validation, groups and `always` are left to the executor (null).
+ */
+function planOf(metadatas: unknown[]): ValidationPlan | null {
+  if (metadatas.length === 0) return null; // forbidUnknownValues: the executor's "unknown value" error
+  const storage = getMetadataStorage() as unknown as { getTargetValidatorConstraints(cls: unknown): { async?: boolean; instance: { validate(value: unknown, args: object): unknown } }[] };
+  const byName = new Map<string, { conditions: PlannedProperty['conditions']; defined: PlannedProperty['checks']; custom: PlannedProperty['checks'] }>();
+  for (const raw of metadatas) {
+    const m = raw as PlannedMeta & { type: string; each?: boolean; always?: boolean; groups?: string[]; constraintCls?: unknown };
+    if (m.each || m.always || (m.groups && m.groups.length > 0)) return null;
+    let p = byName.get(m.propertyName);
+    if (!p) byName.set(m.propertyName, (p = { conditions: [], defined: [], custom: [] }));
+    if (m.type === 'whitelistValidation') continue;
+    if (m.type === 'conditionalValidation') {
+      if (typeof m.constraints?.[0] !== 'function') return null;
+      p.conditions.push(m.constraints[0] as PlannedProperty['conditions'][number]);
+      continue;
+    }
+    if (m.type !== 'customValidation' && m.type !== 'isDefined') return null;
+    const constraints = storage.getTargetValidatorConstraints(m.constraintCls);
+    if (constraints.some((c) => c.async)) return null;
+    (m.type === 'isDefined' ? p.defined : p.custom).push({ meta: m, constraints });
+  }
+  const properties: PlannedProperty[] = [];
+  for (const [name, p] of byName) properties.push({ name, conditions: p.conditions, checks: [...p.defined, ...p.custom] });
+  return { known: new Set(byName.keys()), properties };
+}
+
+/** True when `message` is valid by its class's plan; false when it has none or anything fails (the executor then decides). */
+function passesPlan(message: object): boolean {
+  const type = message.constructor;
+  if (typeof type !== 'function') return false;
+  const metadatas = validatorInternals!.storage.getTargetValidationMetadatas(type, undefined, false, false, undefined);
+  let plan = plans.get(metadatas);
+  if (plan === undefined) plans.set(metadatas, (plan = planOf(metadatas)));
+  if (!plan) return false;
+  for (const k of Object.keys(message)) if (!plan.known.has(k)) return false;
+  const targetName = type.name;
+  for (const p of plan.properties) {
+    const value = (message as Record<string, unknown>)[p.name];
+    let run = true;
+    for (const c of p.conditions) if (!c(message, value)) run = false; // all evaluated, as the executor does
+    if (!run) continue;
+    for (const { meta, constraints } of p.checks) {
+      if (meta.validateIf && !meta.validateIf(message, value)) continue;
+      for (const c of constraints) {
+        const ok = c.instance.validate(value, { targetName, property: meta.propertyName, object: message, value, constraints: meta.constraints });
+        if (ok !== true && (ok === false || !ok || typeof (ok as { then?: unknown }).then === 'function')) return false;
+      }
+    }
+  }
+  return true;
+}
 
 const PRODUCER_VALIDATION = Object.freeze({ forbidUnknownValues: true, whitelist: true, forbidNonWhitelisted: true });
 const CONSUMER_VALIDATION = Object.freeze({ forbidUnknownValues: true, whitelist: true, forbidNonWhitelisted: false });

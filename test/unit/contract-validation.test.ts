@@ -1,8 +1,13 @@
 import 'reflect-metadata';
 import { Type } from 'class-transformer';
 import {
+  IsBoolean,
+  IsDefined,
+  IsIn,
   IsInt,
+  IsNumber,
   IsOptional,
+  ValidateIf,
   IsString,
   Min,
   ValidateNested,
@@ -16,6 +21,8 @@ import {
 } from 'class-validator';
 import { MessageValidationError } from '../../src/errors';
 import { checkContract, validateContract } from '../../src/message/MessageContracts';
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { ValidationExecutor } = require('class-validator/cjs/validation/ValidationExecutor') as { ValidationExecutor: { prototype: { execute(...args: unknown[]): void } } };
 
 // checkContract runs class-validator's executor with the class's metadata cached and without a promise
 // when nothing is asynchronous: its violations must be exactly what class-validator's validate() reports
@@ -147,5 +154,99 @@ describe('checkContract (cached class-validator metadata, no promise unless need
     expect(p).toBeInstanceOf(Promise);
     await expect(p).rejects.toBeInstanceOf(MessageValidationError);
     await expect(validateContract(Object.assign(new Order(), { id: 'o', amount: 1 }), 'Order')).resolves.toBeUndefined();
+  });
+});
+
+/** Flat contracts: checked by the plan (the same constraint instances, no executor) unless something fails. */
+@ValidatorConstraint({ name: 'truthyNotBoolean' })
+class TruthyNotBoolean implements ValidatorConstraintInterface {
+  validate(value: unknown): unknown {
+    return value === 'ok' ? 1 : 0; // the executor reads truthiness, not `true`
+  }
+}
+@ValidatorConstraint({ name: 'promiseAnyway' })
+class PromiseAnyway implements ValidatorConstraintInterface {
+  validate(value: unknown): Promise<boolean> {
+    return Promise.resolve(value === 'yes'); // declared synchronous, answers with a promise
+  }
+}
+class Flat {
+  @IsString() id!: string;
+  @IsInt() @Min(0) amount!: number;
+  @IsOptional() @IsString() note?: string | null;
+  @IsNumber({ maxDecimalPlaces: 2 }) price!: number;
+  @IsBoolean() paid!: boolean;
+  @IsIn(['a', 'b']) kind!: string;
+  @IsDefined() ref!: unknown;
+  @ValidateIf((o: Flat) => o.paid) @IsString() receipt?: string;
+  @Validate(TruthyNotBoolean) status!: string;
+}
+class Answers {
+  @Validate(PromiseAnyway) answer!: string;
+}
+const flat = (over: Record<string, unknown> = {}) =>
+  Object.assign(new Flat(), { id: 'f', amount: 1, price: 1.25, paid: false, kind: 'a', ref: 0, status: 'ok', ...over });
+const flatCases: [string, () => object, boolean][] = [
+  ['valid', () => flat(), true],
+  ['valid, optional null', () => flat({ note: null }), true],
+  ['valid, optional given', () => flat({ note: 'n' }), true],
+  ['valid, ValidateIf on', () => flat({ paid: true, receipt: 'r' }), true],
+  ['ValidateIf on, failing', () => flat({ paid: true, receipt: 3 }), false],
+  ['wrong type', () => flat({ id: 7 }), false],
+  ['below Min', () => flat({ amount: -1 }), false],
+  ['too many decimals', () => flat({ price: 1.255 }), false],
+  ['not in the list', () => flat({ kind: 'c' }), false],
+  ['IsDefined missing', () => flat({ ref: undefined }), false],
+  ['optional given wrong', () => flat({ note: 5 }), false],
+  ['falsy custom answer', () => flat({ status: 'no' }), false],
+  ['unknown property', () => flat({ extra: 1 }), false],
+  ['missing everything', () => new Flat(), false],
+];
+
+describe('checkContract on flat contracts (the validation plan)', () => {
+  let executed = 0;
+  const original = ValidationExecutor.prototype.execute;
+  beforeAll(() => {
+    ValidationExecutor.prototype.execute = function (this: unknown, ...args: unknown[]) {
+      executed++;
+      return original.apply(this, args);
+    };
+  });
+  afterAll(() => {
+    ValidationExecutor.prototype.execute = original;
+  });
+
+  it.each(flatCases)('%s: the same violations as validate(), synchronously; the executor only when it fails', async (_name, make, valid) => {
+    const expected = await reference(make());
+    expect(expected.length === 0).toBe(valid);
+    for (let i = 0; i < 2; i++) {
+      executed = 0;
+      const got = await checked(make());
+      expect(got.violations).toEqual(expected);
+      expect(got.sync).toBe(true);
+      expect(executed).toBe(valid ? 0 : 1);
+    }
+  });
+
+  it('a nested contract still goes to the executor', async () => {
+    executed = 0;
+    expect((await checked(Object.assign(new Order(), { id: 'o', amount: 3, lines: [line('a', 1)] }))).violations).toEqual([]);
+    expect(executed).toBe(2); // the order, and (recursively) its one line
+  });
+
+  it('a synchronous constraint that answers with a promise is awaited by the executor', async () => {
+    for (const answer of ['yes', 'no']) {
+      const x = () => Object.assign(new Answers(), { answer });
+      const got = await checked(x());
+      expect(got.sync).toBe(false);
+      expect(got.violations).toEqual(await reference(x()));
+      expect(got.violations).toHaveLength(answer === 'yes' ? 0 : 1);
+    }
+  });
+
+  it('on the consumer side an unknown property is still stripped (by the executor), not refused', async () => {
+    const x = flat({ extra: 1 });
+    expect(checkContract(x, 'Flat', { rejectUnknownProperties: false })).toBeUndefined();
+    expect('extra' in x).toBe(false);
   });
 });
