@@ -42,18 +42,21 @@ export class OutboxSenderStore implements SenderStore {
     private readonly lease: () => Lease,
   ) {}
 
+  /** The outbox keeps nothing per transaction between its edges: every transaction shares one batch. */
+  private readonly batch: SenderBatch = {
+    beforeCommit: (manager, messages) => {
+      const lease = this.lease();
+      // The fast path must not publish a row once this lease has passed (another relay may own it then).
+      for (const m of messages as DispatchItem[]) m.leaseUntil = lease.until;
+      return this.store.append(manager, messages, lease);
+    },
+    // Off the caller's path: its await ends at COMMIT; the publishes start on the next event-loop turn.
+    afterCommit: (messages) => this.dispatcher.dispatchSoon(messages),
+    afterRollback: () => undefined,
+  };
+
   open(): SenderBatch {
-    return {
-      beforeCommit: (manager, messages) => {
-        const lease = this.lease();
-        // The fast path must not publish a row once this lease has passed (another relay may own it then).
-        for (const m of messages as DispatchItem[]) m.leaseUntil = lease.until;
-        return this.store.append(manager, messages, lease);
-      },
-      // Off the caller's path: its await ends at COMMIT; the publishes start on the next event-loop turn.
-      afterCommit: (messages) => this.dispatcher.dispatchSoon(messages),
-      afterRollback: () => undefined,
-    };
+    return this.batch;
   }
 }
 

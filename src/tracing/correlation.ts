@@ -37,14 +37,15 @@ export function stampOutgoing(
   headers: Headers,
   m: { id: string; topic: string; exchange: string; routingKey: string },
 ): void {
+  const slots = store.get()?.slots; // read once: both ids come from the same context
   let correlationId = headers[TraceHeaders.correlationId];
   if (typeof correlationId !== 'string' || correlationId === '') {
-    correlationId = currentCorrelationId(store) ?? m.id;
+    correlationId = (slots?.get(CORRELATION) as string | undefined) ?? m.id;
     headers[TraceHeaders.correlationId] = correlationId;
   }
   const causationId = headers[TraceHeaders.causationId];
   if (typeof causationId !== 'string' || causationId === '') {
-    const current = currentCausationId(store);
+    const current = slots?.get(CAUSATION) as string | undefined;
     if (current !== undefined) headers[TraceHeaders.causationId] = current;
   }
   if (tracer.enabled) tracer.send({ ...m, correlationId }, headers);

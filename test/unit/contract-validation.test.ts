@@ -160,8 +160,8 @@ describe('checkContract (cached class-validator metadata, no promise unless need
 /** Flat contracts: checked by the plan (the same constraint instances, no executor) unless something fails. */
 @ValidatorConstraint({ name: 'truthyNotBoolean' })
 class TruthyNotBoolean implements ValidatorConstraintInterface {
-  validate(value: unknown): unknown {
-    return value === 'ok' ? 1 : 0; // the executor reads truthiness, not `true`
+  validate(value: unknown): boolean {
+    return (value === 'ok' ? 1 : 0) as unknown as boolean; // the executor reads truthiness, not `true`
   }
 }
 @ValidatorConstraint({ name: 'promiseAnyway' })

@@ -170,14 +170,18 @@ export class MemoryTransport implements Transport {
     queueMicrotask(() => {
       queue.pumpQueued = false;
       while (queue.ready.length > 0) {
-        const live = queue.consumers.filter((c) => c.active);
-        const candidates = queue.spec.singleActiveConsumer ? live.slice(0, 1) : live;
+        // Every consumer active (the usual case): pick among them without building a list per message.
+        const all = queue.consumers;
+        let allActive = true;
+        for (let i = 0; i < all.length; i++) if (!all[i].active) allActive = false;
+        const live = allActive ? all : all.filter((c) => c.active);
+        const n = queue.spec.singleActiveConsumer ? Math.min(1, live.length) : live.length;
         let consumer: Consumer | undefined;
-        for (let i = 0; i < candidates.length; i++) {
-          const c = candidates[(queue.next + i) % candidates.length];
+        for (let i = 0; i < n; i++) {
+          const c = live[(queue.next + i) % n];
           if (c.unsettled < c.prefetch) {
             consumer = c;
-            queue.next = (queue.next + i + 1) % candidates.length;
+            queue.next = (queue.next + i + 1) % n;
             break;
           }
         }
@@ -289,5 +293,12 @@ function normalize(key: keyof QueueSpec, value: unknown): unknown {
 }
 
 function cloneMessage(m: TransportMessage): TransportMessage {
-  return { ...m, body: Buffer.from(m.body), headers: { ...m.headers } };
+  // Field by field (a spread of the message is several times slower per publish); the optional ones when set.
+  const headers: TransportMessage['headers'] = {};
+  for (const k in m.headers) headers[k] = m.headers[k];
+  const c: TransportMessage = { id: m.id, exchange: m.exchange, routingKey: m.routingKey, body: Buffer.from(m.body), headers, contentType: m.contentType, timestamp: m.timestamp };
+  if (m.type !== undefined) c.type = m.type;
+  if (m.appId !== undefined) c.appId = m.appId;
+  if (m.correlationId !== undefined) c.correlationId = m.correlationId;
+  return c;
 }
