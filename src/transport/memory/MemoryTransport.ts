@@ -52,8 +52,13 @@ export class MemoryTransport implements Transport {
   constructor(private readonly logger: Logger = silentLogger) {}
   private readonly exchanges = new Map<string, ExchangeSpec>();
   private readonly queues = new Map<string, MemoryQueue>();
-  /** route()'s answers by exchange and routing key; emptied whenever the topology changes (and past 10,000 keys). */
-  private readonly routes = new Map<string, MemoryQueue[]>();
+  /**
+   * route()'s answers by exchange, then routing key; emptied whenever the topology changes (and past 10,000 keys).
+   * Two lookups by the message's own strings (whose hashes V8 keeps), not one by a key concatenated per publish
+   * (a new string to flatten and hash every time).
+   */
+  private readonly routes = new Map<string, Map<string, MemoryQueue[]>>();
+  private routeCount = 0;
   private closed = false;
 
   /** In process: connected until closed. */
@@ -64,7 +69,7 @@ export class MemoryTransport implements Transport {
 
   async declare(topology: Topology): Promise<void> {
     this.assertOpen('declare');
-    this.routes.clear();
+    this.clearRoutes();
     for (const ex of topology.exchanges ?? []) {
       const existing = this.exchanges.get(ex.name);
       if (existing && (existing.type ?? 'topic') !== (ex.type ?? 'topic')) {
@@ -76,7 +81,7 @@ export class MemoryTransport implements Transport {
   }
 
   private declareQueue(spec: QueueSpec): MemoryQueue {
-    this.routes.clear(); // a new queue or binding may change where messages go
+    this.clearRoutes(); // a new queue or binding may change where messages go
     const existing = this.queues.get(spec.name);
     if (existing) {
       const a = existing.spec;
@@ -119,14 +124,24 @@ export class MemoryTransport implements Transport {
   }
 
   private route(exchange: string, routingKey: string): MemoryQueue[] {
-    const key = `${exchange}\u0000${routingKey}`;
-    let targets = this.routes.get(key);
+    let byKey = this.routes.get(exchange);
+    if (byKey === undefined) this.routes.set(exchange, (byKey = new Map()));
+    let targets = byKey.get(routingKey);
     if (targets === undefined) {
-      if (this.routes.size >= 10_000) this.routes.clear();
+      if (this.routeCount >= 10_000) {
+        this.clearRoutes();
+        this.routes.set(exchange, (byKey = new Map()));
+      }
       targets = this.computeRoute(exchange, routingKey);
-      this.routes.set(key, targets);
+      byKey.set(routingKey, targets);
+      this.routeCount++;
     }
     return targets;
+  }
+
+  private clearRoutes(): void {
+    this.routes.clear();
+    this.routeCount = 0;
   }
 
   private computeRoute(exchange: string, routingKey: string): MemoryQueue[] {
