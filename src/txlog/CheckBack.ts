@@ -58,14 +58,22 @@ export class TypeOrmCheckBarrier {
   }
 
   /** In the business transaction: marks uid committed (fails on the key when a check already said rollback). */
-  async insertCommit(manager: EntityManager, uid: string): Promise<void> {
-    const params = [uid, Date.now()];
-    const qr = manager.queryRunner;
-    // The key taken already can only be a check-back's rollback verdict: say so, not "duplicate key".
-    const explain = (e: unknown) => (isUniqueViolation(e) ? new TxLogRolledBackByCheckError(uid, { cause: e }) : e);
-    // On PostgreSQL the COMMIT follows the barrier row in the same write (ADR 0078).
-    if (qr && !qr.isReleased) await writeInTransaction(this.writer, qr, this.insertSql, params, undefined, explain);
-    else await manager.query(this.insertSql, params).catch((e: unknown) => Promise.reject(explain(e)));
+  insertCommit(manager: EntityManager, uid: string): Promise<void> {
+    // Not an async function: when the row rides with a pipelined COMMIT this is the shared settled promise.
+    try {
+      const params = [uid, Date.now()];
+      const qr = manager.queryRunner;
+      // The key taken already can only be a check-back's rollback verdict: say so, not "duplicate key".
+      const explain = (e: unknown) => (isUniqueViolation(e) ? new TxLogRolledBackByCheckError(uid, { cause: e }) : e);
+      // On PostgreSQL the COMMIT follows the barrier row in the same write (ADR 0078).
+      if (qr && !qr.isReleased) return writeInTransaction(this.writer, qr, this.insertSql, params, undefined, explain);
+      return manager.query(this.insertSql, params).then(
+        () => undefined,
+        (e: unknown) => Promise.reject(explain(e)),
+      );
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /** The check: insert-ignore `(uid, 'rollback')`, read back what is there. Blocks while the business transaction holds the key. */

@@ -36,6 +36,8 @@ async function writeFileAtomically(dir: string, name: string, content: string | 
   await fsyncDir(dir);
 }
 
+const noop = (): void => undefined;
+
 /** Points in the write path where a test may stop the process (TxLogOptions.faultHook). */
 export type LogFault = 'record-written' | 'checkpoint-temp' | 'snapshot-temp';
 
@@ -184,6 +186,19 @@ export class DualLog {
         });
       }
     });
+  }
+
+  /**
+   * append() for a record nobody waits for (a Sent record): lazy (`lingerMs`), no promise; `onError` when it could
+   * not be written on any directory.
+   */
+  appendUnawaited(build: (lsn: number) => Buffer[], lingerMs: number, onError: (e: unknown) => void): void {
+    const firstLsn = this.nextLsn;
+    const payloads = build(firstLsn);
+    this.nextLsn += payloads.length;
+    const due = Date.now() + lingerMs;
+    this.queue.push({ frames: payloads.map(encodeFrame), due, firstLsn, resolve: noop, reject: onError });
+    if (due < this.lazyTimerDue) this.armLazy();
   }
 
   /** Resolves once every record appended so far is durable (lazy ones are written now instead of after their linger). */

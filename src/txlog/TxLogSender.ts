@@ -279,33 +279,43 @@ export class TxLogSender implements SenderStore {
   open(): SenderBatch {
     let tx: TxState | undefined;
     return {
-      beforeCommit: async (manager: EntityManager, messages: OutboxMessage[]) => {
-        if (!this.started) throw new TxLogNotStartedError('send() in log mode needs tmm.start()');
+      // Not an async function: the begin record's promise and the barrier row's are chained, not awaited (fewer
+      // promises per transaction; each costs its async_hooks work under AsyncLocalStorage).
+      beforeCommit: (manager: EntityManager, messages: OutboxMessage[]): Promise<void> => {
+        if (!this.started) return Promise.reject(new TxLogNotStartedError('send() in log mode needs tmm.start()'));
         for (const m of messages) {
           if (m.orderingKey || m.availableAt > m.createdAt) {
-            throw new ConfigurationError('send', `the log sender does not support delay, deliverAt or orderingKey (message for topic "${m.topic}"); use the outbox sender`);
+            return Promise.reject(new ConfigurationError('send', `the log sender does not support delay, deliverAt or orderingKey (message for topic "${m.topic}"); use the outbox sender`));
           }
         }
-        // The process-wide UUIDv7 generator (strictly increasing, pooled random bytes): uids sort in log order.
-        const uid = newMessageId();
-        const topics = [...new Set(messages.map((m) => m.topic))];
-        const check = this.checkReference(topics, uid);
-        const logged = messages.map(toLogged);
-        const append = this.log.append((lsn) => {
-          const begin: BeginRecord = { type: 'begin', lsn, uid, serviceName: this.o.serviceName, topics, messages: logged, check, at: Date.now() };
-          tx = newTx(begin, lsn);
-          this.txs.set(uid, tx);
-          return [Buffer.from(JSON.stringify(begin))];
-        }, 'record-written');
+        let append: Promise<number>;
+        let check: BeginRecord['check'];
+        try {
+          // The process-wide UUIDv7 generator (strictly increasing, pooled random bytes): uids sort in log order.
+          const uid = newMessageId();
+          const topics = [...new Set(messages.map((m) => m.topic))];
+          const reference = this.checkReference(topics, uid);
+          check = reference;
+          const logged = messages.map(toLogged);
+          append = this.log.append((lsn) => {
+            const begin: BeginRecord = { type: 'begin', lsn, uid, serviceName: this.o.serviceName, topics, messages: logged, check: reference, at: Date.now() };
+            tx = newTx(begin, lsn);
+            this.txs.set(uid, tx);
+            return [Buffer.from(JSON.stringify(begin))];
+          }, 'record-written');
+        } catch (e) {
+          return Promise.reject(e);
+        }
         this.counters.begins++;
+        const synced = () => this.fault('begin-synced');
         const barrier = this.barrier && check.key ? this.barrier : undefined;
-        if (barrier && barrier.sendsAheadOfCommit(manager)) {
+        if (!barrier) return append.then(synced);
+        if (barrier.sendsAheadOfCommit(manager)) {
           // PostgreSQL: the barrier row goes out with the COMMIT, in one round trip, once the begin record is
           // durable (ADR 0078) — rather than a round trip of its own during the fsync.
-          await append;
-          await barrier.insertCommit(manager, check.key!);
-        } else await Promise.all([append, barrier ? barrier.insertCommit(manager, check.key!) : undefined]);
-        this.fault('begin-synced');
+          return append.then(() => barrier.insertCommit(manager, check.key!)).then(synced);
+        }
+        return Promise.all([append, barrier.insertCommit(manager, check.key!)]).then(synced);
       },
       afterCommit: () => {
         if (!tx) return;
@@ -425,7 +435,7 @@ export class TxLogSender implements SenderStore {
       // The transaction's own end waits a moment for a batch to ride in (the next transaction's begin): at one
       // caller that begin then does not queue behind this record's sync. Publishing still waits for the sync.
       const lingerMs = source === 'transaction' && outcome === 'commit' ? END_LINGER_MS : undefined;
-      await this.log.append((lsn) => [Buffer.from(JSON.stringify({ type: 'end', lsn, uid: tx.uid, outcome, source, at: Date.now() } satisfies EndRecord))], undefined, { lingerMs });
+      await this.log.append((lsn) => [Buffer.from(endRecordJson({ type: 'end', lsn, uid: tx.uid, outcome, source, at: Date.now() }))], undefined, { lingerMs });
     } catch (e) {
       // Begin is durable: after a crash the check-back finds the fate again. Keep going in this process.
       this.deps.logger.error('tmm txlog: end record not written', { uid: tx.uid, outcome, error: String(e) });
@@ -468,7 +478,15 @@ export class TxLogSender implements SenderStore {
           },
         );
       };
-      const results = await Promise.allSettled(tx.begin.messages.filter((m) => !tx.confirmed.has(m.id)).map(publishOne));
+      const unconfirmed = tx.begin.messages.filter((m) => !tx.confirmed.has(m.id));
+      // One message (the usual transaction): its own outcome, without allSettled's promise per element.
+      const results: PromiseSettledResult<void>[] =
+        unconfirmed.length === 1
+          ? [await publishOne(unconfirmed[0]).then(
+              (): PromiseSettledResult<void> => ({ status: 'fulfilled', value: undefined }),
+              (reason: unknown): PromiseSettledResult<void> => ({ status: 'rejected', reason }),
+            )]
+          : await Promise.allSettled(unconfirmed.map(publishOne));
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) {
         tx.sendAttempts = attempt;
@@ -485,9 +503,10 @@ export class TxLogSender implements SenderStore {
       pushRecent(this.latencies, Date.now() - tx.startedAt, 100_000);
       // Lazy and not awaited: the Sent record rides in the next write batch (a begin or end record's) instead of
       // costing a sync of its own. Lost in a crash, it costs a duplicate after the restart, never a message.
-      this.log
-        .append((lsn) => [Buffer.from(JSON.stringify({ type: 'sent', lsn, uid: tx.uid, at: Date.now() } satisfies SentRecord))], undefined, { lingerMs: SENT_LINGER_MS })
-        .catch((e) => this.deps.logger.error('tmm txlog: Sent record not written (the messages may be sent again after a restart)', { uid: tx.uid, error: String(e) }));
+      const uid = tx.uid;
+      this.log.appendUnawaited((lsn) => [Buffer.from(sentRecordJson(lsn, uid, Date.now()))], SENT_LINGER_MS, (e) =>
+        this.deps.logger.error('tmm txlog: Sent record not written (the messages may be sent again after a restart)', { uid, error: String(e) }),
+      );
       this.counters.sent++;
       this.txs.delete(tx.uid);
       this.finalBarrier(tx.begin);
@@ -727,13 +746,37 @@ export class TxLogSender implements SenderStore {
   }
 
   private track(p: Promise<unknown>): void {
-    const t = p.catch((e) => this.deps.logger.error('tmm txlog: background task failed', { error: String(e) })).finally(() => this.inFlight.delete(t));
+    // One reaction, not catch() and finally() (three promises per background task).
+    const t: Promise<void> = p.then(
+      () => {
+        this.inFlight.delete(t);
+      },
+      (e: unknown) => {
+        this.inFlight.delete(t);
+        this.deps.logger.error('tmm txlog: background task failed', { error: String(e) });
+      },
+    );
     this.inFlight.add(t);
   }
 
   private fault(window: TxLogWindow): void {
     this.o.faultHook?.(window);
   }
+}
+
+/** A uid that JSON needs no escape for (uuidv7s, quarantine ids): the record is built as text. */
+const PLAIN_UID = /^[\w.-]+$/;
+
+/** The end record's JSON: the text JSON.stringify gives for it (same keys, same order), without walking an object. */
+export function endRecordJson(r: EndRecord): string {
+  if (!PLAIN_UID.test(r.uid)) return JSON.stringify(r);
+  return `{"type":"end","lsn":${r.lsn},"uid":"${r.uid}","outcome":"${r.outcome}","source":"${r.source}","at":${r.at}}`;
+}
+
+/** The Sent record's JSON (as JSON.stringify gives it). */
+export function sentRecordJson(lsn: number, uid: string, at: number): string {
+  if (!PLAIN_UID.test(uid)) return JSON.stringify({ type: 'sent', lsn, uid, at } satisfies SentRecord);
+  return `{"type":"sent","lsn":${lsn},"uid":"${uid}","at":${at}}`;
 }
 
 function newTx(begin: BeginRecord, lsn: number): TxState {
