@@ -2,8 +2,9 @@ import { randomFillSync } from 'node:crypto';
 
 /** Random bytes drawn per refill: one `randomFillSync` call per ~400 ids (10 bytes at most per id). */
 const POOL_BYTES = 4096;
-/** The counter's range: the 12 bits of `rand_a` and the top 30 bits of `rand_b` (as the `uuidv7` package lays them out). */
-const MAX_COUNTER = 2 ** 42 - 1;
+/** The counter's two fields: the 12 bits of `rand_a` and the top 30 bits of `rand_b` (as the `uuidv7` package lays them out). */
+const HI_MAX = 0xfff;
+const LO_MAX = 0x3fffffff;
 /** A clock step backwards up to this many ms keeps the previous timestamp (order kept); a larger one resets. */
 const ROLLBACK_ALLOWANCE_MS = 10_000;
 const MAX_TIMESTAMP = 2 ** 48 - 1;
@@ -33,7 +34,12 @@ export class UuidV7Generator {
   private cursor = POOL_BYTES;
   /** Timestamp of the last id (ms), -1 before the first. */
   private last = -1;
-  private counter = 0;
+  /**
+   * The 42-bit counter as its two fields, 12 bits (`rand_a`) and 30 bits (top of `rand_b`), each a small integer:
+   * one number above 2^31 made `%` a call to the C library's fmod per id.
+   */
+  private hi = 0;
+  private lo = 0;
   /** `last` as the id's first 14 characters ("xxxxxxxx-xxxx-"). */
   private prefix = '';
 
@@ -48,7 +54,7 @@ export class UuidV7Generator {
     if (now > this.last || now + ROLLBACK_ALLOWANCE_MS < this.last) {
       // A new millisecond, or a step back too large to keep counting from the last one: start over.
       this.start(now);
-    } else if (++this.counter > MAX_COUNTER) {
+    } else if (++this.lo > LO_MAX && ((this.lo = 0), ++this.hi > HI_MAX)) {
       // Same (or a slightly earlier) millisecond: count on; on overflow borrow the next millisecond.
       this.start(this.last + 1);
     }
@@ -56,8 +62,8 @@ export class UuidV7Generator {
     const p = this.pool;
     const c = this.cursor;
     this.cursor = c + 4;
-    const hi = Math.floor(this.counter / 0x40000000); // 12 bits
-    const lo = this.counter % 0x40000000; // 30 bits
+    const hi = this.hi; // 12 bits
+    const lo = this.lo; // 30 bits
     return (
       this.prefix +
       '7' + HEX1[hi >>> 8] + HEX[hi & 0xff] + '-' +
@@ -73,7 +79,10 @@ export class UuidV7Generator {
     const p = this.pool;
     const c = this.cursor;
     this.cursor = c + 6;
-    this.counter = (p[c] & 0x03) * 2 ** 40 + p[c + 1] * 2 ** 32 + p.readUInt32BE(c + 2);
+    // 42 random bits: 2 of byte c, 8 of byte c + 1, 32 of the next four; the top 12 are `hi`, the rest `lo`.
+    const low32 = p.readUInt32BE(c + 2);
+    this.hi = ((p[c] & 0x03) << 10) | (p[c + 1] << 2) | (low32 >>> 30);
+    this.lo = low32 & LO_MAX;
     if (ms !== this.last) {
       this.last = ms;
       const t = ms.toString(16).padStart(12, '0');
