@@ -31,6 +31,15 @@ const sh = (cmd, args, cwd, env = {}) => {
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tmm-package-'));
 const t0 = Date.now();
 try {
+  // An app must resolve only what it installed: a node_modules in a directory above it (a stray one in the temp
+  // directory, say) would hand it packages it did not install, and the "missing optional peer" checks would pass or
+  // fail for the wrong reason. Named here, before the checks it would spoil.
+  const above = [];
+  for (let d = path.dirname(work); ; d = path.dirname(d)) {
+    if (fs.existsSync(path.join(d, 'node_modules'))) above.push(path.join(d, 'node_modules'));
+    if (path.dirname(d) === d) break;
+  }
+  check(`no node_modules above the apps' directory (${path.dirname(work)})`, above.length === 0, `found ${above.join(', ')}: remove it, or set TMPDIR to a directory with none above it`);
   const pack = sh('npm', ['pack', '--silent', '--pack-destination', work], repo);
   const tarball = path.join(work, pack.stdout.trim().split('\n').pop() ?? '');
   check('npm pack builds and packs a fresh checkout', pack.code === 0 && fs.existsSync(tarball), pack.out.slice(-2000));
