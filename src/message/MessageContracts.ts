@@ -221,7 +221,8 @@ function passesPlan(message: object): boolean {
       if (meta.validateIf && !meta.validateIf(message, value)) continue;
       for (const c of constraints) {
         const ok = c.instance.validate(value, { targetName, property: meta.propertyName, object: message, value, constraints: meta.constraints });
-        if (ok !== true && (ok === false || !ok || typeof (ok as { then?: unknown }).then === 'function')) return false;
+        // Falsy, or a promise (the executor awaits it): the executor decides.
+        if (!ok || typeof (ok as { then?: unknown }).then === 'function') return false;
       }
     }
   }

@@ -166,25 +166,8 @@ export class DualLog {
    * synced on every live directory.
    */
   append(build: (lsn: number) => Buffer[], fault?: LogFault, options?: { lingerMs?: number }): Promise<number> {
-    const firstLsn = this.nextLsn;
-    const payloads = build(firstLsn);
-    this.nextLsn += payloads.length;
-    const due = options?.lingerMs ? Date.now() + options.lingerMs : undefined;
     return new Promise<number>((resolve, reject) => {
-      this.queue.push({ frames: payloads.map(encodeFrame), due, firstLsn, resolve: () => resolve(firstLsn), reject, fault });
-      // A lazy record only needs the timer re-armed when it is due before the armed one.
-      if (due !== undefined) {
-        if (due < this.lazyTimerDue) this.armLazy();
-      } else if (!this.flushing && !this.flushSoon) {
-        // Started on the next turn of the event loop, not now: the appends of this turn's I/O callbacks (other
-        // transactions' answers from the database) share its write then, instead of queueing behind a batch
-        // of one — fewer O_DSYNC writes under concurrency, one loop turn more at one caller.
-        this.flushSoon = true;
-        setImmediate(() => {
-          this.flushSoon = false;
-          if (!this.flushing) void this.flush(false);
-        });
-      }
+      const firstLsn = this.enqueue(build, options?.lingerMs, () => resolve(firstLsn), reject, fault);
     });
   }
 
@@ -193,12 +176,30 @@ export class DualLog {
    * not be written on any directory.
    */
   appendUnawaited(build: (lsn: number) => Buffer[], lingerMs: number, onError: (e: unknown) => void): void {
+    this.enqueue(build, lingerMs, noop, onError);
+  }
+
+  /** Queues the records built by `build` under their lsns and schedules their batch; returns the first lsn. */
+  private enqueue(build: (lsn: number) => Buffer[], lingerMs: number | undefined, resolve: () => void, reject: (e: unknown) => void, fault?: LogFault): number {
     const firstLsn = this.nextLsn;
     const payloads = build(firstLsn);
     this.nextLsn += payloads.length;
-    const due = Date.now() + lingerMs;
-    this.queue.push({ frames: payloads.map(encodeFrame), due, firstLsn, resolve: noop, reject: onError });
-    if (due < this.lazyTimerDue) this.armLazy();
+    const due = lingerMs ? Date.now() + lingerMs : undefined;
+    this.queue.push({ frames: payloads.map(encodeFrame), due, firstLsn, resolve, reject, fault });
+    // A lazy record only needs the timer re-armed when it is due before the armed one.
+    if (due !== undefined) {
+      if (due < this.lazyTimerDue) this.armLazy();
+    } else if (!this.flushing && !this.flushSoon) {
+      // Started on the next turn of the event loop, not now: the appends of this turn's I/O callbacks (other
+      // transactions' answers from the database) share its write then, instead of queueing behind a batch
+      // of one — fewer O_DSYNC writes under concurrency, one loop turn more at one caller.
+      this.flushSoon = true;
+      setImmediate(() => {
+        this.flushSoon = false;
+        if (!this.flushing) void this.flush(false);
+      });
+    }
+    return firstLsn;
   }
 
   /** Resolves once every record appended so far is durable (lazy ones are written now instead of after their linger). */

@@ -282,40 +282,37 @@ export class TxLogSender implements SenderStore {
       // Not an async function: the begin record's promise and the barrier row's are chained, not awaited (fewer
       // promises per transaction; each costs its async_hooks work under AsyncLocalStorage).
       beforeCommit: (manager: EntityManager, messages: OutboxMessage[]): Promise<void> => {
-        if (!this.started) return Promise.reject(new TxLogNotStartedError('send() in log mode needs tmm.start()'));
-        for (const m of messages) {
-          if (m.orderingKey || m.availableAt > m.createdAt) {
-            return Promise.reject(new ConfigurationError('send', `the log sender does not support delay, deliverAt or orderingKey (message for topic "${m.topic}"); use the outbox sender`));
-          }
-        }
-        let append: Promise<number>;
-        let check: BeginRecord['check'];
         try {
+          if (!this.started) throw new TxLogNotStartedError('send() in log mode needs tmm.start()');
+          for (const m of messages) {
+            if (m.orderingKey || m.availableAt > m.createdAt) {
+              throw new ConfigurationError('send', `the log sender does not support delay, deliverAt or orderingKey (message for topic "${m.topic}"); use the outbox sender`);
+            }
+          }
           // The process-wide UUIDv7 generator (strictly increasing, pooled random bytes): uids sort in log order.
           const uid = newMessageId();
           const topics = [...new Set(messages.map((m) => m.topic))];
-          const reference = this.checkReference(topics, uid);
-          check = reference;
+          const check = this.checkReference(topics, uid);
           const logged = messages.map(toLogged);
-          append = this.log.append((lsn) => {
-            const begin: BeginRecord = { type: 'begin', lsn, uid, serviceName: this.o.serviceName, topics, messages: logged, check: reference, at: Date.now() };
+          const append = this.log.append((lsn) => {
+            const begin: BeginRecord = { type: 'begin', lsn, uid, serviceName: this.o.serviceName, topics, messages: logged, check, at: Date.now() };
             tx = newTx(begin, lsn);
             this.txs.set(uid, tx);
             return [Buffer.from(JSON.stringify(begin))];
           }, 'record-written');
+          this.counters.begins++;
+          const synced = () => this.fault('begin-synced');
+          const barrier = this.barrier && check.key ? this.barrier : undefined;
+          if (!barrier) return append.then(synced);
+          if (barrier.sendsAheadOfCommit(manager)) {
+            // PostgreSQL: the barrier row goes out with the COMMIT, in one round trip, once the begin record is
+            // durable (ADR 0078) — rather than a round trip of its own during the fsync.
+            return append.then(() => barrier.insertCommit(manager, check.key!)).then(synced);
+          }
+          return Promise.all([append, barrier.insertCommit(manager, check.key!)]).then(synced);
         } catch (e) {
-          return Promise.reject(e);
+          return Promise.reject(e); // as the async function this was: a rejection, never a synchronous throw
         }
-        this.counters.begins++;
-        const synced = () => this.fault('begin-synced');
-        const barrier = this.barrier && check.key ? this.barrier : undefined;
-        if (!barrier) return append.then(synced);
-        if (barrier.sendsAheadOfCommit(manager)) {
-          // PostgreSQL: the barrier row goes out with the COMMIT, in one round trip, once the begin record is
-          // durable (ADR 0078) — rather than a round trip of its own during the fsync.
-          return append.then(() => barrier.insertCommit(manager, check.key!)).then(synced);
-        }
-        return Promise.all([append, barrier.insertCommit(manager, check.key!)]).then(synced);
       },
       afterCommit: () => {
         if (!tx) return;
