@@ -85,8 +85,10 @@ export class UuidV7Generator {
     this.lo = low32 & LO_MAX;
     if (ms !== this.last) {
       this.last = ms;
-      const t = ms.toString(16).padStart(12, '0');
-      this.prefix = `${t.slice(0, 8)}-${t.slice(8, 12)}-`;
+      // From the byte table, not ms.toString(16): V8 formats a number in radix 16 with one libm fmod per digit.
+      const high = Math.floor(ms / 0x100000000); // the top 16 of the 48 bits
+      const low = ms >>> 0; // the low 32
+      this.prefix = HEX[high >>> 8] + HEX[high & 0xff] + HEX[low >>> 24] + HEX[(low >>> 16) & 0xff] + '-' + HEX[(low >>> 8) & 0xff] + HEX[low & 0xff] + '-';
     }
   }
 

@@ -109,12 +109,25 @@ export class MessageProducer {
     // Not an async function: a message that validates synchronously, sent in a transaction, costs one
     // resolved promise (this one) and no await hops.
     try {
-      const built = this.prepare([message], options);
-      const ids = Array.isArray(built) ? this.deliver([message], built, options) : built.then((b) => this.deliver([message], b, options));
-      return Array.isArray(ids) ? Promise.resolve(ids[0]) : ids.then((i) => i[0]);
+      if (options !== NO_OPTIONS) checkSendOptions(options);
+      const { type, meta } = contractOf(message);
+      const pending = checkContract(message, type.name);
+      if (pending) return pending.then(() => this.deliverOne(message, this.build(message, meta, options), options));
+      return Promise.resolve(this.deliverOne(message, this.build(message, meta, options), options));
     } catch (e) {
       return Promise.reject(e);
     }
+  }
+
+  /** deliver() for one message: in a transaction without the journey (the common case) no arrays are built for it. */
+  private deliverOne(message: object, row: OutboxMessage, options: SendOptions): string | Promise<string> {
+    const scope = options.mode === 'fast' || this.journey.recorder.enabled ? undefined : this.transactions.current();
+    if (!scope) {
+      const ids = this.deliver([message], [row], options);
+      return Array.isArray(ids) ? ids[0] : ids.then((i) => i[0]);
+    }
+    this.collectInto(scope).messages.push(row);
+    return row.id;
   }
 
   /** Sends several messages with the same options; one INSERT for all of them at commit. */
@@ -179,6 +192,13 @@ export class MessageProducer {
   }
 
   private collect(scope: TransactionScope, messages: OutboxMessage[], keys: (string | null)[]): void {
+    const collector = this.collectInto(scope);
+    for (let i = 0; i < messages.length; i++) collector.messages.push(messages[i]);
+    if (keys.length > 0) collector.keys.push(...keys);
+  }
+
+  /** The transaction's collector; the first send in a transaction opens its sender batch and hooks it to the commit. */
+  private collectInto(scope: TransactionScope): Collector {
     let collector = scope.resources.get(COLLECTOR) as Collector | undefined;
     if (!collector) {
       const c: Collector = { messages: [], keys: [] };
@@ -200,8 +220,7 @@ export class MessageProducer {
       });
       scope.afterRollback(() => (c.messages.length === 0 ? undefined : batch.afterRollback(c.messages)));
     }
-    for (let i = 0; i < messages.length; i++) collector.messages.push(messages[i]);
-    if (keys.length > 0) collector.keys.push(...keys);
+    return collector;
   }
 
   /**

@@ -6,7 +6,7 @@ import type { OutboxStore } from '../outbox/OutboxStore';
 import { toTransportMessage } from '../message/toTransportMessage';
 import { Headers, Transport, TransportMessage } from '../transport/Transport';
 import { BackoffOptions, backoffDelay, defaultBackoffOptions } from './backoff';
-import { MarkCoalescer } from './MarkCoalescer';
+import { MarkCoalescer, type Markable } from './MarkCoalescer';
 import { RelayObserver, RelayObservers } from './RelayObserver';
 import { JourneyStep, type JourneyRecorder, noopJourneyRecorder } from '../journey/JourneyEvent';
 
@@ -69,6 +69,13 @@ interface Entry {
   readonly settled?: SettledCallback;
 }
 
+/**
+ * What waits for its mark-delivered statement: the entry itself when someone waits for it to settle, else only
+ * the id and ordering key, so a confirmed row's payload and headers are not kept alive (and copied by the
+ * young-generation GC) for the linger.
+ */
+type MarkEntry = Entry | { readonly m: Markable['m']; readonly settled?: undefined };
+
 export interface DispatcherStats {
   published: number;
   failed: number;
@@ -105,7 +112,7 @@ export class Dispatcher {
    */
   private readonly keyWaiting = new Map<string, Entry[]>();
   private keyWaitingCount = 0;
-  private readonly marks: MarkCoalescer<Entry>;
+  private readonly marks: MarkCoalescer<MarkEntry>;
   /** Delayed rows waiting for their in-process timer. */
   private readonly timers = new Map<NodeJS.Timeout, Entry>();
   private idleWaiters: (() => void)[] = [];
@@ -129,13 +136,13 @@ export class Dispatcher {
   ) {
     this.options = { ...defaultDispatcherOptions, ...options };
     this.journey = this.options.journey ?? noopJourneyRecorder;
-    this.marks = new MarkCoalescer<Entry>(
+    this.marks = new MarkCoalescer<MarkEntry>(
       store,
       this.options,
       this.observers,
       (batch, marked) => {
         this.stats.marked += marked;
-        for (const e of batch) settle(e);
+        for (const e of batch) if (e.settled) settle(e as Entry);
       },
       () => this.checkIdle(),
     );
@@ -342,7 +349,8 @@ export class Dispatcher {
       const m = entry.m;
       this.journey.record({ messageId: m.id, step: JourneyStep.Published, at: Date.now(), source: this.options.owner, attempt, detail: `confirmed by the broker: ${m.exchange || '(default exchange)'} / ${m.routingKey}` });
     }
-    this.marks.add(entry);
+    const m = entry.m;
+    this.marks.add(entry.settled ? entry : { m: { id: m.id, orderingKey: m.orderingKey } });
   }
 
   /**

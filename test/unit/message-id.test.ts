@@ -37,6 +37,15 @@ describe('UuidV7Generator', () => {
     expect(new UuidV7Generator(() => 2 ** 48 - 1).next().slice(0, 14)).toBe('ffffffff-ffff-');
   });
 
+  it('writes the timestamp as toString(16) would, on both sides of the 32-bit boundary', () => {
+    const values = [1, 0xff, 0x1_0000_0000 - 1, 0x1_0000_0000, 0x1_0000_0001, 0xabcd_1234_5678, 2 ** 47, 2 ** 48 - 2];
+    for (let i = 0; i < 2000; i++) values.push(Math.floor(Math.random() * 2 ** 48));
+    for (const ms of values) {
+      const hex = ms.toString(16).padStart(12, '0');
+      expect(new UuidV7Generator(() => ms).next().slice(0, 14)).toBe(`${hex.slice(0, 8)}-${hex.slice(8)}-`);
+    }
+  });
+
   it('refuses a clock value that is not a 48-bit unsigned integer of ms', () => {
     for (const bad of [-1, 1.5, 2 ** 48, Number.NaN]) {
       expect(() => new UuidV7Generator(() => bad).next()).toThrow(new RangeError('the clock must give a 48-bit unsigned integer of ms'));
