@@ -342,14 +342,13 @@ export class Dispatcher {
   }
 
   private confirmed(entry: Entry, attempt: number): void {
+    const m = entry.m;
     this.stats.published++;
-    if (this.observers.active) this.observers.confirmed(entry.m);
-    if (this.outageSince.size > 0) this.outageSince.delete(outageRoute(entry.m));
+    if (this.observers.active) this.observers.confirmed(m);
+    if (this.outageSince.size > 0) this.outageSince.delete(outageRoute(m));
     if (this.journey.enabled) {
-      const m = entry.m;
       this.journey.record({ messageId: m.id, step: JourneyStep.Published, at: Date.now(), source: this.options.owner, attempt, detail: `confirmed by the broker: ${m.exchange || '(default exchange)'} / ${m.routingKey}` });
     }
-    const m = entry.m;
     this.marks.add(entry.settled ? entry : { m: { id: m.id, orderingKey: m.orderingKey } });
   }
 
