@@ -1,7 +1,6 @@
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { IllegalTransactionStateError, TmmError } from '../errors';
 import type { SqlDialect } from '../sql/SqlDialect';
-import { Propagation } from '../transaction/Propagation';
 import type { TransactionManager } from '../transaction/TransactionManager';
 import type { InboxStore } from './InboxStore';
 
@@ -99,20 +98,9 @@ export class TypeOrmInboxStore implements InboxStore {
     }
   }
 
-  /** A write outside any caller transaction; on SQLite through the writer lock (the single writer). */
-  private async write(sql: string, params: unknown[]): Promise<number> {
-    if (this.dialect.name === 'sqlite') {
-      return this.transactions.run(async () => (await this.transactions.current()!.queryRunner.query(sql, params, true)).affected ?? 0, {
-        propagation: Propagation.Required,
-        name: 'tmm.inbox.purge',
-      });
-    }
-    const qr = this.dataSource.createQueryRunner();
-    try {
-      return (await qr.query(sql, params, true)).affected ?? 0;
-    } finally {
-      await qr.release();
-    }
+  /** One autocommit statement outside any caller transaction; on SQLite under the writer lock (the single writer). */
+  private write(sql: string, params: unknown[]): Promise<number> {
+    return this.transactions.autocommit(async (qr) => (await qr.query(sql, params, true)).affected ?? 0);
   }
 }
 

@@ -49,18 +49,21 @@ export function validateContract(message: object, contractName: string, options:
  * validateContract without a promise when none is needed: returns undefined when the message is valid
  * and no constraint of it is asynchronous (what class-validator's validate() then resolves with), throws
  * MessageValidationError synchronously when it is not; a promise only when an async constraint (or
- * @ValidatePromise) ran. The same errors, messages and order as class-validator's validate().
+ * @ValidatePromise) ran. The same errors, messages and order as class-validator's validate(). `contractName`
+ * names the contract in the error: a string, or the class (its name read only when there is an error).
  */
-export function checkContract(message: object, contractName: string, options: { rejectUnknownProperties?: boolean } = {}): Promise<void> | undefined {
-  const validatorOptions = options.rejectUnknownProperties === false ? CONSUMER_VALIDATION : PRODUCER_VALIDATION;
-  const throwIfAny = (errors: ValidationError[]) => {
-    if (errors.length > 0) throw new MessageValidationError(contractName, flatten(errors));
-  };
-  if (!validatorInternals) return validate(message, validatorOptions).then(throwIfAny);
+export function checkContract(message: object, contractName: string | ContractClass, options?: { rejectUnknownProperties?: boolean }): Promise<void> | undefined {
+  const consumer = options !== undefined && options.rejectUnknownProperties === false;
   // A message every constraint of which passes synchronously, with no property outside the contract, is valid:
   // checked without the executor (no error objects built). Anything else goes to the executor below, which
-  // gives the errors (and strips unknown properties on the consumer side).
-  if (passesPlan(message)) return undefined;
+  // gives the errors (and strips unknown properties on the consumer side). The contract's name (a class's
+  // `name` is a native accessor) is read only for an error.
+  if (validatorInternals && passesPlan(message)) return undefined;
+  const validatorOptions = consumer ? CONSUMER_VALIDATION : PRODUCER_VALIDATION;
+  const throwIfAny = (errors: ValidationError[]) => {
+    if (errors.length > 0) throw new MessageValidationError(typeof contractName === 'string' ? contractName : contractName.name, flatten(errors));
+  };
+  if (!validatorInternals) return validate(message, validatorOptions).then(throwIfAny);
   // What class-validator's Validator.validate() does (a ValidationExecutor, then strip the empty errors),
   // with the class's metadata cached and no promise unless a constraint returned one.
   const executor = new validatorInternals.ValidationExecutor(getFromContainer(Validator), validatorOptions);
@@ -163,6 +166,8 @@ interface PlannedMeta {
   validateIf?: (object: object, value: unknown) => boolean;
 }
 interface ValidationPlan {
+  /** The class's name, as the executor passes it to constraints (`targetName`). */
+  targetName: string;
   /** Properties with any metadata (whitelisted). */
   known: Set<string>;
   properties: PlannedProperty[];
@@ -177,7 +182,7 @@ const plans = new WeakMap<unknown[], ValidationPlan | null>();
  * not async), CONDITIONAL_VALIDATION and WHITELIST — the decorators of flat contracts. Nested, promise and
  * `each` validation, groups and `always` are left to the executor (null).
  */
-function planOf(metadatas: unknown[]): ValidationPlan | null {
+function planOf(metadatas: unknown[], targetName: string): ValidationPlan | null {
   if (metadatas.length === 0) return null; // forbidUnknownValues: the executor's "unknown value" error
   const storage = getMetadataStorage() as unknown as { getTargetValidatorConstraints(cls: unknown): { async?: boolean; instance: { validate(value: unknown, args: object): unknown } }[] };
   const byName = new Map<string, { conditions: PlannedProperty['conditions']; defined: PlannedProperty['checks']; custom: PlannedProperty['checks'] }>();
@@ -199,7 +204,7 @@ function planOf(metadatas: unknown[]): ValidationPlan | null {
   }
   const properties: PlannedProperty[] = [];
   for (const [name, p] of byName) properties.push({ name, conditions: p.conditions, checks: [...p.defined, ...p.custom] });
-  return { known: new Set(byName.keys()), properties };
+  return { targetName, known: new Set(byName.keys()), properties };
 }
 
 /** True when `message` is valid by its class's plan; false when it has none or anything fails (the executor then decides). */
@@ -208,10 +213,10 @@ function passesPlan(message: object): boolean {
   if (typeof type !== 'function') return false;
   const metadatas = validatorInternals!.storage.getTargetValidationMetadatas(type, undefined, false, false, undefined);
   let plan = plans.get(metadatas);
-  if (plan === undefined) plans.set(metadatas, (plan = planOf(metadatas)));
+  if (plan === undefined) plans.set(metadatas, (plan = planOf(metadatas, type.name)));
   if (!plan) return false;
   for (const k of Object.keys(message)) if (!plan.known.has(k)) return false;
-  const targetName = type.name;
+  const targetName = plan.targetName;
   for (const p of plan.properties) {
     const value = (message as Record<string, unknown>)[p.name];
     let run = true;

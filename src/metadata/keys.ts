@@ -35,6 +35,7 @@ export function defineContractMetadata(target: Function, meta: ContractMetadata)
   const previous = getContractMetadata(target);
   if (previous) unregisterContractClass(target, previous);
   Reflect.defineMetadata(KEYS.contract, meta, target);
+  contractMetas.set(target, meta);
   let versions = contractClasses.get(meta.topic);
   if (!versions) contractClasses.set(meta.topic, (versions = new Map()));
   const classes = versions.get(meta.version) ?? [];
@@ -72,8 +73,16 @@ export function getContractClasses(topic: string, version?: number): Function[] 
   return [...versions.keys()].sort((a, b) => a - b).flatMap((v) => versions.get(v)!);
 }
 
+/**
+ * The contract metadata by class, beside reflect-metadata's copy: read on every send, where the polyfill's
+ * lookup (a provider search, then two maps) costs more than this one WeakMap. Process-wide like the registry,
+ * so a class decorated by another copy of tmm is found too; a class only reflect-metadata knows (its
+ * metadata defined by hand) is read from there.
+ */
+const contractMetas = processWide('contractMetas', () => new WeakMap<Function, ContractMetadata>());
+
 export function getContractMetadata(target: Function): ContractMetadata | undefined {
-  return Reflect.getOwnMetadata(KEYS.contract, target) as ContractMetadata | undefined;
+  return contractMetas.get(target) ?? (Reflect.getOwnMetadata(KEYS.contract, target) as ContractMetadata | undefined);
 }
 
 /** What @Transactional / @TransactionalMessage record on the method they wrap (for tools and tests). */

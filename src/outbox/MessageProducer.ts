@@ -111,7 +111,7 @@ export class MessageProducer {
     try {
       if (options !== NO_OPTIONS) checkSendOptions(options);
       const { type, meta } = contractOf(message);
-      const pending = checkContract(message, type.name);
+      const pending = checkContract(message, type);
       if (pending) return pending.then(() => this.deliverOne(message, this.build(message, meta, options), options));
       return Promise.resolve(this.deliverOne(message, this.build(message, meta, options), options));
     } catch (e) {
@@ -147,7 +147,7 @@ export class MessageProducer {
     for (let i = 0; i < messages.length; i++) {
       const message = messages[i];
       const { type, meta } = contractOf(message);
-      const pending = checkContract(message, type.name);
+      const pending = checkContract(message, type);
       if (pending) return pending.then(() => this.prepareAsync(messages, options, built, i));
       built.push(this.build(message, meta, options));
     }
@@ -159,7 +159,7 @@ export class MessageProducer {
     built.push(this.build(messages[i], contractOf(messages[i]).meta, options));
     for (let j = i + 1; j < messages.length; j++) {
       const { type, meta } = contractOf(messages[j]);
-      await checkContract(messages[j], type.name);
+      await checkContract(messages[j], type);
       built.push(this.build(messages[j], meta, options));
     }
     return built;

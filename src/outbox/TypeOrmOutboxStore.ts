@@ -1,4 +1,4 @@
-import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import { OutboxMessage, OutboxStatus } from '../message/OutboxMessage';
 import { Propagation } from '../transaction/Propagation';
 import type { SqlDialect } from '../sql/SqlDialect';
@@ -76,14 +76,23 @@ export class TypeOrmOutboxStore implements OutboxStore {
 
   /** One multi-row INSERT of `chunk` (at most CHUNK rows). */
   private appendChunk(manager: EntityManager, chunk: OutboxMessage[], lease: Lease | undefined, now: number): Promise<void> {
-    const params: unknown[] = [];
-    for (let i = 0; i < chunk.length; i++) {
+    // Allocated at its final length and filled in place (pushing 13 values per row regrows the array).
+    const params: unknown[] = new Array(chunk.length * COLUMNS.length);
+    for (let i = 0, j = 0; i < chunk.length; i++) {
       const m = chunk[i];
-      params.push(
-        m.id, m.topic, m.exchange, m.routingKey, m.payload, JSON.stringify(m.headers), OutboxStatus.Pending, 0,
-        m.availableAt, lease?.owner ?? null, lease ? Math.max(lease.until, m.availableAt + (lease.until - now)) : null,
-        m.orderingKey, m.createdAt,
-      );
+      params[j++] = m.id;
+      params[j++] = m.topic;
+      params[j++] = m.exchange;
+      params[j++] = m.routingKey;
+      params[j++] = m.payload;
+      params[j++] = JSON.stringify(m.headers);
+      params[j++] = OutboxStatus.Pending;
+      params[j++] = 0;
+      params[j++] = m.availableAt;
+      params[j++] = lease?.owner ?? null;
+      params[j++] = lease ? Math.max(lease.until, m.availableAt + (lease.until - now)) : null;
+      params[j++] = m.orderingKey;
+      params[j++] = m.createdAt;
     }
     const sql = this.insertText(chunk.length);
     // On the transaction's own connection (its QueryRunner), through the driver adapter.
@@ -93,18 +102,13 @@ export class TypeOrmOutboxStore implements OutboxStore {
     return manager.query(sql, params).then(noResult);
   }
 
-  /** Runs a write outside any caller transaction; on SQLite through the writer lock. */
-  private async write(sql: string, params: unknown[]): Promise<number> {
-    const exec = async (qr: QueryRunner): Promise<number> => (await qr.query(sql, params, true)).affected ?? 0;
-    if (this.dialect.name === 'sqlite') {
-      return this.transactions.run(() => exec(this.transactions.current()!.queryRunner), { propagation: Propagation.Required, name: 'tmm.outbox' });
-    }
-    const qr = this.dataSource.createQueryRunner();
-    try {
-      return await exec(qr);
-    } finally {
-      await qr.release();
-    }
+  /**
+   * Runs a write as one autocommit statement (no transaction of its own: a BEGIN and a COMMIT through
+   * TypeORM cost more than the statement itself on SQLite); on SQLite under the writer lock, so it never
+   * lands in another caller's open transaction.
+   */
+  private write(sql: string, params: unknown[]): Promise<number> {
+    return this.transactions.autocommit(async (qr) => (await qr.query(sql, params, true)).affected ?? 0);
   }
 
   async markDelivered(ids: string[], owner: string, options: { deleteRows?: boolean; now?: number } = {}): Promise<number> {

@@ -1,4 +1,4 @@
-import type { DataSource, EntityManager, EntityTarget, ObjectLiteral, Repository } from 'typeorm';
+import type { DataSource, EntityManager, EntityTarget, ObjectLiteral, QueryRunner, Repository } from 'typeorm';
 import { TransactionOptions } from './Propagation';
 import { TransactionScope } from './TransactionScope';
 
@@ -26,4 +26,12 @@ export interface TransactionManager {
   /** The transaction-bound EntityManager, or the DataSource's manager outside a transaction. */
   readonly manager: EntityManager;
   getRepository<E extends ObjectLiteral>(target: EntityTarget<E>): Repository<E>;
+  /**
+   * Runs `fn` with a query runner that holds no transaction, so each statement it runs commits by itself
+   * (one autocommit statement: no BEGIN/COMMIT of its own). On SQLite, after taking the writer lock, so the
+   * statement cannot land in another caller's open transaction on the one shared connection; elsewhere on
+   * a pooled connection, released afterwards. Called inside a transaction of this manager on SQLite, it
+   * runs `fn` on that transaction's query runner (the statement is part of it), since the writer lock is held.
+   */
+  autocommit<T>(fn: (queryRunner: QueryRunner) => Promise<T>): Promise<T>;
 }

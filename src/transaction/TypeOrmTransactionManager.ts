@@ -78,6 +78,25 @@ export class TypeOrmTransactionManager implements TransactionManager {
     return this.manager.getRepository(target);
   }
 
+  async autocommit<T>(fn: (queryRunner: QueryRunner) => Promise<T>): Promise<T> {
+    if (!this.writerLock) {
+      const qr = this.dataSource.createQueryRunner();
+      try {
+        return await fn(qr);
+      } finally {
+        await this.releaseRunner(qr);
+      }
+    }
+    const current = this.current();
+    if (current) return fn(current.queryRunner);
+    const release = await this.writerLock.acquire();
+    try {
+      return await fn(this.dataSource.createQueryRunner());
+    } finally {
+      release();
+    }
+  }
+
   async run<T>(fn: () => Promise<T> | T, options: TransactionOptions = {}): Promise<T> {
     const propagation = options.propagation ?? Propagation.Required;
     const slot = this.store.get()?.slots.get(this.slot) as Slot;

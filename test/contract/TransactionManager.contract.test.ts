@@ -144,6 +144,42 @@ describe.each(dbLanes())('TransactionManager contract on $name', ({ kind }) => {
     expect(await ids()).toEqual(['n']);
   });
 
+  /** One autocommit INSERT through `qr` (placeholders of this lane). */
+  const autoInsert = (qr: import('typeorm').QueryRunner, id: string) =>
+    qr.query(`INSERT INTO test_ledger (id, account, amount) VALUES (${kind === 'postgres' ? '$1, $2, $3' : '?, ?, ?'})`, [id, 'acc', 1], true);
+
+  it('autocommit runs its statement outside a transaction open in another context: the statement commits by itself, the other rolls back alone', async () => {
+    let inserted!: () => void;
+    const insertedP = new Promise<void>((r) => (inserted = r));
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const other = tm
+      .run(async () => {
+        await insert('other');
+        inserted();
+        await gate;
+        throw boom;
+      })
+      .catch((e) => e);
+    await insertedP;
+    // On SQLite the statement waits for the other transaction (the writer lock); elsewhere it runs beside it.
+    const auto = tm.autocommit(async (qr) => {
+      expect(qr.isTransactionActive).toBe(false);
+      return (await autoInsert(qr, 'auto')).affected;
+    });
+    open();
+    expect(await other).toBe(boom);
+    expect(await auto).toBe(1);
+    expect(await ids()).toEqual(['auto']);
+  });
+
+  it('autocommit rejects with the statement\'s error and leaves the manager usable', async () => {
+    await insert('dup');
+    await expect(tm.autocommit((qr) => autoInsert(qr, 'dup'))).rejects.toThrow();
+    await tm.autocommit((qr) => autoInsert(qr, 'next'));
+    expect(await ids()).toEqual(['dup', 'next']);
+  });
+
   if (kind === 'sqlite') {
     it('REQUIRES_NEW inside an open transaction is refused on SQLite (single writer) with a clear error', async () => {
       await expect(tm.run(() => tm.run(async () => 1, { propagation: Propagation.RequiresNew }))).rejects.toThrow(/SQLite has a single writer/);
@@ -163,6 +199,16 @@ describe.each(dbLanes())('TransactionManager contract on $name', ({ kind }) => {
       );
       expect((await ids()).length).toBe(24);
     });
+
+    it('autocommit inside a transaction runs on that transaction (the writer lock is held): its statement rolls back with it', async () => {
+      await expect(
+        tm.run(async () => {
+          await tm.autocommit((qr) => autoInsert(qr, 'inside'));
+          throw boom;
+        }),
+      ).rejects.toBe(boom);
+      expect(await ids()).toEqual([]);
+    });
   } else {
     it('REQUIRES_NEW commits independently of the outer transaction', async () => {
       await expect(
@@ -178,6 +224,17 @@ describe.each(dbLanes())('TransactionManager contract on $name', ({ kind }) => {
         }),
       ).rejects.toBe(boom);
       expect(await ids()).toEqual(['independent']);
+    });
+
+    it('autocommit inside a transaction runs on another connection and commits by itself', async () => {
+      await expect(
+        tm.run(async () => {
+          await insert('outer');
+          await tm.autocommit((qr) => autoInsert(qr, 'beside'));
+          throw boom;
+        }),
+      ).rejects.toBe(boom);
+      expect(await ids()).toEqual(['beside']);
     });
 
     it('runs concurrent transactions in parallel on separate connections', async () => {
