@@ -1,5 +1,5 @@
 /**
- * Producer benchmark. Same run, rounds rotating the order of four sides, medians with min–max:
+ * Producer benchmark. Same run, rounds varying the order of four sides (a Williams design), medians with min–max:
  *  - tmm: a transaction that inserts one business row and sends one message through @TransactionalMessage
  *    (outbox row + after-commit publish on the in-memory transport + batched mark-delivered), against
  *    the same @Transactional method with the business insert only;
@@ -24,7 +24,7 @@ import Database from 'better-sqlite3';
 import { Pool } from 'pg';
 import { AsyncLocalContextStore, ClsHookedContextStore, ContextStore, MIGRATIONS, Tmm, newContext, newMessageId } from '../../src/internal';
 import { MessageContract, Transactional, TransactionalMessage } from 'tmm/decorators';
-import { median, round, timeOps } from '../support/stats';
+import { median, round, timeOps, williamsOrder } from '../support/stats';
 import { SectionProfiler } from '../support/profile';
 import { DelayedPort, delayedPort } from '../support/netDelay';
 
@@ -122,7 +122,8 @@ interface LevelResult {
 }
 
 /**
- * Alternating rounds: in each round, per concurrency level, the four sides in a rotated order. Added µs
+ * Alternating rounds: in each round, per concurrency level, the four sides in blocks, each block in one row of
+ * a Williams design (every side follows every other one equally often). Added µs
  * and their ratio are taken per round (the two sides of a world ran back to back), then the median.
  */
 async function compare(label: string, tmmWorld: World, floor: World, ops: Record<number, number>, cpu: CpuClock = nodeCpu, blockSize: Record<number, number> = { 1: 50, 32: 250 }): Promise<Record<number, LevelResult>> {
@@ -140,8 +141,8 @@ async function compare(label: string, tmmWorld: World, floor: World, ops: Record
       await timeConcurrent(Math.min(200, ops[c]), c, side.op, side.after);
     }
   }
-  // Per round and level: the paired differences msg − base of each rotation (the two blocks ran within
-  // a few ms of each other), and their median over the round's rotations — a rotation that a burst of
+  // Per round and level: the paired differences msg − base of each block cycle (the two blocks ran within
+  // a few ms of each other), and their median over the round's cycles — a cycle that a burst of
   // load from other work hit is an outlier there, not a shift of the mean.
   const added: Record<number, { tmm: number[]; floor: number[]; tmmCpu: number[]; floorCpu: number[] }> = {};
   const means: Record<number, Record<string, number[]>> = {};
@@ -152,15 +153,17 @@ async function compare(label: string, tmmWorld: World, floor: World, ops: Record
   for (let r = 0; r < ROUNDS; r++) {
     await cpu.refresh?.();
     for (const c of CONCURRENCY) {
-      // A round interleaves the four sides in blocks (rotating their order), so load others put on the
-      // machine falls on all four alike.
+      // A round interleaves the four sides in blocks (their order varied block by block), so load others put
+      // on the machine, and what a side leaves behind, falls on all four alike.
       const block = blockSize[c];
       const blocks = Math.max(1, Math.round(ops[c] / block));
       const t: Record<string, number[]> = { 'tmm.base': [], 'tmm.msg': [], 'floor.base': [], 'floor.msg': [] };
       const u: Record<string, number[]> = { 'tmm.base': [], 'tmm.msg': [], 'floor.base': [], 'floor.msg': [] };
       for (let b = 0; b < blocks; b++) {
+        // Each block a row of a Williams design: every side follows every other one equally often.
+        const order = williamsOrder(sides.length, b + r);
         for (let k = 0; k < sides.length; k++) {
-          const [w, s] = sides[(k + b + r) % sides.length];
+          const [w, s] = sides[order[k]];
           const side = (w === 'tmm' ? tmmWorld : floor)[s];
           const cpu0 = cpu();
           t[`${w}.${s}`].push(await timeConcurrent(block, c, side.op, side.after));

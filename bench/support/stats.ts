@@ -22,3 +22,21 @@ export function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
 }
+
+/**
+ * Row `row` (mod n) of a Williams design for `n` (even) sides: the orders in which n rounds run the sides so
+ * that each side comes first once and follows every other side exactly once. Rotating one order instead
+ * (A B C D, then B C D A, …) keeps every side's predecessor the same in every round, so whatever one side
+ * leaves behind (GC debt, the database's vacuum or writeback, the broker's queues) is always charged to
+ * the same other side.
+ */
+export function williamsOrder(n: number, row: number): number[] {
+  if (n % 2 !== 0) throw new Error(`williamsOrder: n must be even, got ${n}`);
+  const first: number[] = [0];
+  for (let lo = 1, hi = n - 1; first.length < n; ) {
+    first.push(lo++);
+    if (first.length < n) first.push(hi--);
+  }
+  const r = ((row % n) + n) % n;
+  return first.map((s) => (s + r) % n);
+}
