@@ -53,13 +53,12 @@ export function validateContract(message: object, contractName: string, options:
  * names the contract in the error: a string, or the class (its name read only when there is an error).
  */
 export function checkContract(message: object, contractName: string | ContractClass, options?: { rejectUnknownProperties?: boolean }): Promise<void> | undefined {
-  const consumer = options !== undefined && options.rejectUnknownProperties === false;
   // A message every constraint of which passes synchronously, with no property outside the contract, is valid:
   // checked without the executor (no error objects built). Anything else goes to the executor below, which
   // gives the errors (and strips unknown properties on the consumer side). The contract's name (a class's
   // `name` is a native accessor) is read only for an error.
   if (validatorInternals && passesPlan(message)) return undefined;
-  const validatorOptions = consumer ? CONSUMER_VALIDATION : PRODUCER_VALIDATION;
+  const validatorOptions = options?.rejectUnknownProperties === false ? CONSUMER_VALIDATION : PRODUCER_VALIDATION;
   const throwIfAny = (errors: ValidationError[]) => {
     if (errors.length > 0) throw new MessageValidationError(typeof contractName === 'string' ? contractName : contractName.name, flatten(errors));
   };

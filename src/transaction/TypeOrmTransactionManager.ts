@@ -79,21 +79,16 @@ export class TypeOrmTransactionManager implements TransactionManager {
   }
 
   async autocommit<T>(fn: (queryRunner: QueryRunner) => Promise<T>): Promise<T> {
-    if (!this.writerLock) {
-      const qr = this.dataSource.createQueryRunner();
-      try {
-        return await fn(qr);
-      } finally {
-        await this.releaseRunner(qr);
-      }
-    }
-    const current = this.current();
+    // SQLite's one connection: inside this manager's transaction the lock is ours and the statement joins it.
+    const current = this.writerLock ? this.current() : undefined;
     if (current) return fn(current.queryRunner);
-    const release = await this.writerLock.acquire();
+    const release = await this.writerLock?.acquire();
+    const qr = this.dataSource.createQueryRunner();
     try {
-      return await fn(this.dataSource.createQueryRunner());
+      return await fn(qr);
     } finally {
-      release();
+      await this.releaseRunner(qr);
+      release?.();
     }
   }
 
